@@ -1,0 +1,139 @@
+"""Request and response shapes for rooms, messages, projects and sessions."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from chat.models import ChatSession, Message, Project, Room
+
+
+class RoomSerializer(serializers.ModelSerializer):
+    owner = serializers.CharField(source="owner.username", read_only=True)
+    tags = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Room
+        fields = [
+            "id", "name", "owner", "team", "project", "model", "agent", "system_prompt", "metadata", "tags",
+            "pinned", "archived", "created_at", "last_activity", "message_count", "last_message_preview",
+            "active_leaf",
+        ]
+        read_only_fields = fields
+
+    def get_tags(self, room: Room) -> list[str]:
+        return [tag.name for tag in room.tag_rows.all()]
+
+
+class RoomWriteSerializer(serializers.Serializer):
+    """Fields a client may set; lengths and sizes are checked by the service against live settings."""
+
+    name = serializers.CharField(required=False, allow_blank=True, trim_whitespace=True, max_length=10_000)
+    metadata = serializers.JSONField(required=False)
+    tags = serializers.ListField(
+        child=serializers.CharField(max_length=50, allow_blank=False), required=False, max_length=20
+    )
+    project = serializers.UUIDField(required=False, allow_null=True)
+    model = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    agent = serializers.CharField(required=False, allow_blank=True, max_length=100)
+    system_prompt = serializers.CharField(required=False, allow_blank=True, max_length=20_000, trim_whitespace=False)
+    pinned = serializers.BooleanField(required=False)
+    archived = serializers.BooleanField(required=False)
+
+
+class RoomCreateSerializer(RoomWriteSerializer):
+    team = serializers.IntegerField(required=False, allow_null=True, help_text="Team id; default your first team.")
+
+
+class FreshRoomSerializer(serializers.Serializer):
+    model = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
+
+
+class MessageSerializer(serializers.ModelSerializer):
+    author = serializers.CharField(source="author.username", read_only=True, default=None)
+
+    class Meta:
+        model = Message
+        fields = [
+            "id", "room", "parent", "role", "content", "model", "status", "error", "author",
+            "prompt_tokens", "completion_tokens", "time_to_first_token_ms", "tokens_per_second", "rating",
+            "metadata", "created_at", "edited_at",
+        ]
+        read_only_fields = fields
+
+
+class BranchMessageSerializer(MessageSerializer):
+    sibling_ids = serializers.SerializerMethodField(help_text="Ids of this message and its alternatives, in order.")
+
+    class Meta(MessageSerializer.Meta):
+        fields = [*MessageSerializer.Meta.fields, "sibling_ids"]
+        read_only_fields = fields
+
+    def get_sibling_ids(self, message: Message) -> list[str]:
+        siblings = self.context.get("siblings", {})
+        return [str(pk) for pk in siblings.get(message.pk, [message.pk])]
+
+
+class CountSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+
+
+class StopResultSerializer(serializers.Serializer):
+    stopped = serializers.IntegerField()
+
+
+class RoomImportSerializer(serializers.Serializer):
+    """The JSON that rooms_export produces."""
+
+    format = serializers.CharField()
+    version = serializers.IntegerField()
+    room = serializers.DictField()
+    messages = serializers.ListField(child=serializers.DictField())
+    active_leaf_id = serializers.CharField(required=False, allow_null=True)
+
+
+class ProjectSerializer(serializers.ModelSerializer):
+    room_count = serializers.IntegerField(read_only=True, default=0)
+
+    class Meta:
+        model = Project
+        fields = ["id", "name", "description", "created_at", "last_chat_at", "room_count"]
+        read_only_fields = ["id", "created_at", "last_chat_at", "room_count"]
+        extra_kwargs = {"name": {"max_length": 100}}
+
+
+class ProjectUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100, required=False)
+    description = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+
+
+class SessionSerializer(serializers.ModelSerializer):
+    room_id = serializers.UUIDField(source="room.id", read_only=True)
+    expires_at = serializers.DateTimeField(read_only=True)
+
+    class Meta:
+        model = ChatSession
+        fields = ["id", "room_id", "agent_state", "created_at", "last_seen_at", "expires_at"]
+        read_only_fields = fields
+
+
+class SessionCreateSerializer(serializers.Serializer):
+    room_id = serializers.UUIDField()
+
+
+class SessionResetSerializer(serializers.Serializer):
+    agent = serializers.CharField(required=False, allow_blank=True, default="", help_text="Empty resets all agents.")
+
+
+class ChatSessionCreateSerializer(serializers.Serializer):
+    title = serializers.CharField(required=False, allow_blank=True, default="New Chat", max_length=10_000)
+    model = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
+
+
+class ChatSessionSerializer(RoomSerializer):
+    """A room seen through the chat contract: `title` mirrors `name`."""
+
+    title = serializers.CharField(source="name", read_only=True)
+
+    class Meta(RoomSerializer.Meta):
+        fields = [*RoomSerializer.Meta.fields, "title"]
+        read_only_fields = fields

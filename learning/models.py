@@ -1,0 +1,1 @@
+"""Models of the learning app (filled in by later issues)."""

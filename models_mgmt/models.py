@@ -1,0 +1,1 @@
+"""Models of the models_mgmt app (filled in by later issues)."""

@@ -1,0 +1,71 @@
+"""Shared fixtures: API clients, users in teams with every role, generous rate limits."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from accounts.models import Role
+from accounts.services import create_api_token
+from tests.factories import MembershipFactory, TeamFactory, UserFactory
+
+
+@pytest.fixture(autouse=True)
+def _fresh_limits(settings):
+    """High rate limits and an empty cache so tests never throttle each other by accident."""
+    rest = copy.deepcopy(settings.REST_FRAMEWORK)
+    rest["DEFAULT_THROTTLE_RATES"] = {"ip": "100000/min", "user": "100000/min", "auth": "100000/min"}
+    settings.REST_FRAMEWORK = rest
+    settings.SIGNUP_MODE = "open"
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def anon_client() -> APIClient:
+    return APIClient()
+
+
+def client_for(user) -> APIClient:
+    """An API client authenticated with a real Bearer token."""
+    _token, raw = create_api_token(user=user, name="test")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    return client
+
+
+@pytest.fixture
+def team(db):
+    return TeamFactory(name="Acme")
+
+
+@pytest.fixture
+def user(db, team):
+    member = UserFactory(username="owner")
+    MembershipFactory(team=team, user=member, role=Role.MEMBER)
+    return member
+
+
+@pytest.fixture
+def api(user) -> APIClient:
+    """The owner's authenticated client."""
+    return client_for(user)
+
+
+@pytest.fixture
+def roles(db, team, user):
+    """The isolation cast: owner, another member, a team admin, a founder, and someone from another team."""
+    other = UserFactory(username="other")
+    MembershipFactory(team=team, user=other, role=Role.MEMBER)
+    admin = UserFactory(username="teamadmin")
+    MembershipFactory(team=team, user=admin, role=Role.ADMIN)
+    founder = UserFactory(username="founder")
+    MembershipFactory(team=team, user=founder, role=Role.FOUNDER)
+    outsider = UserFactory(username="outsider")
+    MembershipFactory(team=TeamFactory(name="Other"), user=outsider, role=Role.FOUNDER)
+    return {"owner": user, "other_user": other, "team_admin": admin, "founder": founder, "other_team": outsider}
