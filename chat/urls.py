@@ -1,6 +1,7 @@
 from django.urls import path
 
 from chat import apis
+from chat.not_built import not_built_urlpatterns
 
 room_urlpatterns = [
     path("", apis.RoomsApi.as_view(), name="rooms"),
@@ -30,4 +31,5 @@ session_urlpatterns = [
 chat_urlpatterns = [
     path("sessions", apis.ChatSessionsApi.as_view(), name="chat-sessions"),
     path("sessions/<str:chat_id>", apis.ChatSessionDetailApi.as_view(), name="chat-session-detail"),
+    *not_built_urlpatterns(),
 ]

@@ -1,0 +1,98 @@
+"""Chat-contract routes of spec §3.3 that later work will build; until then they answer 501."""
+
+from __future__ import annotations
+
+from django.urls import path
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import permissions
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from chatproject.errors import error_body
+
+# (route under /api/v1/chat/, method, operation id, public?)
+NOT_BUILT: list[tuple[str, str, str, bool]] = [
+    ("sessions/<str:chat_id>/upload", "post", "chat_files_upload", False),
+    ("models/preload", "post", "chat_models_preload", False),
+    ("models/hot-slots/<int:slot_number>", "post", "chat_models_hot_slot_assign", False),
+    ("models/hot-slots/<int:slot_number>", "delete", "chat_models_hot_slot_remove", False),
+    ("models/load-hot-slots", "post", "chat_models_hot_slots_load", False),
+    ("models/unload/<str:model_name>", "post", "chat_models_unload", False),
+    ("search", "get", "chat_search_semantic", False),
+    ("analytics", "get", "chat_analytics_get", False),
+    ("sessions/<str:chat_id>/analytics", "get", "chat_analytics_session", False),
+    ("sessions/<str:chat_id>/token-count", "post", "chat_tokens_count", False),
+    ("ane/stats", "get", "chat_ane_stats", False),
+    ("embedding/info", "get", "chat_embedding_info", False),
+    ("ane/search", "get", "chat_ane_search", False),
+    ("system/memory", "get", "chat_system_memory", False),
+    ("ollama/server/status", "get", "chat_ollama_status", True),
+    ("ollama/server/shutdown", "post", "chat_ollama_shutdown", False),
+    ("ollama/server/start", "post", "chat_ollama_start", False),
+    ("ollama/server/restart", "post", "chat_ollama_restart", False),
+    ("data/export-to-chat", "post", "chat_export_data", False),
+    ("adaptive-router/feedback", "post", "chat_router_feedback", False),
+    ("adaptive-router/stats", "get", "chat_router_stats", False),
+    ("adaptive-router/explain", "get", "chat_router_explain", False),
+    ("router/mode", "get", "chat_router_mode_get", False),
+    ("router/mode", "post", "chat_router_mode_set", False),
+    ("recursive-prompt/execute", "post", "chat_recursive_execute", False),
+    ("recursive-prompt/stats", "get", "chat_recursive_stats", False),
+    ("ollama/config", "get", "chat_ollama_config_get", False),
+    ("ollama/config/mode", "post", "chat_ollama_config_mode", False),
+    ("ollama/config/auto-detect", "post", "chat_ollama_config_detect", False),
+    ("performance/current", "get", "chat_performance_current", False),
+    ("performance/stats", "get", "chat_performance_stats", False),
+    ("performance/history", "get", "chat_performance_history", False),
+    ("performance/thermal", "get", "chat_performance_thermal", False),
+    ("performance/reset", "post", "chat_performance_reset", False),
+    ("panic/trigger", "post", "chat_panic_trigger", False),
+    ("panic/status", "get", "chat_panic_status", False),
+    ("panic/reset", "post", "chat_panic_reset", False),
+    ("learning/patterns", "get", "chat_learning_patterns", False),
+    ("learning/recommendations", "get", "chat_learning_recommendations", False),
+    ("learning/recommendations/<str:recommendation_id>/accept", "post", "chat_learning_accept", False),
+    ("learning/recommendations/<str:recommendation_id>/reject", "post", "chat_learning_reject", False),
+    ("learning/optimal-model/<str:task_type>", "get", "chat_learning_optimal", False),
+    ("learning/track-usage", "post", "chat_learning_track", False),
+]
+
+NOT_IMPLEMENTED = OpenApiResponse(description="Not built yet: {error: {code: not_implemented}}.")
+
+
+def _make_handler(operation_id: str):
+    """A fresh function per operation: extend_schema stores its settings on the function object."""
+
+    def handler(self, request: Request, **kwargs) -> Response:
+        return Response(
+            error_body("not_implemented", f"{operation_id} is not built yet.", {"operation_id": operation_id}),
+            status=501,
+        )
+
+    return handler
+
+
+def _view_for(route: str, entries: list[tuple[str, str, bool]]) -> type[APIView]:
+    """One APIView per route, with a documented 501 handler per method."""
+    attrs: dict = {}
+    public = all(is_public for _m, _op, is_public in entries)
+    if public:
+        attrs["permission_classes"] = [permissions.AllowAny]
+    for method, operation_id, is_public in entries:
+        handler = extend_schema(
+            operation_id=operation_id,
+            tags=["chat-public" if is_public else "chat"],
+            request=None,
+            responses={501: NOT_IMPLEMENTED},
+        )(_make_handler(operation_id))
+        attrs[method] = handler
+    name = "NotBuilt_" + "_".join(op for _m, op, _p in entries)
+    return type(name, (APIView,), attrs)
+
+
+def not_built_urlpatterns() -> list:
+    grouped: dict[str, list[tuple[str, str, bool]]] = {}
+    for route, method, operation_id, is_public in NOT_BUILT:
+        grouped.setdefault(route, []).append((method, operation_id, is_public))
+    return [path(route, _view_for(route, entries).as_view()) for route, entries in grouped.items()]
