@@ -162,6 +162,7 @@ class Stream(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="streams")
     model = models.CharField(max_length=200, blank=True)
     worker = models.CharField(max_length=100, blank=True)
+    control_channel = models.CharField(max_length=200, blank=True)  # where stop/snapshot requests reach the job
     started_at = models.DateTimeField(default=timezone.now)
     heartbeat_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)

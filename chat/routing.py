@@ -1,3 +1,9 @@
-"""WebSocket routes; the chat consumer is added by the streaming engine."""
+"""WebSocket routes."""
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from chat.consumers import ChatConsumer
+
+websocket_urlpatterns = [
+    path("ws/chat/<str:room_id>/", ChatConsumer.as_asgi()),
+]

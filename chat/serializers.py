@@ -137,3 +137,32 @@ class ChatSessionSerializer(RoomSerializer):
     class Meta(RoomSerializer.Meta):
         fields = [*RoomSerializer.Meta.fields, "title"]
         read_only_fields = fields
+
+
+class GenerationOptionsSerializer(serializers.Serializer):
+    """Sampling options shared by the SSE endpoint and the WebSocket `options` object."""
+
+    temperature = serializers.FloatField(required=False, default=0.7, min_value=0.0, max_value=2.0)
+    top_p = serializers.FloatField(required=False, default=0.9, min_value=0.0, max_value=1.0)
+    top_k = serializers.IntegerField(required=False, default=40, min_value=0, max_value=1000)
+    repeat_penalty = serializers.FloatField(required=False, default=1.1, min_value=0.0, max_value=3.0)
+    max_tokens = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1, max_value=32768)
+
+
+class MessageSendSerializer(GenerationOptionsSerializer):
+    content = serializers.CharField(trim_whitespace=False, max_length=1_000_000)
+    model = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
+    system_prompt = serializers.CharField(required=False, allow_blank=True, default="", max_length=20_000)
+    use_recursive = serializers.BooleanField(
+        required=False, default=True, help_text="Accepted for compatibility; recursive prompting is not built yet."
+    )
+
+    def validate_content(self, value: str) -> str:
+        from chat.services import validate_message_content
+
+        if not value.strip():
+            raise serializers.ValidationError("Message is empty.")
+        try:
+            return validate_message_content(value)
+        except serializers.ValidationError as exc:
+            raise serializers.ValidationError(exc.detail["content"]) from exc

@@ -7,8 +7,6 @@ import re
 from datetime import timedelta
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -271,25 +269,20 @@ def append_message(
 
 
 def _stop_running_streams(room: Room, stream_id=None) -> int:
-    """Flag running jobs for cancellation and tell every worker through the room's group."""
+    """Flag running jobs in the database and tell each one on its control channel, from any worker."""
+    from chat.broadcast import send_to_channels_after_commit
+
     qs = Stream.objects.filter(room=room, finished_at__isnull=True)
     if stream_id is not None:
         qs = qs.filter(pk=stream_id)
-    ids = list(qs.values_list("pk", flat=True))
-    if not ids:
+    rows = list(qs.values_list("pk", "control_channel"))
+    if not rows:
         return 0
-    Stream.objects.filter(pk__in=ids).update(cancel_requested=True)
-    group = room.group_name
-
-    def _broadcast() -> None:
-        layer = get_channel_layer()
-        if layer is None:
-            return
-        for stream_pk in ids:
-            async_to_sync(layer.group_send)(group, {"type": "stream.stop", "stream_id": str(stream_pk)})
-
-    transaction.on_commit(_broadcast)
-    return len(ids)
+    Stream.objects.filter(pk__in=[pk for pk, _ in rows]).update(cancel_requested=True)
+    for pk, channel in rows:
+        if channel:
+            send_to_channels_after_commit([channel], {"type": "stream.stop", "stream_id": str(pk)})
+    return len(rows)
 
 
 @transaction.atomic

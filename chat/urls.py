@@ -2,6 +2,7 @@ from django.urls import path
 
 from chat import apis
 from chat.not_built import not_built_urlpatterns
+from chat.sse import MessageSendApi
 
 room_urlpatterns = [
     path("", apis.RoomsApi.as_view(), name="rooms"),
@@ -31,5 +32,6 @@ session_urlpatterns = [
 chat_urlpatterns = [
     path("sessions", apis.ChatSessionsApi.as_view(), name="chat-sessions"),
     path("sessions/<str:chat_id>", apis.ChatSessionDetailApi.as_view(), name="chat-session-detail"),
+    path("sessions/<str:chat_id>/messages", MessageSendApi.as_view(), name="chat-messages-send"),
     *not_built_urlpatterns(),
 ]

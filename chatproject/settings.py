@@ -185,6 +185,25 @@ INACTIVE_ROOM_DAYS = env_int("INACTIVE_ROOM_DAYS", 30)
 IMPORT_MAX_MESSAGES = env_int("IMPORT_MAX_MESSAGES", 5000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 25 * 1024 * 1024)
 
+# Model providers (spec section 6).
+LOCAL_MODELS_ENABLED = env_bool("LOCAL_MODELS_ENABLED", True)
+MODELS_DIR = Path(os.environ.get("MODELS_DIR", BASE_DIR / "models"))
+LOCAL_N_CTX = env_int("LOCAL_N_CTX", 2048)
+LOCAL_N_THREADS = env_int("LOCAL_N_THREADS", 0) or None
+OLLAMA_URLS = env_list("OLLAMA_URLS")
+OLLAMA_KEEP_ALIVE = os.environ.get("OLLAMA_KEEP_ALIVE", "")
+OPENAI_BASE_URL = os.environ.get("OPENAI_BASE_URL", "").strip()
+OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "")
+OPENAI_CONTEXT_LENGTH = env_int("OPENAI_CONTEXT_LENGTH", 4096)
+OPENAI_SEND_EXTRA_OPTIONS = env_bool("OPENAI_SEND_EXTRA_OPTIONS", True)
+DEFAULT_MODEL = os.environ.get("DEFAULT_MODEL", "").strip()
+MODEL_LIST_TTL_SECONDS = env_int("MODEL_LIST_TTL_SECONDS", 15)
+DEFAULT_MAX_TOKENS = env_int("DEFAULT_MAX_TOKENS", 512)
+
+# Streaming (spec section 5).
+STREAM_FLUSH_SECONDS = float(os.environ.get("STREAM_FLUSH_SECONDS", "0.5"))
+STREAM_HEARTBEAT_TIMEOUT_SECONDS = env_int("STREAM_HEARTBEAT_TIMEOUT_SECONDS", 15)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "accounts.authentication.BearerTokenAuthentication",
@@ -249,5 +268,5 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.request": {"level": "ERROR"}},
+    "loggers": {"django.request": {"level": "ERROR"}, "httpx": {"level": "WARNING"}},
 }

@@ -69,3 +69,26 @@ def roles(db, team, user):
     outsider = UserFactory(username="outsider")
     MembershipFactory(team=TeamFactory(name="Other"), user=outsider, role=Role.FOUNDER)
     return {"owner": user, "other_user": other, "team_admin": admin, "founder": founder, "other_team": outsider}
+
+
+@pytest.fixture(scope="session")
+def fake_ollama_server():
+    from tests.fakes.ollama import FakeOllama
+
+    server = FakeOllama().start_in_thread()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_ollama(fake_ollama_server, settings):
+    """The fake as the only backend, with default behaviour and zeroed counters for each test."""
+    from tests.fakes.ollama import Behaviour
+
+    fake_ollama_server.behaviour = Behaviour()
+    fake_ollama_server.reset_stats()
+    settings.OLLAMA_URLS = [fake_ollama_server.url]
+    settings.LOCAL_MODELS_ENABLED = False
+    settings.OPENAI_BASE_URL = ""
+    settings.DEFAULT_MODEL = ""
+    return fake_ollama_server

@@ -1,0 +1,304 @@
+"""WebSocket protocol of spec §4 at /ws/chat/<room_id>/: thin handlers over services and jobs."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from rest_framework import exceptions
+
+from chat import generation, jobs, selectors, services
+from chat.models import Stream
+from chat.serializers import GenerationOptionsSerializer, MessageSendSerializer
+from models_mgmt.providers import ProviderError
+from models_mgmt.registry import registry
+
+logger = logging.getLogger(__name__)
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_NOT_FOUND = 4404
+
+WRITE_TYPES = {"send_message", "edit_message", "delete_message", "regenerate", "stop"}
+
+
+class ProtocolError(Exception):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _first_error(detail) -> str:
+    if isinstance(detail, dict):
+        key, value = next(iter(detail.items()))
+        return f"{key}: {_first_error(value)}"
+    if isinstance(detail, list):
+        return _first_error(detail[0]) if detail else "Invalid input."
+    return str(detail)
+
+
+@database_sync_to_async
+def _load_room(user, room_id):
+    return selectors.get_room_for_read(user=user, room_id=room_id)
+
+
+@database_sync_to_async
+def _running_streams(room_id) -> list[tuple[str, str, str, str]]:
+    rows = Stream.objects.filter(room_id=room_id, finished_at__isnull=True).order_by("started_at")
+    return [(str(s.pk), str(s.message_id), s.model, s.control_channel) for s in rows]
+
+
+class ChatConsumer(AsyncJsonWebsocketConsumer):
+    """Everyone watching a room joins its group and sees the same stream; writes need ownership."""
+
+    async def connect(self) -> None:
+        self.user = self.scope.get("user")
+        if self.user is None or not self.user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        try:
+            self.room = await _load_room(self.user, self.scope["url_route"]["kwargs"]["room_id"])
+        except exceptions.NotFound:
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        self.group = self.room.group_name
+        self.can_write = self.room.owner_id == self.user.pk
+        self.catchup_seq: dict[str, int] = {}
+        self.pending_resume: dict[str, list[dict]] = {}
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        await self.channel_layer.group_send(
+            self.group, {"type": "room.presence", "user": self.user.username, "online": True}
+        )
+
+    async def disconnect(self, code: int) -> None:
+        if getattr(self, "group", None):
+            await self.channel_layer.group_send(
+                self.group, {"type": "room.presence", "user": self.user.username, "online": False}
+            )
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    # --- client → server ---------------------------------------------------------------------------
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs) -> None:
+        """Malformed frames get an `error` frame; the connection stays open."""
+        try:
+            if text_data is None:
+                raise ProtocolError("invalid_frame", "Send JSON text frames.")
+            try:
+                frame = json.loads(text_data)
+            except ValueError as exc:
+                raise ProtocolError("invalid_json", "Frame is not valid JSON.") from exc
+            if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+                raise ProtocolError("invalid_frame", "A frame is a JSON object with a string `type`.")
+            handler = getattr(self, f"on_{frame['type']}", None)
+            if handler is None:
+                raise ProtocolError("unknown_type", f"Unknown frame type {frame['type']!r}.")
+            if frame["type"] in WRITE_TYPES and not self.can_write:
+                raise ProtocolError("read_only", "You can watch this room but not change it.")
+            await handler(frame)
+        except ProtocolError as exc:
+            await self.send_json({"type": "error", "code": exc.code, "message": exc.message})
+        except exceptions.APIException as exc:
+            code = getattr(exc, "error_code", None) or exc.get_codes()
+            code = code if isinstance(code, str) else "validation_error"
+            await self.send_json({"type": "error", "code": code, "message": _first_error(exc.detail)})
+        except ProviderError as exc:
+            await self.send_json({"type": "error", "code": exc.code, "message": exc.message})
+        except Exception:  # noqa: BLE001 - one bad frame must not end the connection
+            logger.exception("websocket frame failed")
+            await self.send_json({"type": "error", "code": "server_error", "message": "Something went wrong."})
+
+    async def _options(self, frame: dict):
+        raw = frame.get("options") or {}
+        if not isinstance(raw, dict):
+            raise ProtocolError("validation_error", "options must be an object.")
+        options = GenerationOptionsSerializer(data=raw)
+        if not options.is_valid():
+            raise ProtocolError("validation_error", _first_error(options.errors))
+        return jobs.parse_options(options.validated_data), str(raw.get("system_prompt") or "")
+
+    async def _model(self, name) -> object:
+        if name is not None and not isinstance(name, str):
+            raise ProtocolError("validation_error", "model must be a string.")
+        room = await _load_room(self.user, self.room.pk)
+        return await registry.resolve(name or room.model)
+
+    async def _message(self, message_id):
+        if not isinstance(message_id, str):
+            raise ProtocolError("validation_error", "message_id is required.")
+        message = await database_sync_to_async(selectors.get_message_for_write)(
+            user=self.user, message_id=message_id
+        )
+        if message.room_id != self.room.pk:
+            raise exceptions.NotFound("Message not found.")
+        return message
+
+    async def on_send_message(self, frame: dict) -> None:
+        data = MessageSendSerializer(data={"content": frame.get("content")})
+        if not data.is_valid():
+            raise ProtocolError("validation_error", _first_error(data.errors))
+        options, system_prompt = await self._options(frame)
+        model = await self._model(frame.get("model"))
+        room = await _load_room(self.user, self.room.pk)
+        started = await database_sync_to_async(generation.send_user_message)(
+            room=room, user=self.user, content=data.validated_data["content"], model=model.name
+        )
+        jobs.launch(started=started, model=model, options=options, system_prompt=system_prompt)
+
+    async def on_edit_message(self, frame: dict) -> None:
+        data = MessageSendSerializer(data={"content": frame.get("content")})
+        if not data.is_valid():
+            raise ProtocolError("validation_error", _first_error(data.errors))
+        message = await self._message(frame.get("message_id"))
+        options, system_prompt = await self._options(frame)
+        model = await self._model(frame.get("model"))
+        room = await _load_room(self.user, self.room.pk)
+        started = await database_sync_to_async(generation.edit_user_message)(
+            room=room, user=self.user, message=message, content=data.validated_data["content"], model=model.name
+        )
+        jobs.launch(started=started, model=model, options=options, system_prompt=system_prompt)
+
+    async def on_regenerate(self, frame: dict) -> None:
+        message = await self._message(frame["message_id"]) if frame.get("message_id") is not None else None
+        options, system_prompt = await self._options(frame)
+        room = await _load_room(self.user, self.room.pk)
+        model = await self._model(frame.get("model") or (message.model if message else "") or None)
+        started = await database_sync_to_async(generation.regenerate_reply)(
+            room=room, user=self.user, message=message, model=model.name
+        )
+        jobs.launch(started=started, model=model, options=options, system_prompt=system_prompt)
+
+    async def on_delete_message(self, frame: dict) -> None:
+        message = await self._message(frame.get("message_id"))
+        local = next((job for job in jobs.JOBS.values() if job.message_id == str(message.pk)), None)
+        if local is not None:
+            local.request_stop()
+        room = await _load_room(self.user, self.room.pk)
+        await database_sync_to_async(generation.delete_message)(room=room, message=message)
+
+    async def on_stop(self, frame: dict) -> None:
+        stream_id = frame.get("stream_id")
+        if stream_id is not None and not isinstance(stream_id, str):
+            raise ProtocolError("validation_error", "stream_id must be a string.")
+        for job in list(jobs.JOBS.values()):  # fast path: the job runs in this process
+            if job.room_id == str(self.room.pk) and stream_id in (None, job.stream_id):
+                job.request_stop()
+        room = await _load_room(self.user, self.room.pk)
+        await database_sync_to_async(services.request_stop)(room=room, stream_id=stream_id)
+
+    async def on_typing(self, frame: dict) -> None:
+        await self.channel_layer.group_send(
+            self.group,
+            {
+                "type": "room.typing",
+                "user": self.user.username,
+                "is_typing": bool(frame.get("is_typing")),
+                "sender": self.channel_name,
+            },
+        )
+
+    async def on_ping(self, frame: dict) -> None:
+        await self.send_json({"type": "pong"})
+
+    async def on_resume(self, frame: dict) -> None:
+        """Text so far (after `last_seq` of `stream_id` if given), then live tokens: nothing lost or doubled."""
+        last_seq = frame.get("last_seq") or 0
+        if not isinstance(last_seq, int) or last_seq < 0:
+            raise ProtocolError("validation_error", "last_seq must be a non-negative integer.")
+        wanted = frame.get("stream_id")
+        streams = await _running_streams(self.room.pk)
+        for stream_id, _message_id, _model, control_channel in streams:
+            since = last_seq if wanted in (None, stream_id) and (wanted or len(streams) == 1) else 0
+            local = jobs.JOBS.get(stream_id)
+            if local is not None:
+                await self._send_catchup(local.snapshot(since))
+            elif control_channel:
+                self.pending_resume[stream_id] = []
+                await jobs.request_snapshot(
+                    control_channel=control_channel, reply_channel=self.channel_name, last_seq=since
+                )
+        await self.send_json({"type": "resumed", "streams": [row[0] for row in streams]})
+
+    async def _send_catchup(self, snapshot: dict) -> None:
+        stream_id = snapshot["stream_id"]
+        self.catchup_seq[stream_id] = snapshot["seq"]
+        await self.send_json(
+            {
+                "type": "stream_start",
+                "stream_id": stream_id,
+                "message_id": snapshot["message_id"],
+                "model": snapshot["model"],
+                "resumed": True,
+            }
+        )
+        await self.send_json(
+            {"type": "token", "stream_id": stream_id, "seq": snapshot["seq"], "delta": snapshot["delta"],
+             "resumed": True}
+        )
+        for event in self.pending_resume.pop(stream_id, []):
+            await self._forward(event)
+
+    # --- server → client (channel-layer events) ------------------------------------------------------
+
+    async def _forward(self, event: dict) -> None:
+        kind = event["type"]
+        stream_id = event.get("stream_id")
+        if kind == "stream.token":
+            if stream_id in self.pending_resume:
+                self.pending_resume[stream_id].append(event)
+                return
+            if event["seq"] <= self.catchup_seq.get(stream_id, 0):
+                return
+            await self.send_json({"type": "token", "stream_id": stream_id, "seq": event["seq"],
+                                  "delta": event["delta"]})
+        elif kind == "stream.end":
+            if stream_id in self.pending_resume:
+                self.pending_resume[stream_id].append(event)
+                return
+            self.catchup_seq.pop(stream_id, None)
+            await self.send_json(
+                {"type": "stream_end", **{k: event[k] for k in ("stream_id", "message_id", "status", "usage",
+                                                               "timings")}}
+            )
+
+    async def stream_start(self, event: dict) -> None:
+        await self.send_json({"type": "stream_start", "stream_id": event["stream_id"],
+                              "message_id": event["message_id"], "model": event["model"]})
+
+    async def stream_token(self, event: dict) -> None:
+        await self._forward(event)
+
+    async def stream_end(self, event: dict) -> None:
+        await self._forward(event)
+
+    async def stream_error(self, event: dict) -> None:
+        await self.send_json(
+            {"type": "error", "code": event["code"], "message": event["message"], "stream_id": event["stream_id"]}
+        )
+
+    async def stream_snapshot(self, event: dict) -> None:
+        if event["stream_id"] in self.pending_resume:
+            await self._send_catchup(event)
+
+    async def message_created(self, event: dict) -> None:
+        await self.send_json({"type": "message_created", "message": event["message"]})
+
+    async def message_updated(self, event: dict) -> None:
+        await self.send_json({"type": "message_updated", "message": event["message"]})
+
+    async def message_deleted(self, event: dict) -> None:
+        await self.send_json({"type": "message_deleted", "message_id": event["message_id"]})
+
+    async def room_typing(self, event: dict) -> None:
+        if event.get("sender") != self.channel_name:
+            await self.send_json({"type": "typing", "user": event["user"], "is_typing": event["is_typing"]})
+
+    async def room_presence(self, event: dict) -> None:
+        await self.send_json({"type": "presence", "user": event["user"], "online": event["online"]})
+
+    async def room_panic(self, event: dict) -> None:
+        await self.send_json({"type": "panic", "reason": event.get("reason", "")})
+

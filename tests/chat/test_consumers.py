@@ -1,0 +1,304 @@
+"""The WebSocket protocol against the fake Ollama: streaming, fan-out, stop, errors, resume, limits."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from channels.db import database_sync_to_async
+
+from chat import jobs
+from chat.models import Message, MessageStatus, Room
+from tests.chat.wsutil import connect, frames_until, is_end, text_of
+from tests.factories import RoomFactory, UserFactory
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
+
+BROWSER = [(b"origin", b"http://127.0.0.1:8000"), (b"host", b"127.0.0.1:8000")]
+
+
+@pytest.fixture
+async def drain_jobs():
+    """No job may outlive its test's event loop."""
+    yield
+    for job in list(jobs.JOBS.values()):
+        job.request_stop()
+        if job.task:
+            await asyncio.wait_for(job.task, 5)
+
+
+@pytest.fixture
+async def owner_room(db):
+    user = await database_sync_to_async(UserFactory)()
+    room = await database_sync_to_async(RoomFactory)(owner=user)
+    return user, room
+
+
+async def test_send_streams_tokens_into_a_stored_message(fake_ollama, owner_room, drain_jobs):
+    user, room = owner_room
+    ws = await connect(user, room.pk)
+    await ws.send_json_to({"type": "send_message", "content": "Hello there"})
+    frames = await frames_until(ws, is_end)
+    kinds = [f["type"] for f in frames]
+    assert kinds[:3] == ["message_created", "message_created", "stream_start"]
+    assert kinds[-1] == "stream_end" and kinds.count("token") == 20
+    assert frames[-1]["status"] == "complete"
+    assert frames[-1]["usage"] == {"prompt_tokens": 7, "completion_tokens": 20}
+    seqs = [f["seq"] for f in frames if f["type"] == "token"]
+    assert seqs == list(range(1, 21))
+    assert all(len(f["delta"]) < 6 for f in frames if f["type"] == "token")  # deltas, not the text so far
+    reply = await database_sync_to_async(Message.objects.get)(pk=frames[-1]["message_id"])
+    assert reply.content == text_of(frames) == "".join(f"t{i} " for i in range(20))
+    assert reply.status == MessageStatus.COMPLETE and reply.completion_tokens == 20
+    assert reply.time_to_first_token_ms is not None and reply.model == "fake-llm:latest"
+    assert fake_ollama.stats.last_request["messages"] == [{"role": "user", "content": "Hello there"}]
+    await ws.disconnect()
+
+
+async def test_every_watcher_sees_the_same_stream(fake_ollama, owner_room, drain_jobs):
+    user, room = owner_room
+    fake_ollama.configure(delay_ms=5)
+    sender = await connect(user, room.pk)
+    watcher = await connect(user, room.pk)
+    assert (await sender.receive_json_from(timeout=5))["type"] == "presence"  # the watcher arrived
+    await sender.send_json_to({"type": "send_message", "content": "hi"})
+    sent = await frames_until(sender, is_end)
+    seen = await frames_until(watcher, is_end)
+    assert [f for f in sent if f["type"] == "token"] == [f for f in seen if f["type"] == "token"]
+    await sender.disconnect()
+    await watcher.disconnect()
+
+
+async def test_stop_keeps_partial_text_and_frees_the_backend(fake_ollama, owner_room, drain_jobs):
+    user, room = owner_room
+    fake_ollama.configure(tokens=500, delay_ms=20)
+    ws = await connect(user, room.pk)
+    await ws.send_json_to({"type": "send_message", "content": "long please"})
+    frames = await frames_until(ws, lambda f: f["type"] == "token" and f["seq"] == 3)
+    stream_id = next(f["stream_id"] for f in frames if f["type"] == "stream_start")
+    loop = asyncio.get_running_loop()
+    sent_at = loop.time()
+    await ws.send_json_to({"type": "stop", "stream_id": stream_id})
+    rest = await frames_until(ws, is_end)
+    assert loop.time() - sent_at < 1.0
+    end = rest[-1]
+    assert end["status"] == "cancelled"
+    reply = await database_sync_to_async(Message.objects.get)(pk=end["message_id"])
+    assert reply.status == MessageStatus.CANCELLED
+    assert reply.content == text_of(frames + rest) and 3 <= len(reply.content.split()) < 500
+    for _ in range(50):
+        if fake_ollama.stats.aborted == 1:
+            break
+        await asyncio.sleep(0.05)
+    assert fake_ollama.stats.aborted == 1 and fake_ollama.stats.active == 0  # the upstream request was closed
+    await ws.disconnect()
+
+
+async def test_backend_dying_mid_stream_gives_error_and_keeps_partial(fake_ollama, owner_room, drain_jobs):
+    user, room = owner_room
+    fake_ollama.configure(die_after=5, tokens=50)
+    ws = await connect(user, room.pk)
+    await ws.send_json_to({"type": "send_message", "content": "hi"})
+    frames = await frames_until(ws, is_end)
+    errors = [f for f in frames if f["type"] == "error"]
+    assert len(errors) == 1 and errors[0]["code"] == "backend_error"
+    assert frames[-1]["status"] == "error"
+    reply = await database_sync_to_async(Message.objects.get)(pk=frames[-1]["message_id"])
+    assert reply.status == MessageStatus.ERROR and reply.content == "t0 t1 t2 t3 t4 " and reply.error
+    fake_ollama.configure(die_after=None, tokens=3)  # the server stays healthy
+    await ws.send_json_to({"type": "send_message", "content": "again"})
+    again = await frames_until(ws, is_end)
+    assert again[-1]["status"] == "complete"
+    await ws.disconnect()
+
+
+async def test_late_joiner_resumes_without_loss_or_duplicates(fake_ollama, owner_room, drain_jobs):
+    user, room = owner_room
+    fake_ollama.configure(tokens=60, delay_ms=10)
+    sender = await connect(user, room.pk)
+    await sender.send_json_to({"type": "send_message", "content": "hi"})
+    await frames_until(sender, lambda f: f["type"] == "token" and f["seq"] == 15)
+    late = await connect(user, room.pk)
+    await late.send_json_to({"type": "resume", "last_seq": 0})
+    frames = await frames_until(late, is_end)
+    sent = await frames_until(sender, is_end)
+    resumed = [f for f in frames if f.get("resumed")]
+    assert [f["type"] for f in resumed] == ["stream_start", "token"]
+    assert resumed[1]["seq"] >= 15
+    seqs = [f["seq"] for f in frames if f["type"] == "token"]
+    assert seqs == sorted(set(seqs))  # strictly increasing: nothing doubled
+    assert text_of(frames) == "".join(f"t{i} " for i in range(60))
+    assert sent[-1]["message_id"] == frames[-1]["message_id"]
+    await sender.disconnect()
+    await late.disconnect()
+
+
+async def test_reconnect_resumes_from_last_seq(fake_ollama, owner_room, drain_jobs):
+    user, room = owner_room
+    fake_ollama.configure(tokens=40, delay_ms=10)
+    first = await connect(user, room.pk)
+    await first.send_json_to({"type": "send_message", "content": "hi"})
+    got = await frames_until(first, lambda f: f["type"] == "token" and f["seq"] == 10)
+    stream_id = next(f["stream_id"] for f in got if f["type"] == "stream_start")
+    await first.disconnect()  # the tab closes; the job goes on
+    await asyncio.sleep(0.1)
+    second = await connect(user, room.pk)
+    await second.send_json_to({"type": "resume", "last_seq": 10, "stream_id": stream_id})
+    rest = await frames_until(second, is_end)
+    assert text_of(got) + text_of(rest) == "".join(f"t{i} " for i in range(40))
+    await second.disconnect()
+
+
+async def test_malformed_frames_get_errors_and_the_socket_stays_open(fake_ollama, owner_room, drain_jobs):
+    user, room = owner_room
+    ws = await connect(user, room.pk)
+    cases = [
+        ("{not json", "invalid_json"),
+        ("[1, 2]", "invalid_frame"),
+        ('{"type": "dance"}', "unknown_type"),
+        ('{"type": "send_message"}', "validation_error"),
+        ('{"type": "send_message", "content": "   "}', "validation_error"),
+        ('{"type": "send_message", "content": "x", "options": {"temperature": 9}}', "validation_error"),
+        ('{"type": "send_message", "content": "x", "model": "nope"}', "model_not_found"),
+        ('{"type": "edit_message", "message_id": "00000000-0000-0000-0000-000000000000", "content": "x"}',
+         "not_found"),
+        ('{"type": "resume", "last_seq": -1}', "validation_error"),
+    ]
+    for raw, code in cases:
+        await ws.send_to(text_data=raw)
+        frame = await ws.receive_json_from(timeout=5)
+        assert frame["type"] == "error" and frame["code"] == code, (raw, frame)
+    await ws.send_json_to({"type": "ping"})
+    assert await ws.receive_json_from(timeout=5) == {"type": "pong"}
+    await ws.disconnect()
+
+
+async def test_long_message_is_refused_with_the_limit(fake_ollama, owner_room, drain_jobs, settings):
+    user, room = owner_room
+    settings.MESSAGE_MAX_CHARS = 10
+    ws = await connect(user, room.pk)
+    await ws.send_json_to({"type": "send_message", "content": "x" * 11})
+    frame = await ws.receive_json_from(timeout=5)
+    assert frame["code"] == "validation_error" and "limit is 10" in frame["message"]
+    await ws.disconnect()
+
+
+async def test_auth_and_scope(fake_ollama, owner_room):
+    from channels.testing import WebsocketCommunicator
+
+    from chatproject.asgi import application
+
+    user, room = owner_room
+    anonymous = WebsocketCommunicator(application, f"/ws/chat/{room.pk}/", headers=BROWSER)
+    connected, code = await anonymous.connect()
+    assert not connected and code == 4401
+    stranger = await database_sync_to_async(UserFactory)()
+    from accounts.services import create_api_token
+
+    _t, token = await database_sync_to_async(create_api_token)(user=stranger, name="x")
+    intruder = WebsocketCommunicator(application, f"/ws/chat/{room.pk}/?token={token}",
+                                     headers=BROWSER)
+    connected, code = await intruder.connect()
+    assert not connected and code == 4404
+    bad = WebsocketCommunicator(application, f"/ws/chat/{room.pk}/?token=lcp_bogus", headers=BROWSER)
+    connected, code = await bad.connect()
+    assert not connected and code == 4401
+
+
+async def test_founder_watches_read_only(fake_ollama, drain_jobs):
+    from accounts.models import Role
+    from tests.factories import MembershipFactory, TeamFactory
+
+    def setup():
+        team = TeamFactory()
+        owner, founder = UserFactory(), UserFactory()
+        MembershipFactory(team=team, user=owner)
+        MembershipFactory(team=team, user=founder, role=Role.FOUNDER)
+        return owner, founder, RoomFactory(owner=owner, team=team)
+
+    owner, founder, room = await database_sync_to_async(setup)()
+    ws = await connect(founder, room.pk)
+    await ws.send_json_to({"type": "send_message", "content": "hi"})
+    frame = await ws.receive_json_from(timeout=5)
+    assert frame["code"] == "read_only"
+    await ws.disconnect()
+
+
+async def test_concurrent_stream_limit(fake_ollama, owner_room, drain_jobs, settings):
+    user, room = owner_room
+    settings.STREAMS_PER_USER = 1
+    fake_ollama.configure(tokens=200, delay_ms=20)
+    ws = await connect(user, room.pk)
+    await ws.send_json_to({"type": "send_message", "content": "one"})
+    await frames_until(ws, lambda f: f["type"] == "token")
+    await ws.send_json_to({"type": "send_message", "content": "two"})
+    frame = await frames_until(ws, lambda f: f["type"] == "error")
+    assert frame[-1]["code"] == "too_many_streams"
+    await ws.send_json_to({"type": "stop"})
+    await frames_until(ws, is_end)
+    await ws.disconnect()
+
+
+async def test_edit_regenerate_delete_and_branches(fake_ollama, owner_room, drain_jobs):
+    user, room = owner_room
+    fake_ollama.configure(tokens=3)
+    ws = await connect(user, room.pk)
+    await ws.send_json_to({"type": "send_message", "content": "first question"})
+    frames = await frames_until(ws, is_end)
+    question = frames[0]["message"]
+    first_reply = frames[-1]["message_id"]
+    await ws.send_json_to({"type": "regenerate"})
+    regen = await frames_until(ws, is_end)
+    second_reply = regen[-1]["message_id"]
+    assert second_reply != first_reply
+    await ws.send_json_to({"type": "edit_message", "message_id": question["id"], "content": "better question"})
+    edited = await frames_until(ws, is_end)
+    edit_msg = edited[0]["message"]
+    assert edit_msg["content"] == "better question" and edit_msg["parent"] == question["parent"]
+
+    def tree():
+        room_now = Room.objects.get(pk=room.pk)
+        from chat.selectors import active_branch
+
+        branch = active_branch(room_now)
+        return [m.content for m in branch.messages], {str(k): v for k, v in branch.siblings.items()}
+
+    contents, siblings = await database_sync_to_async(tree)()
+    assert contents == ["better question", "t0 t1 t2 "]
+    assert len(siblings[edit_msg["id"]]) == 2  # the original question is a sibling
+    replies = await database_sync_to_async(
+        lambda: list(Message.objects.filter(parent_id=question["id"]).values_list("pk", flat=True))
+    )()
+    assert {str(pk) for pk in replies} == {first_reply, second_reply}
+    await ws.send_json_to({"type": "delete_message", "message_id": edited[-1]["message_id"]})
+    deleted = await ws.receive_json_from(timeout=5)
+    assert deleted == {"type": "message_deleted", "message_id": edited[-1]["message_id"]}
+    contents, _ = await database_sync_to_async(tree)()
+    assert contents == ["better question"]
+    await ws.disconnect()
+
+
+async def test_partial_text_is_flushed_while_streaming(fake_ollama, owner_room, drain_jobs, settings):
+    user, room = owner_room
+    fake_ollama.configure(tokens=200, delay_ms=15)
+    ws = await connect(user, room.pk)
+    await ws.send_json_to({"type": "send_message", "content": "hi"})
+    frames = await frames_until(ws, lambda f: f["type"] == "stream_start")
+    await asyncio.sleep(1.2)
+    partial = await database_sync_to_async(Message.objects.get)(pk=frames[-1]["message_id"])
+    assert partial.status == MessageStatus.STREAMING and len(partial.content.split()) >= 10
+    await ws.send_json_to({"type": "stop"})
+    await frames_until(ws, is_end)
+    await ws.disconnect()
+
+
+async def test_typing_goes_to_the_others(fake_ollama, owner_room):
+    user, room = owner_room
+    a = await connect(user, room.pk)
+    b = await connect(user, room.pk)
+    await a.receive_json_from(timeout=5)  # b's presence
+    await a.send_json_to({"type": "typing", "is_typing": True})
+    assert await b.receive_json_from(timeout=5) == {"type": "typing", "user": user.username, "is_typing": True}
+    assert await a.receive_nothing(timeout=0.2)
+    await a.disconnect()
+    await b.disconnect()

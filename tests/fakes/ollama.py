@@ -1,0 +1,251 @@
+"""A small protocol-faithful fake Ollama server for tests and benchmarks.
+
+Speaks HTTP/1.1 with chunked NDJSON like the real one: GET /api/tags, GET /api/ps, POST /api/show,
+POST /api/chat and /api/generate (streaming or not). Behaviour is controlled with POST /_control
+{tokens, delay_ms, die_after, first_delay_ms} and counters are read from GET /_stats, so a test can
+check that a stopped stream really closed its upstream request.
+
+Run standalone: python -m tests.fakes.ollama --port 11555 [--tokens 200 --delay-ms 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class Behaviour:
+    tokens: int = 20
+    delay_ms: float = 0.0
+    first_delay_ms: float = 0.0
+    die_after: int | None = None  # drop the connection after this many tokens
+    models: list[str] = field(default_factory=lambda: ["fake-llm:latest", "fake-coder:7b"])
+
+
+@dataclass
+class Stats:
+    started: int = 0
+    completed: int = 0
+    aborted: int = 0  # the client went away mid-stream
+    died: int = 0  # we dropped the connection on purpose
+    active: int = 0
+    last_request: dict = field(default_factory=dict)
+
+
+class FakeOllama:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, behaviour: Behaviour | None = None):
+        self.host = host
+        self.port = port
+        self.behaviour = behaviour or Behaviour()
+        self.stats = Stats()
+        self._server: asyncio.AbstractServer | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    # --- running -----------------------------------------------------------------------------------
+
+    async def serve(self) -> None:
+        self._server = await asyncio.start_server(self._handle, self.host, self.port, backlog=1024)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    def start_in_thread(self) -> FakeOllama:
+        """Run on a private loop in a daemon thread, so any test loop can talk to it."""
+        ready = threading.Event()
+
+        def run() -> None:
+            self._loop = asyncio.new_event_loop()
+            self._loop.run_until_complete(self.serve())
+            ready.set()
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=run, name="fake-ollama", daemon=True)
+        self._thread.start()
+        ready.wait(5)
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._server is not None:
+            loop = self._loop
+
+            async def shutdown() -> None:
+                self._server.close()
+                tasks = [t for t in asyncio.all_tasks(loop) if t is not asyncio.current_task()]
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                loop.stop()
+
+            asyncio.run_coroutine_threadsafe(shutdown(), loop)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def configure(self, **changes) -> None:
+        for key, value in changes.items():
+            setattr(self.behaviour, key, value)
+
+    def reset_stats(self) -> None:
+        self.stats = Stats()
+
+    # --- HTTP --------------------------------------------------------------------------------------
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                method, path, _version = lines[0].split(" ", 2)
+                pairs = (line.split(":", 1) for line in lines[1:] if ":" in line)
+                headers = {key.strip().lower(): value.strip() for key, value in pairs}
+                body = await reader.readexactly(int(headers.get("content-length", "0") or 0))
+                keep_alive = await self._route(method, path, body, reader, writer)
+                if not keep_alive or headers.get("connection", "").lower() == "close":
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError, ValueError):
+            pass
+        finally:
+            try:
+                writer.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+    async def _json(self, writer: asyncio.StreamWriter, status: int, payload: dict) -> bool:
+        data = json.dumps(payload).encode()
+        reason = {200: "OK", 400: "Bad Request", 404: "Not Found"}.get(status, "OK")
+        writer.write(
+            f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json; charset=utf-8\r\n"
+            f"Content-Length: {len(data)}\r\n\r\n".encode() + data
+        )
+        await writer.drain()
+        return True
+
+    async def _route(self, method, path, body, reader, writer) -> bool:
+        if method == "GET" and path == "/api/tags":
+            return await self._json(writer, 200, {"models": [self._model_entry(m) for m in self.behaviour.models]})
+        if method == "GET" and path == "/api/ps":
+            return await self._json(writer, 200, {"models": []})
+        if method == "GET" and path == "/api/version":
+            return await self._json(writer, 200, {"version": "0.0.0-fake"})
+        if method == "GET" and path == "/_stats":
+            return await self._json(writer, 200, asdict(self.stats))
+        if method == "POST" and path == "/_control":
+            self.configure(**json.loads(body or b"{}"))
+            if json.loads(body or b"{}").get("reset_stats"):
+                self.reset_stats()
+            return await self._json(writer, 200, asdict(self.behaviour))
+        if method == "POST" and path == "/api/show":
+            name = json.loads(body or b"{}").get("model", "")
+            if name not in self.behaviour.models:
+                return await self._json(writer, 404, {"error": f"model '{name}' not found"})
+            details = {"details": {"family": "fake"}, "model_info": {"context_length": 4096}}
+            return await self._json(writer, 200, details)
+        if method == "POST" and path in ("/api/chat", "/api/generate"):
+            return await self._generate(path, json.loads(body or b"{}"), reader, writer)
+        return await self._json(writer, 404, {"error": "not found"})
+
+    def _model_entry(self, name: str) -> dict:
+        return {
+            "name": name,
+            "model": name,
+            "modified_at": "2026-11-01T10:00:00Z",
+            "size": 1_000_000,
+            "digest": "0" * 64,
+            "details": {"family": name.split(":")[0].split("-")[-1], "parameter_size": "1M"},
+        }
+
+    async def _generate(self, path: str, request: dict, reader, writer) -> bool:
+        behaviour = self.behaviour
+        self.stats.last_request = request
+        if request.get("model") not in behaviour.models:
+            return await self._json(writer, 404, {"error": f"model '{request.get('model')}' not found"})
+        limit = min(behaviour.tokens, int((request.get("options") or {}).get("num_predict") or behaviour.tokens))
+        chat = path == "/api/chat"
+        stream = request.get("stream", True)
+        self.stats.started += 1
+        self.stats.active += 1
+        try:
+            if not stream:
+                await asyncio.sleep(behaviour.delay_ms * limit / 1000)
+                text = "".join(f"t{i} " for i in range(limit))
+                payload = {"model": request["model"], "done": True, "eval_count": limit, "prompt_eval_count": 7}
+                payload.update({"message": {"role": "assistant", "content": text}} if chat else {"response": text})
+                self.stats.completed += 1
+                return await self._json(writer, 200, payload)
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n"
+            )
+            await writer.drain()
+            gone = asyncio.ensure_future(reader.read(1))  # EOF (b"") means the client hung up
+            started = time.monotonic()
+            if behaviour.first_delay_ms:
+                await asyncio.sleep(behaviour.first_delay_ms / 1000)
+            for i in range(limit):
+                if behaviour.die_after is not None and i >= behaviour.die_after:
+                    self.stats.died += 1
+                    writer.transport.abort()
+                    return False
+                if gone.done():
+                    self.stats.aborted += 1
+                    return False
+                delta = f"t{i} "
+                line = {"model": request["model"], "created_at": "2026-11-21T00:00:00Z", "done": False}
+                line.update({"message": {"role": "assistant", "content": delta}} if chat else {"response": delta})
+                self._chunk(writer, json.dumps(line).encode() + b"\n")
+                try:
+                    await writer.drain()
+                except ConnectionError:
+                    self.stats.aborted += 1
+                    return False
+                if behaviour.delay_ms:
+                    await asyncio.sleep(behaviour.delay_ms / 1000)
+                elif i % 32 == 31:
+                    await asyncio.sleep(0)  # let other streams and disconnects through
+            if gone.done():
+                self.stats.aborted += 1
+                return False
+            gone.cancel()
+            final = {
+                "model": request["model"], "done": True, "done_reason": "stop", "total_duration":
+                int((time.monotonic() - started) * 1e9), "prompt_eval_count": 7, "eval_count": limit,
+            }
+            final.update({"message": {"role": "assistant", "content": ""}} if chat else {"response": ""})
+            self._chunk(writer, json.dumps(final).encode() + b"\n")
+            writer.write(b"0\r\n\r\n")
+            await writer.drain()
+            self.stats.completed += 1
+            return False  # the pending read consumed the stream position; close cleanly
+        finally:
+            self.stats.active -= 1
+
+    @staticmethod
+    def _chunk(writer: asyncio.StreamWriter, data: bytes) -> None:
+        writer.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=11555)
+    parser.add_argument("--tokens", type=int, default=20)
+    parser.add_argument("--delay-ms", type=float, default=0.0)
+    args = parser.parse_args()
+    fake = FakeOllama(args.host, args.port, Behaviour(tokens=args.tokens, delay_ms=args.delay_ms))
+
+    async def run() -> None:
+        await fake.serve()
+        print(f"fake ollama on {fake.url}", flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()
