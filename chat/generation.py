@@ -247,3 +247,16 @@ def recover_interrupted_streams() -> int:
     )
     Stream.objects.filter(pk__in=dead).update(finished_at=now)
     return len(dead)
+
+
+def recover_at_startup() -> None:
+    """Run once when a worker boots; a database that is not ready yet must not stop the worker."""
+    import logging
+
+    try:
+        recovered = recover_interrupted_streams()
+    except Exception as exc:  # noqa: BLE001 - e.g. not migrated yet, or no database access (tests)
+        logging.getLogger(__name__).debug("stream recovery skipped: %s", exc)
+        return
+    if recovered:
+        logging.getLogger(__name__).warning("marked %d interrupted replies from a dead worker", recovered)

@@ -11,7 +11,10 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from accounts.ws_auth import TokenOrSessionAuthMiddlewareStack  # noqa: E402
+from chat.generation import recover_at_startup  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
+
+recover_at_startup()
 
 application = ProtocolTypeRouter(
     {

@@ -24,7 +24,10 @@ pytestmark = pytest.mark.asyncio
 HELLO = [ChatTurn(role="user", content="Say hello.")]
 
 
-async def collect(provider, model, messages=HELLO, options=GenerationOptions(max_tokens=16)):
+SHORT = GenerationOptions(max_tokens=16)
+
+
+async def collect(provider, model, messages=HELLO, options=SHORT):
     deltas, final = [], None
     async for chunk in provider.stream_chat(model=model, messages=messages, options=options):
         if chunk.done:

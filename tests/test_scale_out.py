@@ -1,0 +1,136 @@
+"""Two Daphne workers on one PostgreSQL and Redis: a watcher on one sees a stream running on the other,
+and a stop sent to one ends the stream on the other. Runs for real when REDIS_URL and PostgreSQL are set
+(the second pass of .ci/run); skipped on the zero-service default.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import websockets
+from django.conf import settings
+from django.db import connection
+
+from accounts.services import create_api_token
+from chat.models import Message, MessageStatus
+from tests.factories import RoomFactory, UserFactory
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not settings.REDIS_URL or "postgresql" not in settings.DATABASES["default"]["ENGINE"],
+        reason="needs REDIS_URL and PostgreSQL (the second pass of .ci/run sets both)",
+    ),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _database_url() -> str:
+    db = connection.settings_dict
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture
+def workers(fake_ollama, transactional_db):
+    """Two Daphne processes sharing the test database, Redis and the fake Ollama."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url(),
+        "REDIS_URL": settings.REDIS_URL,
+        "OLLAMA_URLS": fake_ollama.url,
+        "LOCAL_MODELS_ENABLED": "false",
+        "DJANGO_SETTINGS_MODULE": "chatproject.settings",
+    }
+    ports = [_free_port(), _free_port()]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "chatproject.asgi:application"],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        for port in ports
+    ]
+    try:
+        for port, process in zip(ports, processes, strict=True):
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+                    break
+                except httpx.HTTPError:
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(process.stderr.read().decode()[-2000:]) from None
+                    time.sleep(0.2)
+        yield ports
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(10)
+
+
+async def _frames_until(ws, predicate, timeout=15.0) -> list[dict]:
+    frames = []
+    async with asyncio.timeout(timeout):
+        while True:
+            frame = json.loads(await ws.recv())
+            frames.append(frame)
+            if predicate(frame):
+                return frames
+
+
+def test_watch_and_stop_across_workers(workers, fake_ollama):
+    fake_ollama.configure(tokens=400, delay_ms=25)
+    user = UserFactory()
+    room = RoomFactory(owner=user)
+    _t, token = create_api_token(user=user, name="scale-out")
+    port_a, port_b = workers
+
+    async def scenario():
+        origin = {"Origin": "http://127.0.0.1:8000"}
+        url = "ws://127.0.0.1:{port}/ws/chat/{room}/?token={token}"
+        async with websockets.connect(url.format(port=port_a, room=room.pk, token=token),
+                                      additional_headers=origin) as sender, \
+                websockets.connect(url.format(port=port_b, room=room.pk, token=token),
+                                   additional_headers=origin) as watcher:
+            await _frames_until(watcher, lambda f: f["type"] == "presence")
+            await sender.send(json.dumps({"type": "send_message", "content": "across workers"}))
+            seen = await _frames_until(watcher, lambda f: f["type"] == "token" and f["seq"] >= 5)
+            stream_id = next(f["stream_id"] for f in seen if f["type"] == "stream_start")
+            sent_at = time.monotonic()
+            await watcher.send(json.dumps({"type": "stop", "stream_id": stream_id}))
+            rest = await _frames_until(watcher, lambda f: f["type"] == "stream_end")
+            stop_latency = time.monotonic() - sent_at
+            sender_frames = await _frames_until(sender, lambda f: f["type"] == "stream_end")
+            return seen + rest, sender_frames, stop_latency
+
+    watcher_frames, sender_frames, stop_latency = asyncio.run(scenario())
+    assert watcher_frames[-1]["status"] == "cancelled" and sender_frames[-1]["status"] == "cancelled"
+    watcher_tokens = [f for f in watcher_frames if f["type"] == "token"]
+    sender_tokens = [f for f in sender_frames if f["type"] == "token"]
+    assert watcher_tokens == sender_tokens  # the same stream, seen from the other worker
+    assert stop_latency < 1.0, stop_latency
+    reply = Message.objects.get(pk=watcher_frames[-1]["message_id"])
+    assert reply.status == MessageStatus.CANCELLED
+    assert reply.content == "".join(f["delta"] for f in sender_tokens)
+    assert len(sender_tokens) < 400
+    deadline = time.monotonic() + 5
+    while fake_ollama.stats.aborted < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert fake_ollama.stats.aborted == 1  # the worker running the job freed the backend
