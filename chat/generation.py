@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import uuid
@@ -19,6 +20,8 @@ from chat.models import Message, MessageRole, MessageStatus, Room, Stream
 from chat.services import append_message, refresh_room_summary, validate_message_content
 from chatproject.errors import ApiError
 from models_mgmt.providers import ChatTurn, Usage
+
+logger = logging.getLogger(__name__)
 
 HOSTNAME = socket.gethostname()
 WORKER_ID = f"{HOSTNAME}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -251,12 +254,10 @@ def recover_interrupted_streams() -> int:
 
 def recover_at_startup() -> None:
     """Run once when a worker boots; a database that is not ready yet must not stop the worker."""
-    import logging
-
     try:
         recovered = recover_interrupted_streams()
     except Exception as exc:  # noqa: BLE001 - e.g. not migrated yet, or no database access (tests)
-        logging.getLogger(__name__).debug("stream recovery skipped: %s", exc)
+        logger.debug("stream recovery skipped: %s", exc)
         return
     if recovered:
-        logging.getLogger(__name__).warning("marked %d interrupted replies from a dead worker", recovered)
+        logger.warning("marked %d interrupted replies from a dead worker", recovered)

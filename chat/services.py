@@ -13,6 +13,7 @@ from django.utils import timezone
 from rest_framework import exceptions
 
 from accounts.models import Membership
+from chat.broadcast import send_to_channels_after_commit
 from chat.models import ChatSession, Message, MessageRole, MessageStatus, Project, Room, RoomTag, Stream
 from chat.selectors import room_is_empty
 from chatproject.errors import Conflict
@@ -270,8 +271,6 @@ def append_message(
 
 def _stop_running_streams(room: Room, stream_id=None) -> int:
     """Flag running jobs in the database and tell each one on its control channel, from any worker."""
-    from chat.broadcast import send_to_channels_after_commit
-
     qs = Stream.objects.filter(room=room, finished_at__isnull=True)
     if stream_id is not None:
         qs = qs.filter(pk=stream_id)
