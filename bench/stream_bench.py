@@ -123,14 +123,17 @@ async def one_direct(fake_url: str, client: httpx.AsyncClient) -> tuple[float, l
 
 async def one_sse(server: Server, room: str, client: httpx.AsyncClient) -> tuple[float, list[float], int]:
     start = time.perf_counter()
-    arrivals = []
+    arrivals, seq, token_event = [], 0, False
     async with client.stream("POST", f"{server.base}/api/v1/chat/sessions/{room}/messages",
                              json={"content": "bench", "model": "fake-llm:latest"},
                              headers=server.headers()) as response:
         async for line in response.aiter_lines():
-            if line.startswith("event: token"):
+            if line.startswith("event: "):
+                token_event = line == "event: token"
+            elif token_event and line.startswith("data: "):
                 arrivals.append(time.perf_counter())
-    return start, arrivals, len(arrivals)
+                seq = json.loads(line[6:])["seq"]  # seq counts tokens; a frame may carry several
+    return start, arrivals, seq
 
 
 async def one_ws(server: Server, room: str, model: str = "fake-llm:latest", options: dict | None = None):
@@ -138,24 +141,27 @@ async def one_ws(server: Server, room: str, model: str = "fake-llm:latest", opti
     async with websockets.connect(url, additional_headers={"Origin": server.base}, max_queue=None) as ws:
         await ws.recv()  # presence
         start = time.perf_counter()
-        arrivals = []
+        arrivals, seq = [], 0
         await ws.send(json.dumps({"type": "send_message", "content": "bench", "model": model,
                                   "options": options or {}}))
         while True:
             frame = json.loads(await ws.recv())
             if frame["type"] == "token":
                 arrivals.append(time.perf_counter())
+                seq = frame["seq"]  # seq counts tokens; a frame may carry several
             elif frame["type"] == "stream_end":
-                return start, arrivals, len(arrivals)
+                return start, arrivals, seq
 
 
 def summarise(results, wall: float, cpu: float | None = None, rss: float | None = None) -> dict:
     ttfts = [(arrivals[0] - start) * 1000 for start, arrivals, _ in results if arrivals]
     gaps = [(b - a) * 1000 for _s, arrivals, _ in results for a, b in zip(arrivals, arrivals[1:], strict=False)]
+    frames = sum(len(arrivals) for _s, arrivals, _ in results)
     tokens = sum(n for *_x, n in results)
     out = {
         "streams": len(results),
         "tokens": tokens,
+        "frames": frames,
         "ttft_p50_ms": round(pct(ttfts, 50), 2),
         "ttft_p99_ms": round(pct(ttfts, 99), 2),
         "gap_p99_ms": round(pct(gaps, 99), 2),
@@ -258,7 +264,7 @@ async def model_through_ws(max_tokens: int) -> dict:
             room = (await server.new_rooms(1))[0]
             start, arrivals, n = await one_ws(server, room, model="smollm2-135m-instruct",
                                               options={"max_tokens": max_tokens, "temperature": 0.0})
-            tps = (n - 1) / (arrivals[-1] - arrivals[0])
+            tps = (n - 1) / (arrivals[-1] - arrivals[0])  # same measure as llama_direct: one token per frame here
             row = {"tokens": n, "tokens_per_s": round(tps, 1), "ttft_ms": round((arrivals[0] - start) * 1000, 1)}
             best = row if best is None or tps > best["tokens_per_s"] else best
         return best

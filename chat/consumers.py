@@ -120,11 +120,11 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             raise ProtocolError("validation_error", _first_error(options.errors))
         return jobs.parse_options(options.validated_data), str(raw.get("system_prompt") or "")
 
-    async def _model(self, name) -> object:
+    async def _room_and_model(self, name):
+        """The cached room (kept current by room.updated events; services re-read it) and the model to use."""
         if name is not None and not isinstance(name, str):
             raise ProtocolError("validation_error", "model must be a string.")
-        room = await _load_room(self.user, self.room.pk)
-        return await registry.resolve(name or room.model)
+        return self.room, await registry.resolve(name or self.room.model)
 
     async def _message(self, message_id):
         if not isinstance(message_id, str):
@@ -136,48 +136,49 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             raise exceptions.NotFound("Message not found.")
         return message
 
-    async def on_send_message(self, frame: dict) -> None:
+    async def _content(self, frame: dict) -> str:
         data = MessageSendSerializer(data={"content": frame.get("content")})
         if not data.is_valid():
             raise ProtocolError("validation_error", _first_error(data.errors))
+        return data.validated_data["content"]
+
+    async def on_send_message(self, frame: dict) -> None:
+        content = await self._content(frame)
         options, system_prompt = await self._options(frame)
-        model = await self._model(frame.get("model"))
-        room = await _load_room(self.user, self.room.pk)
+        room, model = await self._room_and_model(frame.get("model"))
         started = await database_sync_to_async(generation.send_user_message)(
-            room=room, user=self.user, content=data.validated_data["content"], model=model.name
+            room=room, user=self.user, content=content, model=model.name,
+            control_channel=await self.channel_layer.new_channel(), system_prompt=system_prompt,
         )
-        jobs.launch(started=started, model=model, options=options, system_prompt=system_prompt)
+        jobs.launch(started=started, model=model, options=options)
 
     async def on_edit_message(self, frame: dict) -> None:
-        data = MessageSendSerializer(data={"content": frame.get("content")})
-        if not data.is_valid():
-            raise ProtocolError("validation_error", _first_error(data.errors))
+        content = await self._content(frame)
         message = await self._message(frame.get("message_id"))
         options, system_prompt = await self._options(frame)
-        model = await self._model(frame.get("model"))
-        room = await _load_room(self.user, self.room.pk)
+        room, model = await self._room_and_model(frame.get("model"))
         started = await database_sync_to_async(generation.edit_user_message)(
-            room=room, user=self.user, message=message, content=data.validated_data["content"], model=model.name
+            room=room, user=self.user, message=message, content=content, model=model.name,
+            control_channel=await self.channel_layer.new_channel(), system_prompt=system_prompt,
         )
-        jobs.launch(started=started, model=model, options=options, system_prompt=system_prompt)
+        jobs.launch(started=started, model=model, options=options)
 
     async def on_regenerate(self, frame: dict) -> None:
         message = await self._message(frame["message_id"]) if frame.get("message_id") is not None else None
         options, system_prompt = await self._options(frame)
-        room = await _load_room(self.user, self.room.pk)
-        model = await self._model(frame.get("model") or (message.model if message else "") or None)
+        room, model = await self._room_and_model(frame.get("model") or (message.model if message else "") or None)
         started = await database_sync_to_async(generation.regenerate_reply)(
-            room=room, user=self.user, message=message, model=model.name
+            room=room, user=self.user, message=message, model=model.name,
+            control_channel=await self.channel_layer.new_channel(), system_prompt=system_prompt,
         )
-        jobs.launch(started=started, model=model, options=options, system_prompt=system_prompt)
+        jobs.launch(started=started, model=model, options=options)
 
     async def on_delete_message(self, frame: dict) -> None:
         message = await self._message(frame.get("message_id"))
         local = next((job for job in jobs.JOBS.values() if job.message_id == str(message.pk)), None)
         if local is not None:
             local.request_stop()
-        room = await _load_room(self.user, self.room.pk)
-        await database_sync_to_async(generation.delete_message)(room=room, message=message)
+        await database_sync_to_async(generation.delete_message)(room=self.room, message=message)
 
     async def on_stop(self, frame: dict) -> None:
         stream_id = frame.get("stream_id")
@@ -186,8 +187,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         for job in list(jobs.JOBS.values()):  # fast path: the job runs in this process
             if job.room_id == str(self.room.pk) and stream_id in (None, job.stream_id):
                 job.request_stop()
-        room = await _load_room(self.user, self.room.pk)
-        await database_sync_to_async(services.request_stop)(room=room, stream_id=stream_id)
+        await database_sync_to_async(services.request_stop)(room=self.room, stream_id=stream_id)
 
     async def on_typing(self, frame: dict) -> None:
         await self.channel_layer.group_send(
@@ -298,6 +298,15 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     async def room_presence(self, event: dict) -> None:
         await self.send_json({"type": "presence", "user": event["user"], "online": event["online"]})
+
+    async def room_updated(self, event: dict) -> None:
+        for key in ("name", "model", "agent", "system_prompt", "pinned", "archived"):
+            setattr(self.room, key, event["room"][key])
+        await self.send_json({"type": "room_updated", "room": event["room"]})
+
+    async def room_deleted(self, event: dict) -> None:
+        await self.send_json({"type": "room_deleted", "room_id": event["room_id"]})
+        await self.close(code=CLOSE_NOT_FOUND)
 
     async def room_panic(self, event: dict) -> None:
         await self.send_json({"type": "panic", "reason": event.get("reason", "")})

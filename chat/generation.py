@@ -11,13 +11,14 @@ from datetime import timedelta
 
 import psutil
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import User
 from chat.broadcast import broadcast_after_commit
-from chat.models import Message, MessageRole, MessageStatus, Room, Stream
-from chat.services import append_message, refresh_room_summary, validate_message_content
+from chat.models import Message, MessageRole, MessageStatus, Project, Room, Stream
+from chat.services import PREVIEW_CHARS, refresh_room_summary, validate_message_content
 from chatproject.errors import ApiError
 from models_mgmt.providers import ChatTurn, Usage
 
@@ -48,11 +49,12 @@ def message_event(kind: str, message: Message) -> dict:
 
 @dataclass
 class StartedGeneration:
-    """What a transport needs to run and report a new job."""
+    """What a transport needs to run and report a new job, decided in the transaction that began it."""
 
     stream: Stream
     assistant: Message
     user_message: Message | None
+    turns: list[ChatTurn]
 
 
 def _running_streams_of(user: User):
@@ -61,7 +63,8 @@ def _running_streams_of(user: User):
 
 def _ensure_stream_capacity(user: User) -> None:
     """At most STREAMS_PER_USER running; dead workers' jobs are reaped before refusing."""
-    User.objects.select_for_update().filter(pk=user.pk).first()  # serialise concurrent starts per user
+    if connection.features.has_select_for_update:  # SQLite's BEGIN IMMEDIATE already serialises writers
+        User.objects.select_for_update().filter(pk=user.pk).values_list("pk").first()
     if _running_streams_of(user).count() >= settings.STREAMS_PER_USER:
         recover_interrupted_streams()
         if _running_streams_of(user).count() >= settings.STREAMS_PER_USER:
@@ -73,65 +76,98 @@ def _ensure_stream_capacity(user: User) -> None:
             )
 
 
-def _begin(*, room: Room, user: User, parent: Message, model: str) -> StartedGeneration:
+def _lock_room(room: Room, user: User) -> Room:
+    """Re-read the room inside the transaction (its active leaf may have moved) and check ownership."""
+    fresh = Room.objects.select_for_update().filter(pk=room.pk, is_deleted=False).first()
+    if fresh is None:
+        raise ApiError("Room not found.", code="not_found", status_code=404)
+    if fresh.owner_id != user.pk:
+        raise ApiError("Only the room's owner can post in it.", code="read_only", status_code=403)
     _ensure_stream_capacity(user)
+    return fresh
+
+
+def _begin(
+    *, room: Room, user: User, parent: Message, model: str, control_channel: str, system_prompt: str,
+    new_user_message: Message | None = None,
+) -> StartedGeneration:
+    """The assistant placeholder, its Stream row, the room's summary and the prompt, in one transaction."""
     assistant = Message.objects.create(
         room=room, parent=parent, role=MessageRole.ASSISTANT, content="", model=model, status=MessageStatus.STREAMING
     )
+    stream = Stream.objects.create(
+        room=room, message=assistant, user=user, model=model, worker=WORKER_ID, control_channel=control_channel
+    )
+    now = timezone.now()
+    Room.objects.filter(pk=room.pk).update(
+        active_leaf=assistant,
+        message_count=F("message_count") + (2 if new_user_message else 1),
+        last_message_preview=" ".join(parent.content.split())[:PREVIEW_CHARS],
+        last_activity=now,
+    )
     room.active_leaf = assistant
-    refresh_room_summary(room)
-    stream = Stream.objects.create(room=room, message=assistant, user=user, model=model, worker=WORKER_ID)
+    if room.project_id:
+        Project.objects.filter(pk=room.project_id).update(last_chat_at=now)
+    if new_user_message is not None:
+        broadcast_after_commit(room, message_event("created", new_user_message))
     broadcast_after_commit(room, message_event("created", assistant))
-    return StartedGeneration(stream=stream, assistant=assistant, user_message=None)
+    turns = prompt_turns(room=room, parent_id=parent.pk, system_prompt=system_prompt)
+    return StartedGeneration(stream=stream, assistant=assistant, user_message=new_user_message, turns=turns)
 
 
 @transaction.atomic
-def send_user_message(*, room: Room, user: User, content: str, model: str) -> StartedGeneration:
+def send_user_message(
+    *, room: Room, user: User, content: str, model: str, control_channel: str = "", system_prompt: str = ""
+) -> StartedGeneration:
     """A new user turn on the active branch, and the assistant reply that will stream under it."""
-    if room.owner_id != user.pk:
-        raise ApiError("Only the room's owner can post in it.", code="read_only", status_code=403)
-    user_message = append_message(room=room, role=MessageRole.USER, content=content, author=user)
-    broadcast_after_commit(room, message_event("created", user_message))
-    started = _begin(room=room, user=user, parent=user_message, model=model)
-    started.user_message = user_message
-    return started
+    validate_message_content(content)
+    room = _lock_room(room, user)
+    user_message = Message.objects.create(
+        room=room, parent_id=room.active_leaf_id, role=MessageRole.USER, content=content, author=user
+    )
+    return _begin(room=room, user=user, parent=user_message, model=model, control_channel=control_channel,
+                  system_prompt=system_prompt, new_user_message=user_message)
 
 
 @transaction.atomic
-def edit_user_message(*, room: Room, user: User, message: Message, content: str, model: str) -> StartedGeneration:
+def edit_user_message(
+    *, room: Room, user: User, message: Message, content: str, model: str, control_channel: str = "",
+    system_prompt: str = "",
+) -> StartedGeneration:
     """An edit is a sibling of the original turn (the original stays reachable), then a fresh reply."""
     if message.role != MessageRole.USER:
         raise ApiError("Only your own messages can be edited.", code="not_editable", status_code=400)
     validate_message_content(content)
+    room = _lock_room(room, user)
     edited = Message.objects.create(
-        room=room, parent=message.parent, role=MessageRole.USER, content=content, author=user,
+        room=room, parent_id=message.parent_id, role=MessageRole.USER, content=content, author=user,
         edited_at=timezone.now(),
     )
-    room.active_leaf = edited
-    broadcast_after_commit(room, message_event("created", edited))
-    started = _begin(room=room, user=user, parent=edited, model=model)
-    started.user_message = edited
-    return started
+    return _begin(room=room, user=user, parent=edited, model=model, control_channel=control_channel,
+                  system_prompt=system_prompt, new_user_message=edited)
 
 
 @transaction.atomic
-def regenerate_reply(*, room: Room, user: User, message: Message | None, model: str) -> StartedGeneration:
+def regenerate_reply(
+    *, room: Room, user: User, message: Message | None, model: str, control_channel: str = "",
+    system_prompt: str = "",
+) -> StartedGeneration:
     """A new assistant sibling for an assistant turn (default: the active leaf), or a reply to a user turn."""
-    target = message or room.active_leaf
+    room = _lock_room(room, user)
+    target = message or (Message.objects.filter(pk=room.active_leaf_id).first() if room.active_leaf_id else None)
     if target is None:
         raise ApiError("There is nothing to regenerate yet.", code="nothing_to_regenerate", status_code=409)
-    if target.role == MessageRole.ASSISTANT:
-        parent = target.parent
-    else:
-        parent = target
+    parent = target.parent if target.role == MessageRole.ASSISTANT else target
     if parent is None or parent.role != MessageRole.USER:
         raise ApiError("A reply needs a user message to answer.", code="nothing_to_regenerate", status_code=409)
-    return _begin(room=room, user=user, parent=parent, model=model or target.model)
+    return _begin(room=room, user=user, parent=parent, model=model or target.model, control_channel=control_channel,
+                  system_prompt=system_prompt)
 
 
 @transaction.atomic
 def delete_message(*, room: Room, message: Message) -> Message:
     """Soft-delete a turn; if it was on the active branch end, the branch ends at its parent."""
+    room = Room.objects.select_for_update().get(pk=room.pk)
     message.is_deleted = True
     message.save(update_fields=["is_deleted"])
     if room.active_leaf_id == message.pk:
@@ -144,6 +180,7 @@ def delete_message(*, room: Room, message: Message) -> Message:
 @transaction.atomic
 def switch_branch(*, room: Room, message: Message) -> Message:
     """Make the newest leaf under `message` the active one (the ‹ 2/3 › arrows)."""
+    room = Room.objects.select_for_update().get(pk=room.pk)
     leaf = message
     while True:
         child = Message.objects.filter(parent=leaf, is_deleted=False).order_by("-created_at").first()
@@ -155,24 +192,22 @@ def switch_branch(*, room: Room, message: Message) -> Message:
     return leaf
 
 
-def prompt_turns(*, message_id, system_prompt: str = "") -> list[ChatTurn]:
-    """System prompt plus the branch that leads to the reply being generated, oldest first."""
-    assistant = Message.objects.select_related("room").get(pk=message_id)
-    room = assistant.room
+def prompt_turns(*, room: Room, parent_id, system_prompt: str = "") -> list[ChatTurn]:
+    """System prompt plus the branch ending at `parent_id` (the turn being answered), oldest first."""
     fields = ("id", "parent_id", "role", "content", "is_deleted")
-    by_id = {m.pk: m for m in Message.objects.filter(room=room).only(*fields)}
-    chain: list[Message] = []
-    cursor = by_id.get(assistant.parent_id)
+    by_id = {m["id"]: m for m in Message.objects.filter(room_id=room.pk).values(*fields)}
+    chain: list[dict] = []
+    cursor = by_id.get(parent_id)
     while cursor is not None:
-        if not cursor.is_deleted and cursor.content:
+        if not cursor["is_deleted"] and cursor["content"]:
             chain.append(cursor)
-        cursor = by_id.get(cursor.parent_id)
+        cursor = by_id.get(cursor["parent_id"])
     chain.reverse()
     turns = []
     system = system_prompt or room.system_prompt
     if system:
         turns.append(ChatTurn(role="system", content=system))
-    turns.extend(ChatTurn(role=m.role, content=m.content) for m in chain)
+    turns.extend(ChatTurn(role=m["role"], content=m["content"]) for m in chain)
     return turns
 
 
@@ -187,10 +222,6 @@ def heartbeat(*, stream_id) -> bool:
     """Mark the job alive; returns whether a stop was requested through the database."""
     Stream.objects.filter(pk=stream_id).update(heartbeat_at=timezone.now())
     return Stream.objects.filter(pk=stream_id, cancel_requested=True).exists()
-
-
-def set_control_channel(*, stream_id, channel: str) -> None:
-    Stream.objects.filter(pk=stream_id).update(control_channel=channel)
 
 
 @transaction.atomic

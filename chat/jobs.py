@@ -1,14 +1,17 @@
 """Detached generation jobs: an asyncio task per reply, independent of the request or socket that began it.
 
-A job streams deltas from a provider, fans each one out to the room's channel-layer group (every worker's
-watchers) and to in-process listeners (the SSE response that started it), flushes the partial text to the
-database at least every STREAM_FLUSH_SECONDS, and listens on its own control channel so `stop` and
-`snapshot` requests reach it from any worker.
+A job streams deltas from a provider and fans them out to the room's channel-layer group (every worker's
+watchers) and to in-process listeners (the SSE response that started it). Reading and publishing are
+separate: a publisher task sends whatever has arrived since its last send, so frames carry one token
+while the server keeps up and several when it falls behind (`seq` counts tokens, so it may jump). The
+partial text is flushed to the database at least every STREAM_FLUSH_SECONDS, and the job listens on its
+own control channel so `stop` and `snapshot` requests reach it from any worker.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import time
 from dataclasses import dataclass, field
@@ -28,8 +31,6 @@ logger = logging.getLogger(__name__)
 # Jobs running in this process, by stream id. Strong references keep their tasks alive.
 JOBS: dict[str, GenerationJob] = {}
 
-TERMINAL_EVENTS = {"stream.end"}
-
 
 @dataclass
 class GenerationJob:
@@ -39,19 +40,21 @@ class GenerationJob:
     user_id: int
     model: ModelInfo
     options: GenerationOptions
-    system_prompt: str = ""
-    turns: list[ChatTurn] = field(default_factory=list)
+    turns: list[ChatTurn]
+    control_channel: str = ""
+    # Published state: `seq` tokens, whose text is `parts`; seqs[i] tokens end at text offset lengths[i].
     seq: int = 0
     parts: list[str] = field(default_factory=list)
-    offsets: list[int] = field(default_factory=lambda: [0])  # offsets[n] = text length after token n
+    seqs: list[int] = field(default_factory=lambda: [0])
+    lengths: list[int] = field(default_factory=lambda: [0])
     status: str = MessageStatus.STREAMING
     listeners: set[asyncio.Queue] = field(default_factory=set)
     stop_requested: bool = False
-    stopped_at: float | None = None
     task: asyncio.Task | None = None
+    _pending: list[str] = field(default_factory=list)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _consume_task: asyncio.Task | None = None
     _flush_task: asyncio.Task | None = None
-    _control_channel: str = ""
 
     @property
     def group(self) -> str:
@@ -83,23 +86,21 @@ class GenerationJob:
         if self.stop_requested or self.status != MessageStatus.STREAMING:
             return
         self.stop_requested = True
-        self.stopped_at = time.monotonic()
         if self._consume_task is not None:
             self._consume_task.cancel()
 
     def snapshot(self, last_seq: int = 0) -> dict:
-        """Text after `last_seq` and the current seq, for a client catching up."""
-        last_seq = max(0, min(last_seq, self.seq))
-        text = self.text
+        """Published text after `last_seq` and the current seq, for a client catching up."""
+        index = bisect.bisect_right(self.seqs, max(0, last_seq)) - 1
         return {
             "stream_id": self.stream_id,
             "message_id": self.message_id,
             "model": self.model.name,
             "seq": self.seq,
-            "delta": text[self.offsets[last_seq]:],
+            "delta": self.text[self.lengths[index]:],
         }
 
-    # --- internals ---------------------------------------------------------------------------------
+    # --- publishing --------------------------------------------------------------------------------
 
     async def _publish(self, event: dict) -> None:
         for queue in tuple(self.listeners):
@@ -108,10 +109,30 @@ class GenerationJob:
         if layer is not None:
             await layer.group_send(self.group, event)
 
+    async def _publish_pending(self) -> None:
+        """Send everything read since the last send as one delta."""
+        if not self._pending:
+            return
+        delta = "".join(self._pending)
+        self.seq += len(self._pending)
+        self._pending.clear()
+        self.parts.append(delta)
+        self.seqs.append(self.seq)
+        self.lengths.append(self.lengths[-1] + len(delta))
+        await self._publish({"type": "stream.token", "stream_id": self.stream_id, "seq": self.seq, "delta": delta})
+
+    async def _publisher(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self._publish_pending()
+
+    # --- helpers running beside the generation --------------------------------------------------------
+
     async def _control_loop(self, layer) -> None:
         """Serve stop and snapshot requests addressed to this job from any worker."""
         while True:
-            message = await layer.receive(self._control_channel)
+            message = await layer.receive(self.control_channel)
             kind = message.get("type")
             if kind == "stream.stop":
                 self.request_stop()
@@ -129,7 +150,7 @@ class GenerationJob:
             if await database_sync_to_async(generation.heartbeat)(stream_id=self.stream_id):
                 self.request_stop()
 
-    def _maybe_flush(self, force: bool = False) -> None:
+    def _maybe_flush(self) -> None:
         """At most one flush in flight, so a slow database never holds up the tokens."""
         if self._flush_task is not None and not self._flush_task.done():
             return
@@ -139,61 +160,43 @@ class GenerationJob:
             )
         )
 
+    # --- the job -----------------------------------------------------------------------------------
+
     async def _consume(self, timings: dict) -> Usage:
         provider = registry.provider(self.model.provider)
         flush_every = settings.STREAM_FLUSH_SECONDS
         last_flush = time.monotonic()
-        usage = Usage()
-        length = 0
         async for chunk in provider.stream_chat(model=self.model, messages=self.turns, options=self.options):
             if chunk.done:
-                usage = chunk.usage
-                break
+                return chunk.usage
             if not chunk.delta:
                 continue
-            if timings.get("first") is None:
+            if timings["first"] is None:
                 timings["first"] = time.monotonic()
-            self.seq += 1
-            self.parts.append(chunk.delta)
-            length += len(chunk.delta)
-            self.offsets.append(length)
-            await self._publish(
-                {"type": "stream.token", "stream_id": self.stream_id, "seq": self.seq, "delta": chunk.delta}
-            )
+            self._pending.append(chunk.delta)
+            self._wake.set()
             now = time.monotonic()
             if now - last_flush >= flush_every:
                 last_flush = now
                 self._maybe_flush()
-        return usage
+        return Usage()
 
     async def _run(self) -> None:
         layer = get_channel_layer()
-        helpers: list[asyncio.Task] = []
+        helpers: list[asyncio.Task] = [asyncio.create_task(self._publisher())]
         timings: dict = {"start": time.monotonic(), "first": None}
         usage = Usage()
         error: ProviderError | None = None
         status = MessageStatus.COMPLETE
         try:
-            if layer is not None:
-                # The default prefix keeps one Redis list per process, shared with the consumers.
-                self._control_channel = await layer.new_channel()
-                await database_sync_to_async(generation.set_control_channel)(
-                    stream_id=self.stream_id, channel=self._control_channel
-                )
+            if layer is not None and self.control_channel:
                 helpers.append(asyncio.create_task(self._control_loop(layer)))
             helpers.append(asyncio.create_task(self._heartbeat_loop()))
             await self._publish(
-                {
-                    "type": "stream.start",
-                    "stream_id": self.stream_id,
-                    "message_id": self.message_id,
-                    "model": self.model.name,
-                }
+                {"type": "stream.start", "stream_id": self.stream_id, "message_id": self.message_id,
+                 "model": self.model.name}
             )
-            turns = await database_sync_to_async(generation.prompt_turns)(
-                message_id=self.message_id, system_prompt=self.system_prompt
-            )
-            self.turns = await fit_to_context(turns, self.model, self.options)
+            self.turns = await fit_to_context(self.turns, self.model, self.options)
             self._consume_task = asyncio.create_task(self._consume(timings))
             try:
                 usage = await self._consume_task
@@ -214,9 +217,13 @@ class GenerationJob:
             await asyncio.shield(self._finish(status, usage, timings, error))
 
     async def _finish(self, status: str, usage: Usage, timings: dict, error: ProviderError | None) -> None:
+        try:
+            await self._publish_pending()  # what was read is shown and stored, even on stop or error
+        except Exception:  # noqa: BLE001
+            logger.exception("could not publish the tail of stream %s", self.stream_id)
         self.status = status
         end = time.monotonic()
-        first = timings.get("first")
+        first = timings["first"]
         ttft_ms = (first - timings["start"]) * 1000 if first is not None else None
         completion = usage.completion_tokens if usage.completion_tokens is not None else self.seq
         usage = Usage(prompt_tokens=usage.prompt_tokens, completion_tokens=completion)
@@ -260,7 +267,7 @@ class GenerationJob:
 
 
 def parse_options(raw: dict | None) -> GenerationOptions:
-    """Sampling options from a request, clamped to sane ranges (validation happens before this)."""
+    """Sampling options from a validated request."""
     raw = raw or {}
     return GenerationOptions(
         temperature=float(raw.get("temperature", 0.7)),
@@ -289,18 +296,7 @@ async def fit_to_context(turns: list[ChatTurn], model: ModelInfo, options: Gener
     return turns[:system] + turns[keep_from:]
 
 
-def launch(
-    *, started: generation.StartedGeneration, model: ModelInfo, options: GenerationOptions, system_prompt: str = ""
-) -> GenerationJob:
-    """Start the job for a freshly begun generation on the running loop; it builds its own prompt."""
-    job = create(started=started, model=model, options=options, system_prompt=system_prompt)
-    job.start()
-    return job
-
-
-def create(
-    *, started: generation.StartedGeneration, model: ModelInfo, options: GenerationOptions, system_prompt: str = ""
-) -> GenerationJob:
+def create(*, started: generation.StartedGeneration, model: ModelInfo, options: GenerationOptions) -> GenerationJob:
     """A job for a begun generation, not yet started (so a caller can subscribe first)."""
     stream = started.stream
     return GenerationJob(
@@ -310,8 +306,16 @@ def create(
         user_id=stream.user_id,
         model=model,
         options=options,
-        system_prompt=system_prompt,
+        turns=started.turns,
+        control_channel=stream.control_channel,
     )
+
+
+def launch(*, started: generation.StartedGeneration, model: ModelInfo, options: GenerationOptions) -> GenerationJob:
+    """Start the job for a begun generation on the running loop."""
+    job = create(started=started, model=model, options=options)
+    job.start()
+    return job
 
 
 async def request_snapshot(*, control_channel: str, reply_channel: str, last_seq: int) -> None:

@@ -13,7 +13,7 @@ from django.utils import timezone
 from rest_framework import exceptions
 
 from accounts.models import Membership
-from chat.broadcast import send_to_channels_after_commit
+from chat.broadcast import broadcast_after_commit, send_to_channels_after_commit
 from chat.models import ChatSession, Message, MessageRole, MessageStatus, Project, Room, RoomTag, Stream
 from chat.selectors import room_is_empty
 from chatproject.errors import Conflict
@@ -141,7 +141,16 @@ def update_room(*, room: Room, changes: dict) -> Room:
         room.save(update_fields=fields)
     if "tags" in changes:
         _set_tags(room, changes["tags"])
+    broadcast_after_commit(room, {"type": "room.updated", "room": room_event_fields(room)})
     return room
+
+
+def room_event_fields(room: Room) -> dict:
+    """What watchers of a room need to follow changes made elsewhere (another tab, the REST API)."""
+    return {
+        "id": str(room.pk), "name": room.name, "model": room.model, "agent": room.agent,
+        "system_prompt": room.system_prompt, "pinned": room.pinned, "archived": room.archived,
+    }
 
 
 @transaction.atomic
@@ -152,6 +161,7 @@ def soft_delete_room(*, room: Room) -> None:
     Room.objects.filter(pk=room.pk).update(is_deleted=True, deleted_at=now)
     _stop_running_streams(room)
     ChatSession.objects.filter(room=room).delete()
+    broadcast_after_commit(room, {"type": "room.deleted", "room_id": str(room.pk)})
 
 
 @transaction.atomic
@@ -203,6 +213,7 @@ def generate_room_title(*, room: Room, branch: list[Message]) -> Room:
         raise Conflict("The room has no message to take a title from yet.", code="nothing_to_title")
     room.name = title_from_text(first_user.content, max_chars=min(50, settings.ROOM_NAME_MAX_CHARS))
     room.save(update_fields=["name"])
+    broadcast_after_commit(room, {"type": "room.updated", "room": room_event_fields(room)})
     return room
 
 

@@ -6,6 +6,7 @@ import json
 from collections.abc import AsyncIterator
 
 from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -69,11 +70,11 @@ class MessageSendApi(APIView):
             model = async_to_sync(registry.resolve)(values["model"] or room.model or None)
         except ProviderError as exc:
             raise ApiError(exc.message, code=exc.code, status_code=exc.status) from exc
-        started = generation.send_user_message(room=room, user=request.user, content=values["content"],
-                                               model=model.name)
-        job = jobs.create(
-            started=started, model=model, options=jobs.parse_options(values), system_prompt=values["system_prompt"]
+        started = generation.send_user_message(
+            room=room, user=request.user, content=values["content"], model=model.name,
+            control_channel=async_to_sync(get_channel_layer().new_channel)(), system_prompt=values["system_prompt"],
         )
+        job = jobs.create(started=started, model=model, options=jobs.parse_options(values))
         response = StreamingHttpResponse(relay(job), content_type="text/event-stream")
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"

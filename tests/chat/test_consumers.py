@@ -41,12 +41,12 @@ async def test_send_streams_tokens_into_a_stored_message(fake_ollama, owner_room
     frames = await frames_until(ws, is_end)
     kinds = [f["type"] for f in frames]
     assert kinds[:3] == ["message_created", "message_created", "stream_start"]
-    assert kinds[-1] == "stream_end" and kinds.count("token") == 20
+    assert kinds[-1] == "stream_end" and "token" in kinds
     assert frames[-1]["status"] == "complete"
     assert frames[-1]["usage"] == {"prompt_tokens": 7, "completion_tokens": 20}
     seqs = [f["seq"] for f in frames if f["type"] == "token"]
-    assert seqs == list(range(1, 21))
-    assert all(len(f["delta"]) < 6 for f in frames if f["type"] == "token")  # deltas, not the text so far
+    assert seqs == sorted(set(seqs)) and seqs[-1] == 20  # seq counts tokens; frames may batch a few
+    # Deltas only: the frames concatenate to the reply exactly, so no frame repeats earlier text.
     reply = await database_sync_to_async(Message.objects.get)(pk=frames[-1]["message_id"])
     assert reply.content == text_of(frames) == "".join(f"t{i} " for i in range(20))
     assert reply.status == MessageStatus.COMPLETE and reply.completion_tokens == 20
@@ -74,7 +74,7 @@ async def test_stop_keeps_partial_text_and_frees_the_backend(fake_ollama, owner_
     fake_ollama.configure(tokens=500, delay_ms=20)
     ws = await connect(user, room.pk)
     await ws.send_json_to({"type": "send_message", "content": "long please"})
-    frames = await frames_until(ws, lambda f: f["type"] == "token" and f["seq"] == 3)
+    frames = await frames_until(ws, lambda f: f["type"] == "token" and f["seq"] >= 3)
     stream_id = next(f["stream_id"] for f in frames if f["type"] == "stream_start")
     loop = asyncio.get_running_loop()
     sent_at = loop.time()
@@ -117,7 +117,7 @@ async def test_late_joiner_resumes_without_loss_or_duplicates(fake_ollama, owner
     fake_ollama.configure(tokens=60, delay_ms=10)
     sender = await connect(user, room.pk)
     await sender.send_json_to({"type": "send_message", "content": "hi"})
-    await frames_until(sender, lambda f: f["type"] == "token" and f["seq"] == 15)
+    await frames_until(sender, lambda f: f["type"] == "token" and f["seq"] >= 15)
     late = await connect(user, room.pk)
     await late.send_json_to({"type": "resume", "last_seq": 0})
     frames = await frames_until(late, is_end)
@@ -138,12 +138,13 @@ async def test_reconnect_resumes_from_last_seq(fake_ollama, owner_room, drain_jo
     fake_ollama.configure(tokens=40, delay_ms=10)
     first = await connect(user, room.pk)
     await first.send_json_to({"type": "send_message", "content": "hi"})
-    got = await frames_until(first, lambda f: f["type"] == "token" and f["seq"] == 10)
+    got = await frames_until(first, lambda f: f["type"] == "token" and f["seq"] >= 10)
     stream_id = next(f["stream_id"] for f in got if f["type"] == "stream_start")
+    last_seq = got[-1]["seq"]
     await first.disconnect()  # the tab closes; the job goes on
     await asyncio.sleep(0.1)
     second = await connect(user, room.pk)
-    await second.send_json_to({"type": "resume", "last_seq": 10, "stream_id": stream_id})
+    await second.send_json_to({"type": "resume", "last_seq": last_seq, "stream_id": stream_id})
     rest = await frames_until(second, is_end)
     assert text_of(got) + text_of(rest) == "".join(f"t{i} " for i in range(40))
     await second.disconnect()
@@ -302,3 +303,19 @@ async def test_typing_goes_to_the_others(fake_ollama, owner_room):
     assert await a.receive_nothing(timeout=0.2)
     await a.disconnect()
     await b.disconnect()
+
+
+async def test_room_changes_reach_watchers_and_the_next_send(fake_ollama, owner_room, drain_jobs):
+    from chat import services
+
+    user, room = owner_room
+    ws = await connect(user, room.pk)
+    await database_sync_to_async(services.update_room)(room=room, changes={"model": "fake-coder:7b", "name": "Code"})
+    updated = await ws.receive_json_from(timeout=5)
+    assert updated["type"] == "room_updated" and updated["room"]["name"] == "Code"
+    await ws.send_json_to({"type": "send_message", "content": "hi"})
+    frames = await frames_until(ws, is_end)
+    assert next(f for f in frames if f["type"] == "stream_start")["model"] == "fake-coder:7b"
+    await database_sync_to_async(services.soft_delete_room)(room=room)
+    assert (await ws.receive_json_from(timeout=5))["type"] == "room_deleted"
+    assert (await ws.receive_output(timeout=5))["type"] == "websocket.close"

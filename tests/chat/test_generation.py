@@ -51,12 +51,13 @@ def test_prompt_is_the_branch_leading_to_the_reply(user):
     services.append_message(room=room, role="user", content="Q2", author=user,
                             parent=Message.objects.get(content="A1"))
     started = generation.regenerate_reply(room=room, user=user, message=None, model="m")
-    turns = generation.prompt_turns(message_id=started.assistant.pk)
-    assert [(t.role, t.content) for t in turns] == [
+    assert [(t.role, t.content) for t in started.turns] == [
         ("system", "Be kind."), ("user", "Q1"), ("assistant", "A1"), ("user", "Q2"),
     ]
-    override = generation.prompt_turns(message_id=started.assistant.pk, system_prompt="Be brief.")
+    override = generation.prompt_turns(room=room, parent_id=started.assistant.parent_id, system_prompt="Be brief.")
     assert override[0].content == "Be brief."
+    room.refresh_from_db()
+    assert room.active_leaf_id == started.assistant.pk and room.message_count == 5
     assert question.pk in {m.pk for m in Message.objects.filter(room=room)}
 
 

@@ -55,10 +55,11 @@ async def test_sse_streams_and_stores(fake_ollama):
     assert response.status_code == 200 and response["Content-Type"] == "text/event-stream"
     events = parse_sse(await read(response))
     names = [name for name, _ in events]
-    assert names[0] == "start" and names[-1] == "done" and names.count("token") == 20
+    assert names[0] == "start" and names[-1] == "done" and "token" in names
     start, done = events[0][1], events[-1][1]
     assert set(start) == {"stream_id", "message_id", "model"}
-    assert [data["seq"] for name, data in events if name == "token"] == list(range(1, 21))
+    seqs = [data["seq"] for name, data in events if name == "token"]
+    assert seqs == sorted(set(seqs)) and seqs[-1] == 20
     assert done["status"] == "complete" and done["usage"]["completion_tokens"] == 20
     assert set(done["timings"]) == {"time_to_first_token_ms", "tokens_per_second", "total_ms"}
     stored = await sync_to_async(Message.objects.get)(pk=start["message_id"])
@@ -74,8 +75,10 @@ async def test_sse_error_event_when_backend_dies(fake_ollama):
     response = await client.post(f"/api/v1/chat/sessions/{room.pk}/messages", {"content": "hi"},
                                  content_type="application/json")
     events = parse_sse(await read(response))
-    assert [name for name, _ in events] == ["start", "token", "token", "error"]
+    names = [name for name, _ in events]
+    assert names[0] == "start" and set(names[1:-1]) == {"token"} and names[-1] == "error"
     assert events[-1][1]["code"] == "backend_error"
+    assert "".join(data["delta"] for name, data in events if name == "token") == "t0 t1 "
     stored = await sync_to_async(Message.objects.get)(pk=events[0][1]["message_id"])
     assert stored.status == MessageStatus.ERROR and stored.content == "t0 t1 "
 
