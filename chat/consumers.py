@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from rest_framework import exceptions
@@ -72,6 +73,15 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_send(
             self.group, {"type": "room.presence", "user": self.user.username, "online": True}
         )
+
+    async def dispatch(self, message: dict) -> None:
+        """Skip Channels' per-message `aclose_old_connections()`: it is a hop to the database thread for
+        every token sent to every watcher. Every database access here goes through database_sync_to_async,
+        which closes stale connections around each call itself."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def disconnect(self, code: int) -> None:
         if getattr(self, "group", None):

@@ -171,10 +171,14 @@ class GenerationJob:
                 return chunk.usage
             if not chunk.delta:
                 continue
+            self._pending.append(chunk.delta)
             if timings["first"] is None:
                 timings["first"] = time.monotonic()
-            self._pending.append(chunk.delta)
-            self._wake.set()
+                await self._publish_pending()  # the first token goes out at once, never batched
+            else:
+                self._wake.set()
+                if len(self._pending) >= 32:
+                    await asyncio.sleep(0)  # a burst read from one buffer: let the publisher send some
             now = time.monotonic()
             if now - last_flush >= flush_every:
                 last_flush = now

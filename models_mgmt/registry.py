@@ -25,6 +25,7 @@ class ModelRegistry:
         self._providers: list[Provider] | None = None
         self._models: list[ModelInfo] = []
         self._listed_at = 0.0
+        self._refreshing: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
 
     def reset(self) -> None:
         self._providers = None
@@ -42,12 +43,19 @@ class ModelRegistry:
                 return provider
         raise ProviderError(f"Provider {name!r} is not configured.", code="model_not_found", status=400)
 
+    def _fresh(self) -> bool:
+        return bool(self._models) and time.monotonic() - self._listed_at < settings.MODEL_LIST_TTL_SECONDS
+
     async def list_models(self, *, refresh: bool = False) -> list[ModelInfo]:
-        fresh = time.monotonic() - self._listed_at < settings.MODEL_LIST_TTL_SECONDS
-        if refresh or not fresh or not self._models:
-            lists = await asyncio.gather(*(provider.list_models() for provider in self.providers()))
-            self._models = [model for models in lists for model in models]
-            self._listed_at = time.monotonic()
+        """Cached briefly; when it expires, one caller asks the backends and the others wait for its answer."""
+        if refresh or not self._fresh():
+            asked_at = time.monotonic()
+            lock = self._refreshing.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+            async with lock:
+                if self._listed_at < asked_at and (refresh or not self._fresh()):
+                    lists = await asyncio.gather(*(provider.list_models() for provider in self.providers()))
+                    self._models = [model for models in lists for model in models]
+                    self._listed_at = time.monotonic()
         return list(self._models)
 
     async def resolve(self, name: str | None) -> ModelInfo:

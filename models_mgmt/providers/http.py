@@ -24,3 +24,15 @@ def client() -> httpx.AsyncClient:
 
 TransportError = httpx.TransportError
 HTTPStatusError = httpx.HTTPStatusError
+
+
+async def iter_lines(response: httpx.Response):
+    """Lines of a streamed body, split from the (content-decoded) bytes: httpx's text layers cost more."""
+    buffer = b""
+    async for data in response.aiter_bytes():
+        buffer += data
+        *lines, buffer = buffer.split(b"\n")
+        for line in lines:
+            yield line.rstrip(b"\r").decode("utf-8", errors="replace")
+    if buffer:
+        yield buffer.decode("utf-8", errors="replace")

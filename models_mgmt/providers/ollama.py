@@ -107,7 +107,7 @@ class OllamaProvider:
                 if response.status_code != 200:
                     text = (await response.aread()).decode(errors="replace")[:500]
                     raise ProviderError(f"Ollama answered {response.status_code}: {text}", code="backend_error")
-                async for line in response.aiter_lines():
+                async for line in http.iter_lines(response):
                     if not line.strip():
                         continue
                     try:

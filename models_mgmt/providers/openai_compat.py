@@ -84,7 +84,7 @@ class OpenAICompatibleProvider:
                 if response.status_code != 200:
                     text = (await response.aread()).decode(errors="replace")[:500]
                     raise ProviderError(f"Server answered {response.status_code}: {text}")
-                async for line in response.aiter_lines():
+                async for line in http.iter_lines(response):
                     if not line.startswith("data:"):
                         continue
                     payload = line[5:].strip()
