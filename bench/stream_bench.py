@@ -61,6 +61,8 @@ def pct(values: list[float], q: float) -> float:
 class Server:
     """One Daphne worker with its own SQLite file, started fresh for a backend configuration."""
 
+    kind = "daphne"
+
     def __init__(self, env_overrides: dict[str, str]):
         self.tmp = tempfile.TemporaryDirectory()
         self.port = free_port()
@@ -80,10 +82,14 @@ class Server:
 
     def __enter__(self) -> Server:
         subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=self.env, check=True)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "chatproject.asgi:application"],
-            cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
+        if Server.kind == "uvicorn":
+            command = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(self.port),
+                       "--no-access-log", "--log-level", "warning", "chatproject.asgi:application"]
+        else:
+            command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
+                       "chatproject.asgi:application"]
+        self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
         wait_http(f"{self.base}/", self.process)
         self.ps = psutil.Process(self.process.pid)
         register = httpx.post(f"{self.base}/api/v1/auth/register",
@@ -275,9 +281,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="skip the 50-stream scenarios")
     parser.add_argument("--out", default=str(ROOT / "docs" / "bench-results.json"))
     parser.add_argument("--model-tokens", type=int, default=128)
+    parser.add_argument("--server", choices=["daphne", "uvicorn"], default="daphne")
+    parser.add_argument("--skip-model", action="store_true")
     args = parser.parse_args()
+    Server.kind = args.server
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatproject.settings")
     relay = asyncio.run(relay_benchmarks(args.quick))
+    if args.skip_model:
+        Path(args.out).write_text(json.dumps({"server": args.server, "relay": relay}, indent=2) + "\n")
+        return
     direct = llama_direct(args.model_tokens)
     print("llama direct", json.dumps(direct), flush=True)
     through = asyncio.run(model_through_ws(args.model_tokens))
@@ -285,6 +297,7 @@ def main() -> None:
     model = {"direct": direct, "websocket": through,
              "ratio": round(through["tokens_per_s"] / direct["tokens_per_s"], 3)}
     result = {
+        "server": args.server,
         "machine": {"cpus": psutil.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1)},
         "tokens_per_reply": TOKENS,
         "relay": relay,
