@@ -142,10 +142,20 @@ async def one_sse(server: Server, room: str, client: httpx.AsyncClient) -> tuple
     return start, arrivals, seq
 
 
-async def one_ws(server: Server, room: str, model: str = "fake-llm:latest", options: dict | None = None):
+async def open_ws(server: Server, room: str):
     url = f"ws://127.0.0.1:{server.port}/ws/chat/{room}/?token={server.token}"
-    async with websockets.connect(url, additional_headers={"Origin": server.base}, max_queue=None) as ws:
-        await ws.recv()  # presence
+    ws = await websockets.connect(url, additional_headers={"Origin": server.base}, max_queue=None)
+    await ws.recv()  # presence
+    return ws
+
+
+async def one_ws(server: Server, room: str, model: str = "fake-llm:latest", options: dict | None = None,
+                 ws=None, go: asyncio.Event | None = None):
+    """One reply over a WebSocket; with `go`, the socket is already open and the send waits for the signal."""
+    ws = ws or await open_ws(server, room)
+    try:
+        if go is not None:
+            await go.wait()
         start = time.perf_counter()
         arrivals, seq = [], 0
         await ws.send(json.dumps({"type": "send_message", "content": "bench", "model": model,
@@ -157,6 +167,8 @@ async def one_ws(server: Server, room: str, model: str = "fake-llm:latest", opti
                 seq = frame["seq"]  # seq counts tokens; a frame may carry several
             elif frame["type"] == "stream_end":
                 return start, arrivals, seq
+    finally:
+        await ws.close()
 
 
 def summarise(results, wall: float, cpu: float | None = None, rss: float | None = None) -> dict:
@@ -199,7 +211,14 @@ async def run_scenario(kind: str, concurrency: int, fake_url: str, server: Serve
         elif kind == "sse":
             results = await asyncio.gather(*(one_sse(server, room, client) for room in rooms))
         else:
-            results = await asyncio.gather(*(one_ws(server, room) for room in rooms))
+            sockets = await asyncio.gather(*(open_ws(server, room) for room in rooms))
+            go = asyncio.Event()
+            runs = [asyncio.create_task(one_ws(server, room, ws=ws, go=go)) for room, ws in zip(rooms, sockets,
+                                                                                                   strict=True)]
+            cpu_before = server.ps.cpu_times()
+            start = time.perf_counter()  # all sockets are open: the clock covers the replies only
+            go.set()
+            results = await asyncio.gather(*runs)
         wall = time.perf_counter() - start
         if sampler:
             sampler.cancel()

@@ -11,6 +11,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from rest_framework import exceptions
 
 from chat import generation, jobs, selectors, services
+from chat.broadcast import call_service
 from chat.models import Stream
 from chat.serializers import GenerationOptionsSerializer, MessageSendSerializer
 from models_mgmt.providers import ProviderError
@@ -156,7 +157,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         content = await self._content(frame)
         options, system_prompt = await self._options(frame)
         room, model = await self._room_and_model(frame.get("model"))
-        started = await database_sync_to_async(generation.send_user_message)(
+        started = await call_service(generation.send_user_message,
             room=room, user=self.user, content=content, model=model.name,
             control_channel=await self.channel_layer.new_channel(), system_prompt=system_prompt,
         )
@@ -167,7 +168,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         message = await self._message(frame.get("message_id"))
         options, system_prompt = await self._options(frame)
         room, model = await self._room_and_model(frame.get("model"))
-        started = await database_sync_to_async(generation.edit_user_message)(
+        started = await call_service(generation.edit_user_message,
             room=room, user=self.user, message=message, content=content, model=model.name,
             control_channel=await self.channel_layer.new_channel(), system_prompt=system_prompt,
         )
@@ -177,7 +178,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         message = await self._message(frame["message_id"]) if frame.get("message_id") is not None else None
         options, system_prompt = await self._options(frame)
         room, model = await self._room_and_model(frame.get("model") or (message.model if message else "") or None)
-        started = await database_sync_to_async(generation.regenerate_reply)(
+        started = await call_service(generation.regenerate_reply,
             room=room, user=self.user, message=message, model=model.name,
             control_channel=await self.channel_layer.new_channel(), system_prompt=system_prompt,
         )
@@ -188,7 +189,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         local = next((job for job in jobs.JOBS.values() if job.message_id == str(message.pk)), None)
         if local is not None:
             local.request_stop()
-        await database_sync_to_async(generation.delete_message)(room=self.room, message=message)
+        await call_service(generation.delete_message, room=self.room, message=message)
 
     async def on_stop(self, frame: dict) -> None:
         stream_id = frame.get("stream_id")
@@ -197,7 +198,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         for job in list(jobs.JOBS.values()):  # fast path: the job runs in this process
             if job.room_id == str(self.room.pk) and stream_id in (None, job.stream_id):
                 job.request_stop()
-        await database_sync_to_async(services.request_stop)(room=self.room, stream_id=stream_id)
+        await call_service(services.request_stop, room=self.room, stream_id=stream_id)
 
     async def on_typing(self, frame: dict) -> None:
         await self.channel_layer.group_send(
