@@ -4,24 +4,28 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from asgiref.sync import async_to_sync
 from django.db.models import Count, Q
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import exceptions, renderers, status
+from rest_framework import exceptions, permissions, renderers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from chat import selectors, services, transfer
+from chat import generation, selectors, services, transfer
 from chat.serializers import (
     BranchMessageSerializer,
+    BranchSwitchSerializer,
     ChatSessionCreateSerializer,
     ChatSessionSerializer,
     CountSerializer,
     FreshRoomSerializer,
     MessageSerializer,
+    ModelInfoSerializer,
     ProjectSerializer,
     ProjectUpdateSerializer,
+    RatingSerializer,
     RoomCreateSerializer,
     RoomImportSerializer,
     RoomSerializer,
@@ -32,6 +36,8 @@ from chat.serializers import (
     StopResultSerializer,
 )
 from chatproject.pagination import LimitOffsetPagination
+from models_mgmt.providers import ProviderError
+from models_mgmt.registry import registry
 
 
 def _paginate(view: APIView, request: Request, items, serializer_class, **context) -> Response:
@@ -347,3 +353,55 @@ class ChatSessionDetailApi(APIView):
     def delete(self, request: Request, chat_id: str) -> Response:
         services.soft_delete_room(room=selectors.get_room_for_write(user=request.user, room_id=chat_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema(tags=["rooms"])
+class MessageRatingApi(APIView):
+    @extend_schema(operation_id="messages_rate", request=RatingSerializer, responses=MessageSerializer)
+    def post(self, request: Request, room_id: str, message_id: str) -> Response:
+        room = selectors.get_room_for_write(user=request.user, room_id=room_id)
+        message = selectors.get_message_in_room(room=room, message_id=message_id)
+        data = RatingSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        return Response(MessageSerializer(services.rate_message(message=message, **data.validated_data)).data)
+
+
+@extend_schema(tags=["rooms"])
+class BranchSwitchApi(APIView):
+    @extend_schema(
+        operation_id="rooms_branch_switch",
+        request=BranchSwitchSerializer,
+        responses=RoomSerializer,
+        description="Show another branch (the ‹ 2/3 › arrows): the newest leaf under the message becomes active.",
+    )
+    def post(self, request: Request, room_id: str) -> Response:
+        room = selectors.get_room_for_write(user=request.user, room_id=room_id)
+        data = BranchSwitchSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        message = selectors.get_message_in_room(room=room, message_id=data.validated_data["message_id"])
+        generation.switch_branch(room=room, message=message)
+        room.refresh_from_db()
+        return Response(RoomSerializer(room).data)
+
+
+@extend_schema(tags=["chat-public"])
+class ModelsListApi(APIView):
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(operation_id="chat_models_list", responses=ModelInfoSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        models = async_to_sync(registry.list_models)()
+        default = None
+        try:
+            default = async_to_sync(registry.resolve)(None).qualified_name
+        except ProviderError:
+            pass
+        rows = [
+            {
+                "name": m.name, "qualified_name": m.qualified_name, "provider": m.provider, "size": m.size,
+                "modified_at": m.modified_at, "family": m.family, "context_length": m.context_length,
+                "capabilities": list(m.capabilities), "default": m.qualified_name == default,
+            }
+            for m in models
+        ]
+        return Response(ModelInfoSerializer(rows, many=True).data)

@@ -14,6 +14,10 @@ from chatproject.errors import error_body
 # (route under /api/v1/chat/, method, operation id, public?)
 NOT_BUILT: list[tuple[str, str, str, bool]] = [
     ("sessions/<str:chat_id>/upload", "post", "chat_files_upload", False),
+    ("models/status", "get", "chat_models_status", True),
+    ("models/hot-slots", "get", "chat_models_hot_slots", True),
+    ("models/orchestrator-suitable", "get", "chat_models_orchestrator", True),
+    ("health", "get", "chat_health_check", True),
     ("models/preload", "post", "chat_models_preload", False),
     ("models/hot-slots/<int:slot_number>", "post", "chat_models_hot_slot_assign", False),
     ("models/hot-slots/<int:slot_number>", "delete", "chat_models_hot_slot_remove", False),

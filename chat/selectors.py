@@ -167,3 +167,10 @@ def running_streams(*, room: Room) -> QuerySet[Stream]:
 
 def room_is_empty(room: Room) -> bool:
     return not Message.objects.filter(room=room, is_deleted=False).exists()
+
+
+def get_message_in_room(*, room: Room, message_id) -> Message:
+    message = Message.objects.filter(room=room, pk=_parse_uuid(message_id), is_deleted=False).first()
+    if message is None:
+        raise exceptions.NotFound("Message not found.")
+    return message

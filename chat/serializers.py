@@ -166,3 +166,23 @@ class MessageSendSerializer(GenerationOptionsSerializer):
             return validate_message_content(value)
         except serializers.ValidationError as exc:
             raise serializers.ValidationError(exc.detail["content"]) from exc
+
+
+class RatingSerializer(serializers.Serializer):
+    rating = serializers.ChoiceField(choices=[1, -1, 0], help_text="1 thumbs up, -1 thumbs down, 0 clears.")
+
+
+class BranchSwitchSerializer(serializers.Serializer):
+    message_id = serializers.UUIDField(help_text="A message on the branch to show; its newest leaf becomes active.")
+
+
+class ModelInfoSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    qualified_name = serializers.CharField()
+    provider = serializers.CharField()
+    size = serializers.IntegerField(allow_null=True)
+    modified_at = serializers.CharField(allow_null=True)
+    family = serializers.CharField()
+    context_length = serializers.IntegerField()
+    capabilities = serializers.ListField(child=serializers.CharField())
+    default = serializers.BooleanField()

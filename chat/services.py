@@ -364,3 +364,13 @@ def delete_expired_sessions() -> int:
     more, _ = ChatSession.objects.filter(last_seen_at__lte=idle).delete()
     return deleted + more
 
+
+
+@transaction.atomic
+def rate_message(*, message: Message, rating: int) -> Message:
+    """Thumbs up (1), down (-1) or cleared (0) on an assistant reply; kept for the learning log."""
+    if message.role != MessageRole.ASSISTANT:
+        raise exceptions.ValidationError({"rating": ["Only assistant replies can be rated."]})
+    message.rating = rating or None
+    message.save(update_fields=["rating"])
+    return message

@@ -14,6 +14,8 @@ room_urlpatterns = [
     path("<str:room_id>/messages/clear", apis.RoomMessagesClearApi.as_view(), name="room-messages-clear"),
     path("<str:room_id>/title", apis.RoomTitleApi.as_view(), name="room-title"),
     path("<str:room_id>/export", apis.RoomExportApi.as_view(), name="room-export"),
+    path("<str:room_id>/branch", apis.BranchSwitchApi.as_view(), name="room-branch"),
+    path("<str:room_id>/messages/<str:message_id>/rating", apis.MessageRatingApi.as_view(), name="message-rating"),
 ]
 
 project_urlpatterns = [
@@ -33,5 +35,6 @@ chat_urlpatterns = [
     path("sessions", apis.ChatSessionsApi.as_view(), name="chat-sessions"),
     path("sessions/<str:chat_id>", apis.ChatSessionDetailApi.as_view(), name="chat-session-detail"),
     path("sessions/<str:chat_id>/messages", MessageSendApi.as_view(), name="chat-messages-send"),
+    path("models", apis.ModelsListApi.as_view(), name="chat-models"),
     *not_built_urlpatterns(),
 ]

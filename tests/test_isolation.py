@@ -31,6 +31,8 @@ ROOM_ENDPOINTS = [
     ("rooms_title_generate", "post", "/api/v1/rooms/{room}/title", None, 200, 403),
     ("chat_sessions_delete", "delete", "/api/v1/chat/sessions/{room}", None, 204, 403),
     ("session_create", "post", "/api/v1/session/", {"room_id": "{room}"}, 201, 403),
+    ("messages_rate", "post", "/api/v1/rooms/{room}/messages/{reply}/rating", {"rating": 1}, 200, 403),
+    ("rooms_branch_switch", "post", "/api/v1/rooms/{room}/branch", {"message_id": "{reply}"}, 200, 403),
 ]
 
 SESSION_ENDPOINTS = [
@@ -64,10 +66,11 @@ def owned(roles, team):
     owner = roles["owner"]
     room = services.create_room(owner=owner, name="Secret plans")
     services.append_message(room=room, role="user", content="the launch code is 1234", author=owner)
+    reply = services.append_message(room=room, role="assistant", content="noted")
     session = services.create_session(user=owner, room=room)
     token, _ = create_api_token(user=owner, name="cli")
     project = ProjectFactory(owner=owner)
-    return {"room": room.pk, "session": session.pk, "project": project.pk, "token": token.pk}
+    return {"room": room.pk, "session": session.pk, "project": project.pk, "token": token.pk, "reply": reply.pk}
 
 
 @pytest.mark.parametrize("actor", ACTORS)
@@ -80,7 +83,7 @@ def test_room_endpoints(roles, owned, actor, op, method, path, body, owner_statu
         assert response.json()["error"]["code"]
         assert "launch code" not in response.content.decode()
         room = Room.objects.get(pk=owned["room"])
-        assert room.name == "Secret plans" and not room.is_deleted and room.message_count == 1
+        assert room.name == "Secret plans" and not room.is_deleted and room.message_count == 2
 
 
 @pytest.mark.parametrize("actor", ACTORS)

@@ -255,3 +255,29 @@ def test_chat_contract_sessions(api, user):
     assert api.get(f"/api/v1/chat/sessions/{chat_id}").json()["name"] == "Hello"
     assert api.delete(f"/api/v1/chat/sessions/{chat_id}").status_code == 204
     assert api.get(f"/api/v1/chat/sessions/{chat_id}").status_code == 404
+
+
+def test_rating_and_branch_switching(api, user):
+    room = services.create_room(owner=user)
+    question = services.append_message(room=room, role="user", content="Q", author=user)
+    first = services.append_message(room=room, role="assistant", content="A1")
+    second = services.append_message(room=room, role="assistant", content="A2", parent=question)
+    rated = api.post(f"/api/v1/rooms/{room.pk}/messages/{first.pk}/rating", {"rating": -1}, format="json")
+    assert rated.status_code == 200 and rated.json()["rating"] == -1
+    assert api.post(f"/api/v1/rooms/{room.pk}/messages/{first.pk}/rating", {"rating": 0}).json()["rating"] is None
+    assert api.post(f"/api/v1/rooms/{room.pk}/messages/{question.pk}/rating", {"rating": 1}).status_code == 400
+    assert api.post(f"/api/v1/rooms/{room.pk}/messages/{first.pk}/rating", {"rating": 5}).status_code == 400
+    switched = api.post(f"/api/v1/rooms/{room.pk}/branch", {"message_id": str(first.pk)}, format="json")
+    assert switched.status_code == 200 and switched.json()["active_leaf"] == str(first.pk)
+    history = api.get(f"/api/v1/rooms/{room.pk}/history").json()["results"]
+    assert [m["content"] for m in history] == ["Q", "A1"]
+    assert history[1]["sibling_ids"] == [str(first.pk), str(second.pk)]
+    other = services.create_room(owner=user)
+    assert api.post(f"/api/v1/rooms/{other.pk}/branch", {"message_id": str(first.pk)}).status_code == 404
+
+
+def test_models_list_is_public(fake_ollama, anon_client):
+    response = anon_client.get("/api/v1/chat/models")
+    assert response.status_code == 200
+    assert [m["name"] for m in response.json()] == ["fake-llm:latest", "fake-coder:7b"]
+    assert response.json()[0]["default"] is True and response.json()[0]["size"] == 1_000_000
