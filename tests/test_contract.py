@@ -76,15 +76,17 @@ def test_bearer_security_scheme(schema):
     }
 
 
-@pytest.mark.parametrize("path", ["/api/docs/", "/api/redoc/", "/"])
+@pytest.mark.parametrize("path", ["/api/docs/", "/api/redoc/", "/signin/"])
 def test_doc_pages_render(anon_client, path):
     response = anon_client.get(path)
     assert response.status_code == 200
     assert b"<html" in response.content.lower()
 
 
-def test_home_links_to_docs():
-    assert b'href="/api/docs/"' in Client().get("/").content
+def test_home_leads_to_sign_in_which_links_to_docs():
+    response = Client().get("/", follow=True)
+    assert response.redirect_chain[-1][0] == "/signin/"
+    assert b'href="/api/docs/"' in response.content
 
 
 def test_browsable_api_works_with_a_browser_session(user):

@@ -24,6 +24,7 @@ class Behaviour:
     delay_ms: float = 0.0
     first_delay_ms: float = 0.0
     die_after: int | None = None  # drop the connection after this many tokens
+    text: str | None = None  # reply with this text (split into word tokens) instead of "t0 t1 ..."
     models: list[str] = field(default_factory=lambda: ["fake-llm:latest", "fake-coder:7b"])
 
 
@@ -161,6 +162,12 @@ class FakeOllama:
             "details": {"family": name.split(":")[0].split("-")[-1], "parameter_size": "1M"},
         }
 
+    def _tokens(self, limit: int) -> list[str]:
+        if self.behaviour.text is not None:
+            words = self.behaviour.text.split(" ")
+            return [word + (" " if i < len(words) - 1 else "") for i, word in enumerate(words)][:limit]
+        return [f"t{i} " for i in range(limit)]
+
     async def _generate(self, path: str, request: dict, reader, writer) -> bool:
         behaviour = self.behaviour
         self.stats.last_request = request
@@ -174,7 +181,7 @@ class FakeOllama:
         try:
             if not stream:
                 await asyncio.sleep(behaviour.delay_ms * limit / 1000)
-                text = "".join(f"t{i} " for i in range(limit))
+                text = "".join(self._tokens(limit))
                 payload = {"model": request["model"], "done": True, "eval_count": limit, "prompt_eval_count": 7}
                 payload.update({"message": {"role": "assistant", "content": text}} if chat else {"response": text})
                 self.stats.completed += 1
@@ -187,7 +194,8 @@ class FakeOllama:
             started = time.monotonic()
             if behaviour.first_delay_ms:
                 await asyncio.sleep(behaviour.first_delay_ms / 1000)
-            for i in range(limit):
+            tokens = self._tokens(limit)
+            for i, delta in enumerate(tokens):
                 if behaviour.die_after is not None and i >= behaviour.die_after:
                     self.stats.died += 1
                     writer.transport.abort()
@@ -195,7 +203,6 @@ class FakeOllama:
                 if gone.done():
                     self.stats.aborted += 1
                     return False
-                delta = f"t{i} "
                 line = {"model": request["model"], "created_at": "2026-11-21T00:00:00Z", "done": False}
                 line.update({"message": {"role": "assistant", "content": delta}} if chat else {"response": delta})
                 self._chunk(writer, json.dumps(line).encode() + b"\n")
@@ -214,7 +221,7 @@ class FakeOllama:
             gone.cancel()
             final = {
                 "model": request["model"], "done": True, "done_reason": "stop", "total_duration":
-                int((time.monotonic() - started) * 1e9), "prompt_eval_count": 7, "eval_count": limit,
+                int((time.monotonic() - started) * 1e9), "prompt_eval_count": 7, "eval_count": len(tokens),
             }
             final.update({"message": {"role": "assistant", "content": ""}} if chat else {"response": ""})
             self._chunk(writer, json.dumps(final).encode() + b"\n")

@@ -1,0 +1,591 @@
+// The chat page: rooms over the REST API, live replies over the WebSocket.
+// Every model or user text goes through marked + DOMPurify (assistant) or textContent (user): never raw HTML.
+import { marked } from "../vendor/marked.esm.js";
+import DOMPurify from "../vendor/purify.es.mjs";
+import hljs from "../vendor/highlight.min.js";
+
+const shell = document.getElementById("shell");
+const els = {
+  sidebar: document.getElementById("sidebar"),
+  roomList: document.getElementById("room-list"),
+  search: document.getElementById("room-search"),
+  projectFilter: document.getElementById("project-filter"),
+  newProject: document.getElementById("new-project"),
+  showArchived: document.getElementById("show-archived"),
+  newChat: document.getElementById("new-chat"),
+  title: document.getElementById("room-title"),
+  conn: document.getElementById("conn"),
+  theme: document.getElementById("theme-toggle"),
+  toggleSidebar: document.getElementById("toggle-sidebar"),
+  messages: document.getElementById("messages"),
+  composer: document.getElementById("composer"),
+  prompt: document.getElementById("prompt"),
+  send: document.getElementById("send"),
+  stop: document.getElementById("stop"),
+  model: document.getElementById("model-picker"),
+  typing: document.getElementById("typing"),
+};
+
+const state = {
+  roomId: shell.dataset.roomId || "",
+  room: null,
+  messages: [],          // the active branch, oldest first
+  live: new Map(),       // message id -> {text, status} for replies streaming now
+  streams: new Map(),    // stream id -> {messageId, seq}
+  ws: null,
+  retry: 0,
+  models: [],
+  rooms: [],
+};
+
+marked.setOptions({ gfm: true, breaks: true });
+DOMPurify.addHook("afterSanitizeAttributes", (node) => {
+  if (node.tagName === "A") { node.setAttribute("target", "_blank"); node.setAttribute("rel", "noopener noreferrer"); }
+});
+
+// ---------------------------------------------------------------- HTTP
+
+function csrfToken() {
+  const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+  return match ? decodeURIComponent(match[1]) : "";
+}
+
+async function api(path, { method = "GET", body } = {}) {
+  const response = await fetch(`/api/v1/${path}`, {
+    method,
+    credentials: "same-origin",
+    headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken(), Accept: "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (response.status === 204) return null;
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const message = data.error ? data.error.message : `Request failed (${response.status})`;
+    throw Object.assign(new Error(message), { status: response.status, data });
+  }
+  return data;
+}
+
+function notify(message) {
+  const note = document.createElement("p");
+  note.className = "error";
+  note.setAttribute("role", "alert");
+  note.textContent = message;
+  els.messages.append(note);
+  note.scrollIntoView({ block: "end" });
+  setTimeout(() => note.remove(), 8000);
+}
+
+// ---------------------------------------------------------------- theme and layout
+
+function applyThemeLabel() {
+  const dark = document.documentElement.dataset.theme === "dark";
+  els.theme.setAttribute("aria-label", dark ? "Switch to light theme" : "Switch to dark theme");
+  // Only one code-highlighting theme may apply; hiding a <link> does not switch it off, `disabled` does.
+  document.getElementById("hl-light").disabled = dark;
+  document.getElementById("hl-dark").disabled = !dark;
+}
+els.theme.addEventListener("click", () => {
+  const next = document.documentElement.dataset.theme === "dark" ? "light" : "dark";
+  document.documentElement.dataset.theme = next;
+  try { localStorage.setItem("theme", next); } catch (e) { /* ignore */ }
+  applyThemeLabel();
+});
+applyThemeLabel();
+
+els.toggleSidebar.addEventListener("click", () => {
+  const open = els.sidebar.classList.toggle("open");
+  els.toggleSidebar.setAttribute("aria-expanded", String(open));
+  els.toggleSidebar.setAttribute("aria-label", open ? "Hide chats" : "Show chats");
+});
+
+// ---------------------------------------------------------------- sidebar: rooms and projects
+
+async function loadProjects() {
+  const data = await api("projects/?limit=200");
+  const current = els.projectFilter.value;
+  els.projectFilter.replaceChildren(new Option("All chats", ""));
+  for (const project of data.results) els.projectFilter.append(new Option(project.name, project.id));
+  els.projectFilter.value = current;
+}
+
+async function loadRooms() {
+  const params = new URLSearchParams({ limit: "100" });
+  if (els.search.value.trim()) params.set("q", els.search.value.trim());
+  if (els.projectFilter.value) params.set("project", els.projectFilter.value);
+  params.set("archived", els.showArchived.checked ? "all" : "false");
+  const data = await api(`rooms/?${params}`);
+  state.rooms = data.results.sort((a, b) => Number(b.pinned) - Number(a.pinned));
+  renderRooms();
+}
+
+function roomButton(label, text, handler) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.textContent = text;
+  button.setAttribute("aria-label", label);
+  button.title = label;
+  button.addEventListener("click", (event) => { event.stopPropagation(); handler(); });
+  return button;
+}
+
+function renderRooms() {
+  els.roomList.replaceChildren();
+  for (const room of state.rooms) {
+    const item = document.createElement("li");
+    item.className = "room-item";
+    item.dataset.roomId = room.id;
+    if (room.id === state.roomId) item.setAttribute("aria-current", "page");
+    const open = document.createElement("button");
+    open.type = "button";
+    open.className = "open";
+    open.textContent = (room.pinned ? "★ " : "") + room.name + (room.archived ? " (archived)" : "");
+    open.title = room.name;
+    open.addEventListener("click", () => openRoom(room.id));
+    const actions = document.createElement("span");
+    actions.className = "actions";
+    actions.append(
+      roomButton(`Rename ${room.name}`, "✎", () => renameRoom(room)),
+      roomButton(room.pinned ? `Unpin ${room.name}` : `Pin ${room.name}`, room.pinned ? "Unpin" : "Pin",
+        () => updateRoom(room.id, { pinned: !room.pinned })),
+      roomButton(room.archived ? `Unarchive ${room.name}` : `Archive ${room.name}`, room.archived ? "Unarchive" : "Archive",
+        () => updateRoom(room.id, { archived: !room.archived })),
+      roomButton(`Delete ${room.name}`, "Delete", () => deleteRoom(room)),
+    );
+    item.append(open, actions);
+    els.roomList.append(item);
+  }
+}
+
+async function updateRoom(id, changes) {
+  try {
+    const room = await api(`rooms/${id}`, { method: "PATCH", body: changes });
+    if (id === state.roomId) { state.room = room; renderTitle(); }
+    await loadRooms();
+  } catch (error) { notify(error.message); }
+}
+
+function renameRoom(room) {
+  const name = window.prompt("New name for this chat", room.name);
+  if (name !== null && name.trim()) updateRoom(room.id, { name: name.trim() });
+}
+
+async function deleteRoom(room) {
+  if (!window.confirm(`Delete "${room.name}"?`)) return;
+  try {
+    await api(`rooms/${room.id}`, { method: "DELETE" });
+    if (room.id === state.roomId) await newChat();
+    else await loadRooms();
+  } catch (error) { notify(error.message); }
+}
+
+let searchTimer = null;
+els.search.addEventListener("input", () => { clearTimeout(searchTimer); searchTimer = setTimeout(loadRooms, 200); });
+els.projectFilter.addEventListener("change", loadRooms);
+els.showArchived.addEventListener("change", loadRooms);
+els.newProject.addEventListener("click", async () => {
+  const name = window.prompt("Name of the new project");
+  if (!name || !name.trim()) return;
+  try {
+    const project = await api("projects/", { method: "POST", body: { name: name.trim() } });
+    await loadProjects();
+    els.projectFilter.value = project.id;
+    await loadRooms();
+  } catch (error) { notify(error.message); }
+});
+
+async function newChat() {
+  try {
+    const room = els.projectFilter.value
+      ? await api("rooms/", { method: "POST", body: { project: els.projectFilter.value } })
+      : await api("rooms/fresh", { method: "POST", body: {} });
+    await openRoom(room.id);
+    await loadRooms();
+    els.prompt.focus();
+  } catch (error) { notify(error.message); }
+}
+els.newChat.addEventListener("click", newChat);
+
+// ---------------------------------------------------------------- models
+
+async function loadModels() {
+  try {
+    state.models = await api("chat/models");
+  } catch (error) { state.models = []; }
+  els.model.replaceChildren();
+  for (const model of state.models) {
+    const option = new Option(`${model.name} (${model.provider})`, model.qualified_name);
+    if (model.default) option.dataset.default = "true";
+    els.model.append(option);
+  }
+  selectRoomModel();
+}
+
+function selectRoomModel() {
+  const wanted = state.room && state.room.model;
+  const match = state.models.find((m) => m.name === wanted || m.qualified_name === wanted);
+  const fallback = state.models.find((m) => m.default);
+  if (match) els.model.value = match.qualified_name;
+  else if (fallback) els.model.value = fallback.qualified_name;
+}
+
+els.model.addEventListener("change", () => {
+  if (state.roomId) updateRoom(state.roomId, { model: els.model.value });
+});
+
+// ---------------------------------------------------------------- conversation
+
+function renderTitle() {
+  els.title.textContent = state.room ? state.room.name : "New chat";
+  document.title = `${els.title.textContent} · Local LLM Chat`;
+}
+
+async function openRoom(id) {
+  state.roomId = id;
+  history.replaceState(null, "", `/chat/${id}/`);
+  els.sidebar.classList.remove("open");
+  state.room = await api(`rooms/${id}`);
+  renderTitle();
+  selectRoomModel();
+  await loadHistory();
+  renderRooms();
+  connect();
+}
+
+async function loadHistory() {
+  if (!state.roomId) return;
+  const data = await api(`rooms/${state.roomId}/history?limit=200`);
+  state.messages = data.results;
+  for (const message of state.messages) {
+    const live = state.live.get(message.id);
+    if (live && live.text.length >= message.content.length) { message.content = live.text; message.status = live.status; }
+  }
+  renderMessages();
+}
+
+function markdown(text) {
+  const html = DOMPurify.sanitize(marked.parse(text || ""));
+  const box = document.createElement("div");
+  box.className = "content";
+  box.innerHTML = html;
+  box.querySelectorAll("pre code").forEach((block) => hljs.highlightElement(block));
+  return box;
+}
+
+function actionButton(label, text, handler, pressed) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.textContent = text;
+  button.setAttribute("aria-label", label);
+  button.title = label;
+  if (pressed !== undefined) button.setAttribute("aria-pressed", String(pressed));
+  button.addEventListener("click", handler);
+  return button;
+}
+
+function messageNode(message) {
+  const node = document.createElement("article");
+  node.className = `msg ${message.role}`;
+  node.dataset.messageId = message.id;
+  node.dataset.status = message.status;
+  if (message.status === "streaming") node.classList.add("streaming");
+  node.setAttribute("aria-label", message.role === "user" ? "Your message" : "Assistant reply");
+  if (message.role === "assistant") {
+    node.append(markdown(message.content));
+  } else {
+    const content = document.createElement("div");
+    content.className = "content";
+    content.textContent = message.content;  // user text is shown as text, never parsed as HTML
+    node.append(content);
+  }
+  node.append(metaNode(message));
+  return node;
+}
+
+function metaNode(message) {
+  const meta = document.createElement("div");
+  meta.className = "meta";
+  const siblings = message.sibling_ids || [message.id];
+  if (siblings.length > 1) {
+    const index = siblings.indexOf(message.id);
+    meta.append(
+      actionButton("Previous version", "‹", () => switchBranch(siblings[index - 1]), undefined),
+      Object.assign(document.createElement("span"), { className: "branch", textContent: `${index + 1}/${siblings.length}` }),
+      actionButton("Next version", "›", () => switchBranch(siblings[index + 1]), undefined),
+    );
+    meta.children[0].disabled = index === 0;
+    meta.children[2].disabled = index === siblings.length - 1;
+  }
+  meta.append(actionButton("Copy", "Copy", () => copyText(message)));
+  if (message.role === "user") {
+    meta.append(actionButton("Edit", "Edit", () => startEdit(message)));
+  } else if (message.status === "streaming") {
+    meta.append(actionButton("Stop", "Stop", () => stopStreams()));
+  } else {
+    meta.append(
+      actionButton("Regenerate", "↻ Regenerate", () => sendFrame({ type: "regenerate", message_id: message.id, model: els.model.value })),
+      actionButton("Good reply", "Good", () => rate(message, message.rating === 1 ? 0 : 1), message.rating === 1),
+      actionButton("Bad reply", "Bad", () => rate(message, message.rating === -1 ? 0 : -1), message.rating === -1),
+    );
+    if (message.status !== "complete") {
+      meta.append(Object.assign(document.createElement("span"), { className: "status", textContent: message.status }));
+    }
+  }
+  return meta;
+}
+
+function renderMessages() {
+  els.messages.replaceChildren();
+  if (!state.messages.length) {
+    const empty = document.createElement("p");
+    empty.className = "empty";
+    empty.textContent = "Ask anything to start.";
+    els.messages.append(empty);
+  }
+  for (const message of state.messages) els.messages.append(messageNode(message));
+  updateComposer();
+  els.messages.scrollTop = els.messages.scrollHeight;
+}
+
+const pendingRender = new Set();
+function renderLater(messageId) {
+  if (!pendingRender.size) requestAnimationFrame(flushRenders);
+  pendingRender.add(messageId);
+}
+function flushRenders() {
+  const nearBottom = els.messages.scrollHeight - els.messages.scrollTop - els.messages.clientHeight < 80;
+  for (const id of pendingRender) {
+    const message = state.messages.find((m) => m.id === id);
+    const old = els.messages.querySelector(`[data-message-id="${id}"]`);
+    if (message && old) old.replaceWith(messageNode(message));
+  }
+  pendingRender.clear();
+  updateComposer();
+  if (nearBottom) els.messages.scrollTop = els.messages.scrollHeight;
+}
+
+function updateComposer() {
+  const streaming = state.messages.some((m) => m.status === "streaming");
+  els.stop.hidden = !streaming;
+  els.send.hidden = streaming;
+}
+
+async function copyText(message) {
+  try { await navigator.clipboard.writeText(message.content); } catch (e) {
+    const area = Object.assign(document.createElement("textarea"), { value: message.content });
+    document.body.append(area); area.select(); document.execCommand("copy"); area.remove();
+  }
+}
+
+async function rate(message, rating) {
+  try {
+    const updated = await api(`rooms/${state.roomId}/messages/${message.id}/rating`, { method: "POST", body: { rating } });
+    message.rating = updated.rating;
+    renderLater(message.id);
+  } catch (error) { notify(error.message); }
+}
+
+async function switchBranch(messageId) {
+  if (!messageId) return;
+  try {
+    await api(`rooms/${state.roomId}/branch`, { method: "POST", body: { message_id: messageId } });
+    await loadHistory();
+  } catch (error) { notify(error.message); }
+}
+
+function startEdit(message) {
+  const node = els.messages.querySelector(`[data-message-id="${message.id}"]`);
+  const box = document.createElement("div");
+  box.className = "edit-box";
+  const area = document.createElement("textarea");
+  area.value = message.content;
+  area.setAttribute("aria-label", "Edit message");
+  const save = actionButton("Save and submit", "Save & submit", () => {
+    if (area.value.trim()) sendFrame({ type: "edit_message", message_id: message.id, content: area.value, model: els.model.value });
+  });
+  const cancel = actionButton("Cancel editing", "Cancel", () => renderMessages());
+  area.addEventListener("keydown", (event) => { if (event.key === "Escape") renderMessages(); });
+  box.append(area, Object.assign(document.createElement("div"), { className: "meta" }));
+  box.lastChild.append(save, cancel);
+  node.replaceChildren(box);
+  area.focus();
+}
+
+function stopStreams() {
+  for (const streamId of state.streams.keys()) sendFrame({ type: "stop", stream_id: streamId });
+  if (!state.streams.size) sendFrame({ type: "stop" });
+}
+els.stop.addEventListener("click", stopStreams);
+
+// ---------------------------------------------------------------- composer
+
+els.prompt.addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    event.preventDefault();
+    els.composer.requestSubmit();
+  }
+});
+
+let typingSent = false;
+els.prompt.addEventListener("input", () => {
+  const typing = els.prompt.value.length > 0;
+  if (typing !== typingSent) { typingSent = typing; sendFrame({ type: "typing", is_typing: typing }, true); }
+});
+
+els.composer.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const content = els.prompt.value;
+  if (!content.trim()) return;
+  if (!state.roomId) await newChat();
+  if (sendFrame({ type: "send_message", content, model: els.model.value })) {
+    els.prompt.value = "";
+    typingSent = false;
+  }
+});
+
+// ---------------------------------------------------------------- WebSocket
+
+function setConn(stateName, text) {
+  els.conn.dataset.state = stateName;
+  els.conn.textContent = text;
+}
+
+function sendFrame(frame, quiet) {
+  if (!state.ws || state.ws.readyState !== WebSocket.OPEN) {
+    if (!quiet) notify("Not connected yet; trying again in a moment.");
+    return false;
+  }
+  state.ws.send(JSON.stringify(frame));
+  return true;
+}
+
+function connect() {
+  if (state.ws) { state.ws.onclose = null; state.ws.close(); }
+  if (!state.roomId) { setConn("idle", "Ready"); return; }
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const ws = new WebSocket(`${scheme}://${location.host}/ws/chat/${state.roomId}/`);
+  state.ws = ws;
+  setConn(state.retry ? "reconnecting" : "connecting", state.retry ? "Reconnecting…" : "Connecting…");
+  ws.onopen = () => {
+    state.retry = 0;
+    setConn("open", "Connected");
+    // Catch up on any reply still generating: the text after what we already have, then live tokens.
+    const [streamId, info] = [...state.streams.entries()][0] || [];
+    ws.send(JSON.stringify(streamId ? { type: "resume", stream_id: streamId, last_seq: info.seq } : { type: "resume", last_seq: 0 }));
+  };
+  ws.onmessage = (event) => handleFrame(JSON.parse(event.data));
+  ws.onclose = (event) => {
+    if (state.ws !== ws) return;
+    if (event.code === 4404) { setConn("offline", "Chat not found"); return; }
+    if (event.code === 4401) { location.href = `/signin/?next=${encodeURIComponent(location.pathname)}`; return; }
+    state.retry += 1;
+    const delay = Math.min(10000, 500 * 2 ** Math.min(state.retry - 1, 5)) * (0.8 + Math.random() * 0.4);
+    setConn("reconnecting", "Reconnecting…");
+    setTimeout(() => { if (state.ws === ws) connect(); }, delay);
+  };
+}
+
+function liveFor(messageId) {
+  if (!state.live.has(messageId)) state.live.set(messageId, { text: "", status: "streaming" });
+  return state.live.get(messageId);
+}
+
+function handleFrame(frame) {
+  switch (frame.type) {
+    case "message_created": {
+      const message = frame.message;
+      const last = state.messages[state.messages.length - 1];
+      if (state.messages.some((m) => m.id === message.id)) break;
+      if ((last ? last.id : null) === message.parent) {
+        state.messages.push({ ...message, sibling_ids: [message.id] });
+        els.messages.querySelector(".empty")?.remove();
+        els.messages.append(messageNode(state.messages[state.messages.length - 1]));
+        els.messages.scrollTop = els.messages.scrollHeight;
+        updateComposer();
+      } else {
+        loadHistory();  // an edit or a regeneration: a new branch
+      }
+      break;
+    }
+    case "stream_start": {
+      const known = state.streams.get(frame.stream_id);
+      state.streams.set(frame.stream_id, { messageId: frame.message_id, seq: known ? known.seq : 0 });
+      const live = liveFor(frame.message_id);
+      live.status = "streaming";
+      if (!state.messages.some((m) => m.id === frame.message_id)) loadHistory();
+      break;
+    }
+    case "token": {
+      const stream = state.streams.get(frame.stream_id);
+      if (!stream) break;
+      if (frame.seq <= stream.seq && !frame.resumed) break;
+      const live = liveFor(stream.messageId);
+      // A resumed catch-up carries the text after the seq we reported; from 0 that is the whole text so far.
+      live.text = frame.resumed && stream.seq === 0 ? frame.delta : live.text + frame.delta;
+      stream.seq = frame.seq;
+      const message = state.messages.find((m) => m.id === stream.messageId);
+      if (message) {
+        message.content = live.text;
+        message.status = "streaming";
+        renderLater(message.id);
+      }
+      break;
+    }
+    case "stream_end": {
+      state.streams.delete(frame.stream_id);
+      const live = state.live.get(frame.message_id);
+      state.live.delete(frame.message_id);
+      const message = state.messages.find((m) => m.id === frame.message_id);
+      if (message) {
+        if (live) message.content = live.text;
+        message.status = frame.status;
+        renderLater(message.id);
+      }
+      if (frame.status === "complete" && state.room && state.room.name === "New Chat") autoTitle();
+      break;
+    }
+    case "resumed":
+      if (!frame.streams.length && state.streams.size) { state.streams.clear(); loadHistory(); }
+      break;
+    case "message_deleted":
+      loadHistory();
+      break;
+    case "room_updated":
+      state.room = { ...state.room, ...frame.room };
+      renderTitle();
+      break;
+    case "room_deleted":
+      newChat();
+      break;
+    case "typing":
+      els.typing.textContent = frame.is_typing ? `${frame.user} is typing…` : "";
+      break;
+    case "error":
+      notify(frame.message);
+      break;
+    default:
+      break;
+  }
+}
+
+async function autoTitle() {
+  try {
+    state.room = await api(`rooms/${state.roomId}/title`, { method: "POST" });
+    renderTitle();
+    await loadRooms();
+  } catch (error) { /* a title is a nicety */ }
+}
+
+// ---------------------------------------------------------------- start
+
+(async function start() {
+  await Promise.all([loadModels(), loadProjects(), loadRooms()]);
+  if (state.roomId) {
+    try { await openRoom(state.roomId); } catch (error) { notify(error.message); state.roomId = ""; }
+  }
+  if (!state.roomId) {
+    if (state.rooms.length) await openRoom(state.rooms[0].id);
+    else await newChat();
+  }
+  selectRoomModel();
+})();

@@ -1,0 +1,74 @@
+"""Server-rendered pages: sign in, sign up, waitlist, password reset, the chat shell and its CSP."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from accounts.models import User, WaitlistEntry
+from tests.factories import PASSWORD, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_chat_needs_sign_in():
+    response = Client().get("/chat/")
+    assert response.status_code == 302 and response["Location"].startswith("/signin/?next=/chat/")
+
+
+def test_sign_in_by_username_or_email_then_chat_page():
+    UserFactory(username="dora", email="dora@example.com")
+    browser = Client()
+    wrong = browser.post("/signin/", {"username": "dora", "password": "nope"})
+    assert wrong.status_code == 400 and b"Wrong username/email or password." in wrong.content
+    ok = browser.post("/signin/?next=/chat/", {"username": "dora@example.com", "password": PASSWORD})
+    assert ok.status_code == 302 and ok["Location"] == "/chat/"
+    page = browser.get("/chat/")
+    assert page.status_code == 200 and b'id="messages"' in page.content and "csrftoken" in page.cookies
+    assert browser.post("/signout/").status_code == 302
+    assert browser.get("/chat/").status_code == 302  # signed out
+    assert Client().post("/signin/?next=//evil.example", {"username": "dora", "password": PASSWORD})["Location"] == (
+        "/chat/"
+    )
+
+
+def test_sign_up_page_creates_the_first_user_as_founder():
+    browser = Client()
+    assert b'autocomplete="new-password"' in browser.get("/signup/").content
+    bad = browser.post("/signup/", {"username": "ed", "email": "ed@example.com", "password": "123"})
+    assert bad.status_code == 400 and b"too short" in bad.content
+    ok = browser.post("/signup/", {"username": "ed", "email": "ed@example.com", "password": "a-long-passphrase-1"})
+    assert ok.status_code == 302 and User.objects.get(username="ed").is_staff
+
+
+def test_waitlist_page_when_sign_up_is_closed(settings):
+    UserFactory()
+    settings.SIGNUP_MODE = "waitlist"
+    browser = Client()
+    page = browser.get("/signup/")
+    assert b"Join the waitlist" in page.content
+    joined = browser.post("/signup/", {"email": "later@example.com", "note": "hi"})
+    assert b"Thanks!" in joined.content and WaitlistEntry.objects.filter(email="later@example.com").exists()
+    settings.SIGNUP_MODE = "invite"
+    assert b"invitation only" in Client().get("/signup/").content
+
+
+def test_password_reset_page_sends_mail(mailoutbox):
+    UserFactory(email="fay@example.com")
+    response = Client().post("/password-reset/", {"email": "fay@example.com"})
+    assert b"on its way" in response.content and len(mailoutbox) == 1
+
+
+@pytest.mark.parametrize("path", ["/signin/", "/signup/", "/password-reset/", "/chat/"])
+def test_pages_carry_a_strict_csp(path):
+    browser = Client()
+    if path == "/chat/":
+        browser.force_login(UserFactory())
+    response = browser.get(path)
+    policy = response["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "object-src 'none'" in policy and "unsafe-inline" not in policy
+    assert b"<script>" not in response.content  # no inline scripts the policy would block
+
+
+def test_api_docs_are_exempt_from_the_page_csp():
+    assert "Content-Security-Policy" not in Client().get("/api/docs/")
