@@ -33,6 +33,7 @@ const state = {
   live: new Map(),       // message id -> {text, status} for replies streaming now
   streams: new Map(),    // stream id -> {messageId, seq}
   ws: null,
+  outbox: [],            // frames sent while the socket is (re)connecting, flushed on open
   retry: 0,
   models: [],
   rooms: [],
@@ -451,16 +452,22 @@ function setConn(stateName, text) {
 }
 
 function sendFrame(frame, quiet) {
-  if (!state.ws || state.ws.readyState !== WebSocket.OPEN) {
-    if (!quiet) notify("Not connected yet; trying again in a moment.");
-    return false;
+  if (state.ws && state.ws.readyState === WebSocket.OPEN) {
+    state.ws.send(JSON.stringify(frame));
+    return true;
   }
-  state.ws.send(JSON.stringify(frame));
-  return true;
+  if (quiet) return false;
+  if (state.ws && state.ws.readyState === WebSocket.CONNECTING) {
+    state.outbox.push(frame);
+    return true;
+  }
+  notify("Not connected; reconnecting. Try again in a moment.");
+  return false;
 }
 
 function connect() {
   if (state.ws) { state.ws.onclose = null; state.ws.close(); }
+  state.outbox = [];  // frames for the previous room are dropped
   if (!state.roomId) { setConn("idle", "Ready"); return; }
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   const ws = new WebSocket(`${scheme}://${location.host}/ws/chat/${state.roomId}/`);
@@ -472,6 +479,7 @@ function connect() {
     // Catch up on any reply still generating: the text after what we already have, then live tokens.
     const [streamId, info] = [...state.streams.entries()][0] || [];
     ws.send(JSON.stringify(streamId ? { type: "resume", stream_id: streamId, last_seq: info.seq } : { type: "resume", last_seq: 0 }));
+    for (const frame of state.outbox.splice(0)) ws.send(JSON.stringify(frame));
   };
   ws.onmessage = (event) => handleFrame(JSON.parse(event.data));
   ws.onclose = (event) => {

@@ -1,0 +1,302 @@
+"""The chat UI in a real browser: Debian's Chromium driven by Playwright against a real Daphne server.
+
+The server runs in its own process on a fresh SQLite file with the bundled model and the fake Ollama, so
+these tests see exactly what a person would. Screenshots of the main views go to docs/screenshots/.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+expect = playwright_sync.expect
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+SHOTS = ROOT / "docs" / "screenshots"
+PASSWORD = "a-long-browser-passphrase"
+FAKE = "ollama/fake-llm:latest"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} not installed (apt-get install chromium)"),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def fake():
+    from tests.fakes.ollama import FakeOllama
+
+    server = FakeOllama().start_in_thread()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def server(fake):
+    """A real ASGI server on a throw-away database, independent of the test database."""
+    tmp = tempfile.TemporaryDirectory()
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp.name}/ui.sqlite3",
+        "OLLAMA_URLS": fake.url,
+        "LOCAL_MODELS_ENABLED": "true",
+        "THROTTLE_IP_RATE": "100000/min",
+        "THROTTLE_USER_RATE": "100000/min",
+        "THROTTLE_AUTH_RATE": "100000/min",
+        "LOG_LEVEL": "WARNING",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "CSRF_TRUSTED_ORIGINS": f"http://127.0.0.1:{port}",
+    }
+    env.pop("REDIS_URL", None)
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "chatproject.asgi:application"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(f"{base}/signin/", timeout=1)
+            break
+        except httpx.HTTPError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("the test server did not start") from None
+            time.sleep(0.2)
+    # The first account founds the instance; the tests below are ordinary later sign-ups.
+    httpx.post(f"{base}/api/v1/auth/register",
+               json={"username": "root", "email": "root@example.com", "password": PASSWORD}).raise_for_status()
+    yield base
+    process.terminate()
+    process.wait(10)
+    tmp.cleanup()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_sync.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def new_page(browser):
+    contexts = []
+
+    def make(viewport=None, color_scheme="light"):
+        context = browser.new_context(viewport=viewport or {"width": 1280, "height": 800}, color_scheme=color_scheme)
+        contexts.append(context)
+        page = context.new_page()
+        page.errors = []
+        page.on("pageerror", lambda error: page.errors.append(str(error)))
+        return page
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+_users = iter(range(1, 10_000))
+
+
+def register(server: str) -> str:
+    username = f"user{next(_users)}"
+    httpx.post(f"{server}/api/v1/auth/register",
+               json={"username": username, "email": f"{username}@example.com", "password": PASSWORD}).raise_for_status()
+    return username
+
+
+def sign_in(page, server: str, username: str) -> None:
+    page.goto(f"{server}/signin/")
+    page.get_by_label("Username or email").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r".*/chat/[0-9a-f-]+/$"))
+    expect(page.locator("#conn")).to_have_attribute("data-state", "open")
+
+
+def send(page, text: str, model: str | None = None) -> None:
+    if model:
+        page.get_by_label("Model", exact=True).select_option(model)
+    page.get_by_label("Message", exact=True).fill(text)
+    page.get_by_label("Message", exact=True).press("Enter")
+
+
+def last_reply(page):
+    return page.locator(".msg.assistant").last
+
+
+def test_sign_up_and_sign_in(server, new_page):
+    page = new_page()
+    page.goto(f"{server}/signup/")
+    page.get_by_label("Username").fill("newcomer")
+    page.get_by_label("Email").fill("newcomer@example.com")
+    page.get_by_label("Password").fill("short")
+    page.get_by_role("button", name="Sign up").click()
+    expect(page.get_by_role("alert").first).to_contain_text("too short")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign up").click()
+    page.wait_for_url(re.compile(r".*/chat/"))
+    expect(page.locator("#conn")).to_have_attribute("data-state", "open")
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(re.compile(r".*/signin/"))
+    sign_in(page, server, "newcomer")
+    assert page.errors == []
+
+
+def test_bundled_model_reply_streams_in(server, new_page):
+    page = new_page()
+    sign_in(page, server, register(server))
+    page.get_by_role("button", name="+ New chat").click()
+    send(page, "Name three colours.", model="local/smollm2-135m-instruct")
+    expect(page.locator(".msg.user").last).to_have_text(re.compile("Name three colours."))
+    expect(last_reply(page)).to_have_class(re.compile("streaming"), timeout=30_000)
+    expect(last_reply(page)).to_have_attribute("data-status", "complete", timeout=90_000)
+    assert last_reply(page).locator(".content").inner_text().strip()
+    # The first exchange named the room, and the sidebar shows it.
+    expect(page.locator("#room-title")).to_have_text("Name three colours")
+    expect(page.locator(".room-item[aria-current=page]")).to_contain_text("Name three colours")
+    assert page.errors == []
+
+
+def test_stop_keeps_the_partial_reply(server, new_page, fake):
+    fake.configure(tokens=400, delay_ms=30, text=None)
+    page = new_page()
+    sign_in(page, server, register(server))
+    send(page, "Write a lot.", model=FAKE)
+    expect(last_reply(page).locator(".content")).to_contain_text("t5 ", timeout=15_000)
+    page.get_by_role("button", name="Stop generating").click()
+    expect(last_reply(page)).to_have_attribute("data-status", "cancelled", timeout=5_000)
+    partial = last_reply(page).locator(".content").inner_text()
+    assert "t5" in partial and "t399" not in partial
+    page.reload()
+    expect(last_reply(page)).to_have_attribute("data-status", "cancelled")
+    assert last_reply(page).locator(".content").inner_text() == partial
+    expect(last_reply(page)).to_contain_text("cancelled")
+
+
+def test_regenerate_and_switch_branches(server, new_page, fake):
+    fake.configure(tokens=50, delay_ms=0, text="The first answer.")
+    page = new_page()
+    sign_in(page, server, register(server))
+    send(page, "Question?", model=FAKE)
+    expect(last_reply(page)).to_have_attribute("data-status", "complete")
+    expect(last_reply(page)).to_contain_text("The first answer.")
+    fake.configure(text="A second answer.")
+    last_reply(page).get_by_role("button", name="Regenerate").click()
+    expect(last_reply(page)).to_contain_text("A second answer.", timeout=10_000)
+    expect(last_reply(page)).to_have_attribute("data-status", "complete")
+    expect(last_reply(page).locator(".branch")).to_have_text("2/2")
+    last_reply(page).get_by_role("button", name="Previous version").click()
+    expect(last_reply(page).locator(".branch")).to_have_text("1/2")
+    expect(last_reply(page)).to_contain_text("The first answer.")
+    last_reply(page).get_by_role("button", name="Good reply").click()
+    expect(last_reply(page).get_by_role("button", name="Good reply")).to_have_attribute("aria-pressed", "true")
+    page.reload()  # the chosen branch and the rating are stored
+    expect(last_reply(page)).to_contain_text("The first answer.")
+    expect(last_reply(page).get_by_role("button", name="Good reply")).to_have_attribute("aria-pressed", "true")
+
+
+def test_reload_mid_stream_continues_the_text(server, new_page, fake):
+    fake.configure(tokens=120, delay_ms=40, text=None)
+    page = new_page()
+    sign_in(page, server, register(server))
+    send(page, "Count for me.", model=FAKE)
+    expect(last_reply(page).locator(".content")).to_contain_text("t10 ", timeout=15_000)
+    page.reload()
+    expect(last_reply(page)).to_have_attribute("data-status", "complete", timeout=20_000)
+    text = last_reply(page).locator(".content").inner_text()
+    assert text.split() == [f"t{i}" for i in range(120)]  # nothing lost, nothing doubled
+
+
+XSS = (
+    'Look: <img src=x onerror="window.__xss=1"> <script>window.__xss=2</script> '
+    "[click](javascript:window.__xss=3) <svg onload=\"window.__xss=4\"></svg> **bold**"
+)
+
+
+def test_xss_payloads_stay_inert(server, new_page, fake):
+    fake.configure(tokens=200, delay_ms=0, text=XSS)
+    page = new_page()
+    sign_in(page, server, register(server))
+    send(page, XSS, model=FAKE)
+    expect(last_reply(page)).to_have_attribute("data-status", "complete")
+    page.wait_for_timeout(300)
+    assert page.evaluate("window.__xss") is None
+    assert page.locator(".msg script").count() == 0
+    assert page.locator(".msg [onerror], .msg [onload]").count() == 0
+    hrefs = page.locator(".msg a").evaluate_all("links => links.map(a => a.getAttribute('href'))")
+    assert not any(href and href.startswith("javascript:") for href in hrefs)
+    expect(page.locator(".msg.user").last).to_contain_text("<script>window.__xss=2</script>")  # shown as text
+    expect(last_reply(page).locator("strong")).to_have_text("bold")  # Markdown still renders
+    page.reload()
+    expect(last_reply(page)).to_have_attribute("data-status", "complete")
+    assert page.evaluate("window.__xss") is None
+
+
+def test_two_tabs_of_one_user_see_the_same_stream(server, new_page, fake):
+    fake.configure(tokens=60, delay_ms=25, text=None)
+    username = register(server)
+    first, second = new_page(), new_page()
+    sign_in(first, server, username)
+    sign_in(second, server, username)
+    second.goto(first.url)
+    expect(second.locator("#conn")).to_have_attribute("data-state", "open")
+    send(first, "Both of you, watch.", model=FAKE)
+    expect(second.locator(".msg.assistant").last).to_have_class(re.compile("streaming"), timeout=10_000)
+    for page in (first, second):
+        expect(page.locator(".msg.assistant").last).to_have_attribute("data-status", "complete", timeout=20_000)
+    texts = [page.locator(".msg.assistant").last.locator(".content").inner_text() for page in (first, second)]
+    assert texts[0] == texts[1] == " ".join(f"t{i}" for i in range(60))
+
+
+CODE_REPLY = (
+    "Here is a **Python** example:\n\n```python\ndef greet(name: str) -> str:\n    return f\"Hello, {name}!\"\n```\n\n"
+    "- It takes a *name*\n- It returns a greeting"
+)
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+@pytest.mark.parametrize(("form", "viewport"), [("desktop", {"width": 1280, "height": 800}),
+                                                 ("phone", {"width": 390, "height": 844})])
+def test_screenshots(server, new_page, fake, theme, form, viewport):
+    fake.configure(tokens=400, delay_ms=0, text=CODE_REPLY)
+    page = new_page(viewport=viewport, color_scheme=theme)
+    sign_in(page, server, register(server))
+    send(page, "Show me a small Python function.", model=FAKE)
+    expect(last_reply(page)).to_have_attribute("data-status", "complete")
+    expect(last_reply(page).locator("pre code.hljs")).to_have_count(1)  # highlighted
+    assert page.evaluate("document.documentElement.dataset.theme") == theme
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"chat-{theme}-{form}.png"))
+    if form == "phone":
+        page.get_by_role("button", name="Show chats").click()
+        expect(page.locator("#sidebar")).to_have_class(re.compile("open"))
+        page.screenshot(path=str(SHOTS / f"sidebar-{theme}-phone.png"))
+    if form == "desktop" and theme == "light":
+        signin = new_page(viewport=viewport, color_scheme=theme)
+        signin.goto(f"{server}/signin/")
+        signin.screenshot(path=str(SHOTS / "signin-light-desktop.png"))
