@@ -24,6 +24,7 @@ const els = {
   stop: document.getElementById("stop"),
   model: document.getElementById("model-picker"),
   typing: document.getElementById("typing"),
+  toasts: document.getElementById("toasts"),
 };
 
 const state = {
@@ -34,6 +35,10 @@ const state = {
   streams: new Map(),    // stream id -> {messageId, seq}
   ws: null,
   outbox: [],            // frames sent while the socket is (re)connecting, flushed on open
+  inbox: [],             // frames received while a room's history is still loading
+  ready: false,          // the open room's history is loaded and frames apply directly
+  pickerTouched: false,  // the user chose a model since the room opened: keep their choice
+  switching: false,      // a new chat is being created: sends wait for its socket
   retry: 0,
   models: [],
   rooms: [],
@@ -69,11 +74,10 @@ async function api(path, { method = "GET", body } = {}) {
 
 function notify(message) {
   const note = document.createElement("p");
-  note.className = "error";
+  note.className = "error toast";
   note.setAttribute("role", "alert");
   note.textContent = message;
-  els.messages.append(note);
-  note.scrollIntoView({ block: "end" });
+  els.toasts.append(note);
   setTimeout(() => note.remove(), 8000);
 }
 
@@ -196,14 +200,18 @@ els.newProject.addEventListener("click", async () => {
 });
 
 async function newChat() {
+  // Leave the current room at once, so nothing typed from now on can reach it.
+  state.switching = true;
+  state.ready = false;
+  disconnect();
   try {
     const room = els.projectFilter.value
       ? await api("rooms/", { method: "POST", body: { project: els.projectFilter.value } })
       : await api("rooms/fresh", { method: "POST", body: {} });
-    await openRoom(room.id);
+    await openRoom(room.id, { keepQueued: true });
     await loadRooms();
     els.prompt.focus();
-  } catch (error) { notify(error.message); }
+  } catch (error) { notify(error.message); } finally { state.switching = false; }
 }
 els.newChat.addEventListener("click", newChat);
 
@@ -223,6 +231,7 @@ async function loadModels() {
 }
 
 function selectRoomModel() {
+  if (state.pickerTouched) return;
   const wanted = state.room && state.room.model;
   const match = state.models.find((m) => m.name === wanted || m.qualified_name === wanted);
   const fallback = state.models.find((m) => m.default);
@@ -231,7 +240,8 @@ function selectRoomModel() {
 }
 
 els.model.addEventListener("change", () => {
-  if (state.roomId) updateRoom(state.roomId, { model: els.model.value });
+  state.pickerTouched = true;
+  if (state.roomId && !state.switching) updateRoom(state.roomId, { model: els.model.value });
 });
 
 // ---------------------------------------------------------------- conversation
@@ -241,16 +251,31 @@ function renderTitle() {
   document.title = `${els.title.textContent} · Local LLM Chat`;
 }
 
-async function openRoom(id) {
+async function openRoom(id, { keepQueued = false } = {}) {
+  // Switch everything to the new room at once: sends made from now on queue for its socket, and frames
+  // wait in the inbox until its history is on screen. A new chat keeps what was typed (and the model
+  // picked) while it was being created.
   state.roomId = id;
+  state.ready = false;
+  state.inbox = [];
+  state.messages = [];
+  state.streams.clear();
+  state.live.clear();
+  if (!keepQueued) { state.outbox = []; state.pickerTouched = false; }
   history.replaceState(null, "", `/chat/${id}/`);
   els.sidebar.classList.remove("open");
-  state.room = await api(`rooms/${id}`);
-  renderTitle();
-  selectRoomModel();
-  await loadHistory();
+  renderMessages();
   renderRooms();
   connect();
+  state.room = await api(`rooms/${id}`);
+  renderTitle();
+  if (state.pickerTouched && els.model.value && els.model.value !== state.room.model) {
+    updateRoom(id, { model: els.model.value });
+  }
+  selectRoomModel();
+  await loadHistory();
+  state.ready = true;
+  for (const frame of state.inbox.splice(0)) handleFrame(frame);
 }
 
 async function loadHistory() {
@@ -457,7 +482,7 @@ function sendFrame(frame, quiet) {
     return true;
   }
   if (quiet) return false;
-  if (state.ws && state.ws.readyState === WebSocket.CONNECTING) {
+  if (state.switching || (state.ws && state.ws.readyState === WebSocket.CONNECTING)) {
     state.outbox.push(frame);
     return true;
   }
@@ -465,9 +490,14 @@ function sendFrame(frame, quiet) {
   return false;
 }
 
+function disconnect() {
+  const old = state.ws;
+  state.ws = null;
+  if (old) { old.onopen = null; old.onmessage = null; old.onclose = null; old.close(); }
+}
+
 function connect() {
-  if (state.ws) { state.ws.onclose = null; state.ws.close(); }
-  state.outbox = [];  // frames for the previous room are dropped
+  disconnect();
   if (!state.roomId) { setConn("idle", "Ready"); return; }
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   const ws = new WebSocket(`${scheme}://${location.host}/ws/chat/${state.roomId}/`);
@@ -481,7 +511,11 @@ function connect() {
     ws.send(JSON.stringify(streamId ? { type: "resume", stream_id: streamId, last_seq: info.seq } : { type: "resume", last_seq: 0 }));
     for (const frame of state.outbox.splice(0)) ws.send(JSON.stringify(frame));
   };
-  ws.onmessage = (event) => handleFrame(JSON.parse(event.data));
+  ws.onmessage = (event) => {
+    const frame = JSON.parse(event.data);
+    if (state.ready) handleFrame(frame);
+    else state.inbox.push(frame);
+  };
   ws.onclose = (event) => {
     if (state.ws !== ws) return;
     if (event.code === 4404) { setConn("offline", "Chat not found"); return; }
@@ -595,5 +629,4 @@ async function autoTitle() {
     if (state.rooms.length) await openRoom(state.rooms[0].id);
     else await newChat();
   }
-  selectRoomModel();
 })();

@@ -232,6 +232,62 @@ def test_reload_mid_stream_continues_the_text(server, new_page, fake):
     assert text.split() == [f"t{i}" for i in range(120)]  # nothing lost, nothing doubled
 
 
+def room_action(page, room_name: str, action: str) -> None:
+    """Hover the room in the sidebar (its actions show on hover or focus) and click one."""
+    page.locator(".room-item", has_text=room_name).hover()
+    page.get_by_role("button", name=f"{action} {room_name}").click()
+
+
+def test_sidebar_and_editing(server, new_page, fake):
+    fake.configure(tokens=50, delay_ms=0, text="An answer.")
+    page = new_page()
+    sign_in(page, server, register(server))
+    send(page, "alpha question", model=FAKE)
+    expect(last_reply(page)).to_have_attribute("data-status", "complete")
+    first_room = page.url
+    # Edit the question: the edit becomes a new version with its own reply.
+    page.locator(".msg.user").last.get_by_role("button", name="Edit").click()
+    page.get_by_label("Edit message").fill("alpha question, edited")
+    page.get_by_role("button", name="Save and submit").click()
+    expect(page.locator(".msg.user").last).to_contain_text("alpha question, edited")
+    expect(page.locator(".msg.user").last.locator(".branch")).to_have_text("2/2")
+    expect(last_reply(page)).to_have_attribute("data-status", "complete")
+    # A second room, then rename, pin, search, archive and delete from the sidebar.
+    page.get_by_role("button", name="+ New chat").click()
+    send(page, "beta question", model=FAKE)
+    expect(last_reply(page)).to_have_attribute("data-status", "complete")
+    expect(page.locator(".room-item")).to_have_count(2)
+    page.once("dialog", lambda dialog: dialog.accept("Renamed beta"))
+    room_action(page, "Beta question", "Rename")
+    expect(page.locator("#room-title")).to_have_text("Renamed beta")
+    room_action(page, "Renamed beta", "Pin")
+    expect(page.locator(".room-item").first).to_contain_text("★ Renamed beta")
+    page.get_by_label("Search chats").fill("alpha")
+    expect(page.locator(".room-item")).to_have_count(1)
+    page.get_by_label("Search chats").fill("")
+    expect(page.locator(".room-item")).to_have_count(2)
+    room_action(page, "Alpha question", "Archive")
+    expect(page.locator(".room-item")).to_have_count(1)
+    page.get_by_label("Show archived").check()
+    expect(page.locator(".room-item")).to_have_count(2)
+    page.once("dialog", lambda dialog: dialog.accept())
+    room_action(page, "Alpha question", "Delete")
+    expect(page.locator(".room-item")).to_have_count(1)
+    page.goto(first_room)  # a deleted room: the page says so and opens another
+    expect(page.get_by_role("alert")).to_contain_text("Room not found")
+    expect(page).not_to_have_url(first_room)
+    expect(page.locator("#conn")).to_have_attribute("data-state", "open")
+    # Projects: create one; a new chat lands in it and the filter shows only its rooms.
+    page.goto(f"{server}/chat/")
+    page.once("dialog", lambda dialog: dialog.accept("Thesis"))
+    page.get_by_role("button", name="New project").click()
+    expect(page.get_by_label("Project", exact=True)).to_have_value(re.compile(".+"))
+    expect(page.locator(".room-item")).to_have_count(0)
+    page.get_by_role("button", name="+ New chat").click()
+    expect(page.locator(".room-item")).to_have_count(1)
+    assert page.errors == []
+
+
 XSS = (
     'Look: <img src=x onerror="window.__xss=1"> <script>window.__xss=2</script> '
     "[click](javascript:window.__xss=3) <svg onload=\"window.__xss=4\"></svg> **bold**"
