@@ -1,4 +1,7 @@
-"""Chat-contract routes of spec §3.3 that later work will build; until then they answer 501."""
+"""Spec routes that later work will build (§3.3 chat contract, §3.4 compatible APIs, §9 operations).
+
+Until then they exist, are documented, and answer 501 with the error envelope.
+"""
 
 from __future__ import annotations
 
@@ -62,6 +65,18 @@ NOT_BUILT: list[tuple[str, str, str, bool]] = [
     ("learning/track-usage", "post", "chat_learning_track", False),
 ]
 
+# Outside /api/v1/chat/: (path from the site root, method, operation id, tag).
+NOT_BUILT_ELSEWHERE: list[tuple[str, str, str, str]] = [
+    ("v1/chat/completions", "post", "openai_chat_completions", "openai-compatible"),
+    ("v1/models", "get", "openai_models_list", "openai-compatible"),
+    ("ollama/api/chat", "post", "ollama_chat", "ollama-compatible"),
+    ("ollama/api/generate", "post", "ollama_generate", "ollama-compatible"),
+    ("ollama/api/tags", "get", "ollama_tags", "ollama-compatible"),
+    ("healthz", "get", "ops_healthz", "operations"),
+    ("readyz", "get", "ops_readyz", "operations"),
+    ("metrics", "get", "ops_metrics", "operations"),
+]
+
 NOT_IMPLEMENTED = OpenApiResponse(description="Not built yet: {error: {code: not_implemented}}.")
 
 
@@ -77,26 +92,34 @@ def _make_handler(operation_id: str):
     return handler
 
 
-def _view_for(route: str, entries: list[tuple[str, str, bool]]) -> type[APIView]:
-    """One APIView per route, with a documented 501 handler per method."""
+def _view_for(route: str, entries: list[tuple[str, str, str]], public: bool) -> type[APIView]:
+    """One APIView per route, with a documented 501 handler per (method, operation id, tag)."""
     attrs: dict = {}
-    public = all(is_public for _m, _op, is_public in entries)
     if public:
         attrs["permission_classes"] = [permissions.AllowAny]
-    for method, operation_id, is_public in entries:
+    for method, operation_id, tag in entries:
         handler = extend_schema(
-            operation_id=operation_id,
-            tags=["chat-public" if is_public else "chat"],
-            request=None,
-            responses={501: NOT_IMPLEMENTED},
+            operation_id=operation_id, tags=[tag], request=None, responses={501: NOT_IMPLEMENTED}
         )(_make_handler(operation_id))
         attrs[method] = handler
     name = "NotBuilt_" + "_".join(op for _m, op, _p in entries)
     return type(name, (APIView,), attrs)
 
 
+def _patterns(rows: list[tuple[str, str, str, str, bool]]) -> list:
+    grouped: dict[str, list[tuple[str, str, str]]] = {}
+    public: dict[str, bool] = {}
+    for route, method, operation_id, tag, is_public in rows:
+        grouped.setdefault(route, []).append((method, operation_id, tag))
+        public[route] = public.get(route, True) and is_public
+    return [path(route, _view_for(route, entries, public[route]).as_view()) for route, entries in grouped.items()]
+
+
 def not_built_urlpatterns() -> list:
-    grouped: dict[str, list[tuple[str, str, bool]]] = {}
-    for route, method, operation_id, is_public in NOT_BUILT:
-        grouped.setdefault(route, []).append((method, operation_id, is_public))
-    return [path(route, _view_for(route, entries).as_view()) for route, entries in grouped.items()]
+    """The chat contract's unbuilt routes, mounted under /api/v1/chat/."""
+    return _patterns([(r, m, op, "chat-public" if pub else "chat", pub) for r, m, op, pub in NOT_BUILT])
+
+
+def not_built_root_urlpatterns() -> list:
+    """Compatible APIs and operations endpoints, mounted at the site root (token auth where they need it)."""
+    return _patterns([(r, m, op, tag, tag == "operations") for r, m, op, tag in NOT_BUILT_ELSEWHERE])

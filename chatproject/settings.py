@@ -260,7 +260,7 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
-    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "SCHEMA_PATH_PREFIX": r"/api/v1|/v1|/ollama/api",
     # Swagger UI and ReDoc are served from this server, not a CDN, so the docs work offline.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -279,6 +279,9 @@ SPECTACULAR_SETTINGS = {
         {"name": "sessions", "description": "Live chat sessions bound to a room"},
         {"name": "chat", "description": "Chat contract"},
         {"name": "chat-public", "description": "Chat contract, no login needed"},
+        {"name": "openai-compatible", "description": "OpenAI-compatible API (not built yet: 501)"},
+        {"name": "ollama-compatible", "description": "Ollama-compatible API (not built yet: 501)"},
+        {"name": "operations", "description": "Health, readiness and metrics (not built yet: 501)"},
     ],
 }
 

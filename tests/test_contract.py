@@ -171,3 +171,16 @@ def test_unbuilt_chat_operations_answer_501(schema, api):
         response = getattr(APIClient() if is_public else api, method)(url)
         assert response.status_code == 501, (operation_id, response.content)
         assert response.json()["error"]["details"] == {"operation_id": operation_id}
+
+
+def test_unbuilt_compatible_and_ops_routes_answer_501(schema, api):
+    from chat.not_built import NOT_BUILT_ELSEWHERE
+
+    documented = {op["operationId"] for _p, _m, op in _operations(schema)}
+    for route, method, operation_id, tag in NOT_BUILT_ELSEWHERE:
+        assert operation_id in documented
+        client = APIClient() if tag == "operations" else api
+        response = getattr(client, method)(f"/{route}")
+        assert response.status_code == 501, (route, response.content)
+        assert response.json()["error"]["code"] == "not_implemented"
+    assert APIClient().post("/v1/chat/completions").status_code == 401  # token auth still applies
