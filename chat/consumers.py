@@ -315,6 +315,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             setattr(self.room, key, event["room"][key])
         await self.send_json({"type": "room_updated", "room": event["room"]})
 
+    async def room_branch(self, event: dict) -> None:
+        await self.send_json({"type": "branch_switched", "active_leaf": event["active_leaf"]})
+
     async def room_deleted(self, event: dict) -> None:
         await self.send_json({"type": "room_deleted", "room_id": event["room_id"]})
         await self.close(code=CLOSE_NOT_FOUND)

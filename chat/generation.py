@@ -189,6 +189,7 @@ def switch_branch(*, room: Room, message: Message) -> Message:
         leaf = child
     room.active_leaf = leaf
     refresh_room_summary(room, touch=False)
+    broadcast_after_commit(room, {"type": "room.branch", "active_leaf": str(leaf.pk)})
     return leaf
 
 

@@ -590,6 +590,7 @@ function handleFrame(frame) {
       if (!frame.streams.length && state.streams.size) { state.streams.clear(); loadHistory(); }
       break;
     case "message_deleted":
+    case "branch_switched":
       loadHistory();
       break;
     case "room_updated":

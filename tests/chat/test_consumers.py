@@ -319,3 +319,21 @@ async def test_room_changes_reach_watchers_and_the_next_send(fake_ollama, owner_
     await database_sync_to_async(services.soft_delete_room)(room=room)
     assert (await ws.receive_json_from(timeout=5))["type"] == "room_deleted"
     assert (await ws.receive_output(timeout=5))["type"] == "websocket.close"
+
+
+async def test_branch_switch_reaches_other_tabs(fake_ollama, owner_room, drain_jobs):
+    from chat import generation, services
+
+    user, room = owner_room
+
+    def tree():
+        question = services.append_message(room=room, role="user", content="Q", author=user)
+        first = services.append_message(room=room, role="assistant", content="A1")
+        services.append_message(room=room, role="assistant", content="A2", parent=question)
+        return first
+
+    first = await database_sync_to_async(tree)()
+    ws = await connect(user, room.pk)
+    await database_sync_to_async(generation.switch_branch)(room=room, message=first)
+    assert await ws.receive_json_from(timeout=5) == {"type": "branch_switched", "active_leaf": str(first.pk)}
+    await ws.disconnect()
