@@ -13,7 +13,7 @@ from rest_framework import exceptions
 from chat import generation, jobs, selectors, services
 from chat.broadcast import call_service
 from chat.models import Stream
-from chat.serializers import GenerationOptionsSerializer, MessageSendSerializer
+from chat.serializers import GenerationOptionsSerializer
 from models_mgmt.providers import ProviderError
 from models_mgmt.registry import registry
 
@@ -126,6 +126,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         raw = frame.get("options") or {}
         if not isinstance(raw, dict):
             raise ProtocolError("validation_error", "options must be an object.")
+        if not raw:
+            return jobs.parse_options({}), ""
         options = GenerationOptionsSerializer(data=raw)
         if not options.is_valid():
             raise ProtocolError("validation_error", _first_error(options.errors))
@@ -148,10 +150,17 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         return message
 
     async def _content(self, frame: dict) -> str:
-        data = MessageSendSerializer(data={"content": frame.get("content")})
-        if not data.is_valid():
-            raise ProtocolError("validation_error", _first_error(data.errors))
-        return data.validated_data["content"]
+        """The message text: a non-blank string within MESSAGE_MAX_CHARS (checked without a serializer,
+        which costs more than the rest of a send on the hot path)."""
+        content = frame.get("content")
+        if not isinstance(content, str):
+            raise ProtocolError("validation_error", "content: This field is required.")
+        if not content.strip():
+            raise ProtocolError("validation_error", "content: Message is empty.")
+        try:
+            return services.validate_message_content(content)
+        except exceptions.ValidationError as exc:
+            raise ProtocolError("validation_error", _first_error(exc.detail)) from exc
 
     async def on_send_message(self, frame: dict) -> None:
         content = await self._content(frame)
