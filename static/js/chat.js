@@ -98,10 +98,21 @@ els.theme.addEventListener("click", () => {
 });
 applyThemeLabel();
 
-els.toggleSidebar.addEventListener("click", () => {
-  const open = els.sidebar.classList.toggle("open");
+function setSidebar(open) {
+  els.sidebar.classList.toggle("open", open);
   els.toggleSidebar.setAttribute("aria-expanded", String(open));
   els.toggleSidebar.setAttribute("aria-label", open ? "Hide chats" : "Show chats");
+}
+els.toggleSidebar.addEventListener("click", (event) => {
+  event.stopPropagation();
+  setSidebar(!els.sidebar.classList.contains("open"));
+});
+// On a phone the sidebar covers its own button: Escape or a tap on the conversation closes it.
+document.addEventListener("keydown", (event) => {
+  if (event.key === "Escape" && els.sidebar.classList.contains("open")) { setSidebar(false); els.toggleSidebar.focus(); }
+});
+document.querySelector(".chat").addEventListener("click", () => {
+  if (els.sidebar.classList.contains("open")) setSidebar(false);
 });
 
 // ---------------------------------------------------------------- sidebar: rooms and projects
@@ -263,7 +274,7 @@ async function openRoom(id, { keepQueued = false } = {}) {
   state.live.clear();
   if (!keepQueued) { state.outbox = []; state.pickerTouched = false; }
   history.replaceState(null, "", `/chat/${id}/`);
-  els.sidebar.classList.remove("open");
+  setSidebar(false);
   renderMessages();
   renderRooms();
   connect();

@@ -347,12 +347,15 @@ def test_screenshots(server, new_page, fake, theme, form, viewport):
     expect(last_reply(page).locator("pre code.hljs")).to_have_count(1)  # highlighted
     assert page.evaluate("document.documentElement.dataset.theme") == theme
     SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"chat-{theme}-{form}.png"))
+    page.screenshot(path=str(SHOTS / f"chat-{theme}-{form}.png"), animations="disabled")
     if form == "phone":
         page.get_by_role("button", name="Show chats").click()
         expect(page.locator("#sidebar")).to_have_class(re.compile("open"))
-        page.screenshot(path=str(SHOTS / f"sidebar-{theme}-phone.png"))
+        page.screenshot(path=str(SHOTS / f"sidebar-{theme}-phone.png"), animations="disabled")
+        page.keyboard.press("Escape")
+        expect(page.locator("#sidebar")).not_to_have_class(re.compile("open"))
+        expect(page.get_by_role("button", name="Show chats")).to_be_focused()
     if form == "desktop" and theme == "light":
         signin = new_page(viewport=viewport, color_scheme=theme)
         signin.goto(f"{server}/signin/")
-        signin.screenshot(path=str(SHOTS / "signin-light-desktop.png"))
+        signin.screenshot(path=str(SHOTS / "signin-light-desktop.png"), animations="disabled")
