@@ -38,7 +38,7 @@ from accounts.serializers import (
     WaitlistEntrySerializer,
     WaitlistJoinSerializer,
 )
-from chatproject.pagination import LimitOffsetPagination
+from chatproject.pagination import paginate
 from chatproject.throttling import AuthRateThrottle, PerIPRateThrottle
 
 
@@ -50,11 +50,6 @@ class PublicAuthView(APIView):
     throttle_classes = [PerIPRateThrottle, AuthRateThrottle]
 
 
-def _paginate(view: APIView, request: Request, queryset, serializer_class, **context) -> Response:
-    paginator = LimitOffsetPagination()
-    page = paginator.paginate_queryset(queryset, request, view=view)
-    data = serializer_class(page, many=True, context={"request": request, **context}).data
-    return paginator.get_paginated_response(data)
 
 
 @extend_schema(tags=["auth"])
@@ -104,7 +99,7 @@ class MeApi(APIView):
 class TokensApi(APIView):
     @extend_schema(operation_id="auth_tokens_list", responses=ApiTokenSerializer(many=True))
     def get(self, request: Request) -> Response:
-        return _paginate(self, request, selectors.tokens_of(request.user), ApiTokenSerializer)
+        return paginate(self, request, selectors.tokens_of(request.user), ApiTokenSerializer)
 
     @extend_schema(
         operation_id="auth_token_create", request=ApiTokenCreateSerializer, responses={201: ApiTokenCreatedSerializer}
@@ -192,7 +187,7 @@ class WaitlistJoinApi(PublicAuthView):
 class TeamsApi(APIView):
     @extend_schema(operation_id="teams_list", responses=TeamSerializer(many=True))
     def get(self, request: Request) -> Response:
-        return _paginate(self, request, selectors.teams_of(request.user), TeamSerializer)
+        return paginate(self, request, selectors.teams_of(request.user), TeamSerializer)
 
     @extend_schema(operation_id="teams_create", request=TeamCreateSerializer, responses={201: TeamSerializer})
     def post(self, request: Request) -> Response:
@@ -208,7 +203,7 @@ class TeamMembersApi(APIView):
     @extend_schema(operation_id="team_members_list", responses=MemberSerializer(many=True))
     def get(self, request: Request, team_id: int) -> Response:
         team = selectors.get_team_for_member(user=request.user, team_id=team_id)
-        return _paginate(self, request, selectors.team_members(team), MemberSerializer)
+        return paginate(self, request, selectors.team_members(team), MemberSerializer)
 
     @extend_schema(
         operation_id="team_members_invite",
@@ -273,7 +268,7 @@ class AdminUsersApi(APIView):
         qs = selectors.admin_users(
             q=params.get("q", "").strip(), is_active=params.get("is_active"), is_staff=params.get("is_staff")
         )
-        return _paginate(self, request, qs, AdminUserSerializer)
+        return paginate(self, request, qs, AdminUserSerializer)
 
 
 @extend_schema(tags=["admin"])

@@ -35,16 +35,9 @@ from chat.serializers import (
     SessionSerializer,
     StopResultSerializer,
 )
-from chatproject.pagination import LimitOffsetPagination
+from chatproject.pagination import paginate
 from models_mgmt.providers import ProviderError
 from models_mgmt.registry import registry
-
-
-def _paginate(view: APIView, request: Request, items, serializer_class, **context) -> Response:
-    paginator = LimitOffsetPagination()
-    page = paginator.paginate_queryset(items, request, view=view)
-    data = serializer_class(page, many=True, context={"request": request, **context}).data
-    return paginator.get_paginated_response(data)
 
 
 def _room_changes(user, validated: dict) -> dict:
@@ -73,7 +66,7 @@ ROOM_LIST_PARAMETERS = [
 class RoomsApi(APIView):
     @extend_schema(operation_id="rooms_list", parameters=ROOM_LIST_PARAMETERS, responses=RoomSerializer(many=True))
     def get(self, request: Request) -> Response:
-        return _paginate(self, request, selectors.rooms_list(user=request.user, params=request.query_params),
+        return paginate(self, request, selectors.rooms_list(user=request.user, params=request.query_params),
                          RoomSerializer)
 
     @extend_schema(operation_id="rooms_create", request=RoomCreateSerializer, responses={201: RoomSerializer})
@@ -127,11 +120,11 @@ class RoomHistoryApi(APIView):
         room = selectors.get_room_for_read(user=request.user, room_id=room_id)
         view = request.query_params.get("view", "branch")
         if view == "tree":
-            return _paginate(self, request, selectors.message_tree(room).select_related("author"), MessageSerializer)
+            return paginate(self, request, selectors.message_tree(room).select_related("author"), MessageSerializer)
         if view != "branch":
             raise exceptions.ValidationError({"view": ["Use 'branch' or 'tree'."]})
         branch = selectors.active_branch(room)
-        return _paginate(self, request, branch.messages, BranchMessageSerializer, siblings=branch.siblings)
+        return paginate(self, request, branch.messages, BranchMessageSerializer, siblings=branch.siblings)
 
 
 @extend_schema(tags=["rooms"])
@@ -238,7 +231,7 @@ def _projects_with_counts(user):
 class ProjectsApi(APIView):
     @extend_schema(operation_id="projects_list", responses=ProjectSerializer(many=True))
     def get(self, request: Request) -> Response:
-        return _paginate(self, request, _projects_with_counts(request.user), ProjectSerializer)
+        return paginate(self, request, _projects_with_counts(request.user), ProjectSerializer)
 
     @extend_schema(operation_id="projects_create", request=ProjectSerializer, responses={201: ProjectSerializer})
     def post(self, request: Request) -> Response:
@@ -329,7 +322,7 @@ class ChatSessionsApi(APIView):
     @extend_schema(operation_id="chat_sessions_list", responses=ChatSessionSerializer(many=True))
     def get(self, request: Request) -> Response:
         qs = selectors.rooms_list(user=request.user, params={})
-        return _paginate(self, request, qs, ChatSessionSerializer)
+        return paginate(self, request, qs, ChatSessionSerializer)
 
     @extend_schema(
         operation_id="chat_sessions_create", request=ChatSessionCreateSerializer, responses={201: ChatSessionSerializer}

@@ -8,3 +8,11 @@ class LimitOffsetPagination(_Base):
 
     default_limit = 50
     max_limit = 200
+
+
+def paginate(view, request, items, serializer_class, **context):
+    """Page `items` with the default paginator and serialise the page, for plain APIViews."""
+    paginator = LimitOffsetPagination()
+    page = paginator.paginate_queryset(items, request, view=view)
+    data = serializer_class(page, many=True, context={"request": request, **context}).data
+    return paginator.get_paginated_response(data)

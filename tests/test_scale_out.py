@@ -8,13 +8,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 import websockets
 from django.conf import settings
@@ -23,6 +21,7 @@ from django.db import connection
 from accounts.services import create_api_token
 from chat.models import Message, MessageStatus
 from tests.factories import RoomFactory, UserFactory
+from tests.procs import free_port, wait_for_http
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,12 +32,6 @@ pytestmark = [
         reason="needs REDIS_URL and PostgreSQL (the second pass of .ci/run sets both)",
     ),
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _database_url() -> str:
@@ -58,7 +51,7 @@ def workers(fake_ollama, transactional_db):
         "LOCAL_MODELS_ENABLED": "false",
         "DJANGO_SETTINGS_MODULE": "chatproject.settings",
     }
-    ports = [_free_port(), _free_port()]
+    ports = [free_port(), free_port()]
     processes = [
         subprocess.Popen(
             [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "chatproject.asgi:application"],
@@ -68,15 +61,7 @@ def workers(fake_ollama, transactional_db):
     ]
     try:
         for port, process in zip(ports, processes, strict=True):
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
-                    break
-                except httpx.HTTPError:
-                    if process.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(process.stderr.read().decode()[-2000:]) from None
-                    time.sleep(0.2)
+            wait_for_http(f"http://127.0.0.1:{port}/", process)
         yield ports
     finally:
         for process in processes:

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
 
-import httpx
 import pytest
 
 from models_mgmt.providers import ChatTurn, GenerationOptions, ProviderError
@@ -18,6 +16,7 @@ from models_mgmt.providers.ollama import OllamaProvider
 from models_mgmt.providers.openai_compat import OpenAICompatibleProvider
 from models_mgmt.registry import ModelRegistry
 from tests.fakes.ollama import FakeOllama
+from tests.procs import free_port, wait_for_http
 
 pytestmark = pytest.mark.asyncio
 
@@ -151,32 +150,17 @@ async def test_registry_resolves_default_and_qualified_names(fake, settings):
     assert missing.value.code == "model_not_found"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def llama_server():
     """The real `python -m llama_cpp.server` serving the bundled GGUF."""
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_model_path()), "--port", str(port),
          "--host", "127.0.0.1", "--n_ctx", "2048", "--model_alias", "smollm2"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     base = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/models", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    else:
-        process.kill()
-        pytest.fail("llama_cpp.server did not start")
+    wait_for_http(f"{base}/models", process, timeout=60)
     yield base
     process.terminate()
     process.wait(10)

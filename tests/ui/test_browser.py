@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.procs import free_port, wait_for_http
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 expect = playwright_sync.expect
@@ -33,12 +33,6 @@ pytestmark = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def fake():
     from tests.fakes.ollama import FakeOllama
@@ -52,7 +46,7 @@ def fake():
 def server(fake):
     """A real ASGI server on a throw-away database, independent of the test database."""
     tmp = tempfile.TemporaryDirectory()
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": f"sqlite:///{tmp.name}/ui.sqlite3",
@@ -69,18 +63,10 @@ def server(fake):
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
     process = subprocess.Popen(
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "chatproject.asgi:application"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(f"{base}/signin/", timeout=1)
-            break
-        except httpx.HTTPError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError("the test server did not start") from None
-            time.sleep(0.2)
+    wait_for_http(f"{base}/signin/", process)
     # The first account founds the instance; the tests below are ordinary later sign-ups.
     httpx.post(f"{base}/api/v1/auth/register",
                json={"username": "root", "email": "root@example.com", "password": PASSWORD}).raise_for_status()
