@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,27 +27,10 @@ import websockets
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from tests.procs import free_port, wait_for_http  # noqa: E402
+
 TOKENS = 200
 PASSWORD = "bench-passphrase-long-enough"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_http(url: str, process: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args} exited with {process.returncode}")
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    raise RuntimeError(f"{url} did not come up")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -90,7 +72,7 @@ class Server:
                        "chatproject.asgi:application"]
         self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL)
-        wait_http(f"{self.base}/", self.process)
+        wait_for_http(f"{self.base}/", self.process)
         self.ps = psutil.Process(self.process.pid)
         register = httpx.post(f"{self.base}/api/v1/auth/register",
                               json={"username": "bench", "email": "bench@example.com", "password": PASSWORD})
@@ -238,7 +220,7 @@ async def relay_benchmarks(quick: bool) -> list[dict]:
     fake = subprocess.Popen([sys.executable, "-m", "tests.fakes.ollama", "--port", str(fake_port)], cwd=ROOT,
                             stdout=subprocess.DEVNULL)
     fake_url = f"http://127.0.0.1:{fake_port}"
-    wait_http(f"{fake_url}/api/tags", fake)
+    wait_for_http(f"{fake_url}/api/tags", fake)
     rows = []
     try:
         with Server({"OLLAMA_URLS": fake_url, "LOCAL_MODELS_ENABLED": "false"}) as server:

@@ -9,7 +9,7 @@ from django.db.models import Q, QuerySet
 from rest_framework import exceptions
 
 from accounts.models import Membership, Role
-from chat.models import ChatSession, Message, Project, Room, Stream
+from chat.models import ChatSession, Message, Project, Room
 from chatproject.errors import ApiError
 
 ROOM_SORTS = {
@@ -159,10 +159,6 @@ def get_live_session(*, user, session_id) -> ChatSession:
         session.delete()
         raise ApiError("This session has expired; create a new one.", code="session_expired", status_code=404)
     return session
-
-
-def running_streams(*, room: Room) -> QuerySet[Stream]:
-    return Stream.objects.filter(room=room, finished_at__isnull=True)
 
 
 def room_is_empty(room: Room) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import logging
-import os
 import threading
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -61,10 +60,6 @@ class _LoadedModel:
             )
         return self._llama
 
-    def unload(self) -> None:
-        llama, self._llama = self._llama, None
-        if llama is not None:
-            llama.close()
 
 
 class LocalProvider:
@@ -113,14 +108,6 @@ class LocalProvider:
             if path not in self._loaded:
                 self._loaded[path] = _LoadedModel(path, self.n_ctx, self.n_threads)
             return self._loaded[path]
-
-    def is_loaded(self, info: ModelInfo) -> bool:
-        loaded = self._loaded.get(Path(info.server))
-        return bool(loaded and loaded._llama is not None)
-
-    async def preload(self, info: ModelInfo) -> None:
-        loaded = self._model(info)
-        await asyncio.get_running_loop().run_in_executor(loaded.executor, loaded.llama)
 
     async def count_tokens(self, *, model: ModelInfo, text: str) -> int:
         loaded = self._model(model)
@@ -189,12 +176,3 @@ class LocalProvider:
             yield ProviderChunk(done=True, usage=usage)
         finally:
             stop.set()
-
-    def unload_all(self) -> None:
-        for loaded in self._loaded.values():
-            loaded.executor.submit(loaded.unload)
-
-
-def default_threads() -> int | None:
-    raw = os.environ.get("LOCAL_N_THREADS", "").strip()
-    return int(raw) if raw else None
