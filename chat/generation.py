@@ -12,11 +12,11 @@ from datetime import timedelta
 import psutil
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import User
-from chat.broadcast import broadcast_after_commit
+from chat import sql
+from chat.broadcast import broadcast_after_commit, room_group
 from chat.models import Message, MessageRole, MessageStatus, Project, Room, Stream
 from chat.services import PREVIEW_CHARS, refresh_room_summary, validate_message_content
 from chatproject.errors import ApiError
@@ -61,13 +61,22 @@ def _running_streams_of(user: User):
     return Stream.objects.filter(user=user, finished_at__isnull=True)
 
 
+def _running_count(user_id: int) -> int:
+    return sql.fetchone(
+        f"SELECT COUNT(*) FROM {sql.table(Stream)} WHERE {sql.column(Stream, 'user')} = %s "
+        f"AND {sql.column(Stream, 'finished_at')} IS NULL",
+        [user_id],
+    )[0]
+
+
 def _ensure_stream_capacity(user: User) -> None:
     """At most STREAMS_PER_USER running; dead workers' jobs are reaped before refusing."""
     if connection.features.has_select_for_update:  # SQLite's BEGIN IMMEDIATE already serialises writers
-        User.objects.select_for_update().filter(pk=user.pk).values_list("pk").first()
-    if _running_streams_of(user).count() >= settings.STREAMS_PER_USER:
+        sql.fetchone(f"SELECT {sql.q(User._meta.pk.column)} FROM {sql.table(User)} WHERE "
+                     f"{sql.q(User._meta.pk.column)} = %s FOR UPDATE", [user.pk])
+    if _running_count(user.pk) >= settings.STREAMS_PER_USER:
         recover_interrupted_streams()
-        if _running_streams_of(user).count() >= settings.STREAMS_PER_USER:
+        if _running_count(user.pk) >= settings.STREAMS_PER_USER:
             raise ApiError(
                 f"You already have {settings.STREAMS_PER_USER} replies generating; wait or stop one.",
                 code="too_many_streams",
@@ -76,43 +85,91 @@ def _ensure_stream_capacity(user: User) -> None:
             )
 
 
-def _lock_room(room: Room, user: User) -> Room:
+@dataclass
+class LockedRoom:
+    """The room's row as the start transaction sees it, locked until commit."""
+
+    id: uuid.UUID
+    active_leaf_id: uuid.UUID | None
+    project_id: uuid.UUID | None
+    system_prompt: str
+
+    @property
+    def group_name(self) -> str:
+        return room_group(self.id)
+
+
+def _lock_room(room: Room, user: User) -> LockedRoom:
     """Re-read the room inside the transaction (its active leaf may have moved) and check ownership."""
-    fresh = Room.objects.select_for_update().filter(pk=room.pk, is_deleted=False).first()
-    if fresh is None:
+    row = sql.fetchone(
+        f"SELECT {sql.column(Room, 'owner')}, {sql.column(Room, 'active_leaf')}, {sql.column(Room, 'project')}, "
+        f"{sql.column(Room, 'system_prompt')} FROM {sql.table(Room)} "
+        f"WHERE {sql.column(Room, 'id')} = %s AND NOT {sql.column(Room, 'is_deleted')}{sql.for_update()}",
+        [sql.prep(Room, "id", room.pk)],
+    )
+    if row is None:
         raise ApiError("Room not found.", code="not_found", status_code=404)
-    if fresh.owner_id != user.pk:
+    if row[0] != user.pk:
         raise ApiError("Only the room's owner can post in it.", code="read_only", status_code=403)
     _ensure_stream_capacity(user)
-    return fresh
+    return LockedRoom(id=room.pk, active_leaf_id=sql.as_uuid(row[1]), project_id=sql.as_uuid(row[2]),
+                      system_prompt=row[3])
+
+
+def _message_row(message: Message) -> dict:
+    return {f.attname: getattr(message, f.attname) for f in Message._meta.concrete_fields}
 
 
 def _begin(
-    *, room: Room, user: User, parent: Message, model: str, control_channel: str, system_prompt: str,
+    *, room: LockedRoom, user: User, parent: Message, model: str, control_channel: str, system_prompt: str,
     new_user_message: Message | None = None,
 ) -> StartedGeneration:
-    """The assistant placeholder, its Stream row, the room's summary and the prompt, in one transaction."""
-    assistant = Message.objects.create(
-        room=room, parent=parent, role=MessageRole.ASSISTANT, content="", model=model, status=MessageStatus.STREAMING
-    )
-    stream = Stream.objects.create(
-        room=room, message=assistant, user=user, model=model, worker=WORKER_ID, control_channel=control_channel
-    )
+    """The assistant placeholder, its Stream row, the room's summary and the prompt, in one transaction.
+
+    Plain SQL (chat/sql.py): this runs once per reply and the ORM made it the costliest step of a start.
+    """
     now = timezone.now()
-    Room.objects.filter(pk=room.pk).update(
-        active_leaf=assistant,
-        message_count=F("message_count") + (2 if new_user_message else 1),
-        last_message_preview=" ".join(parent.content.split())[:PREVIEW_CHARS],
-        last_activity=now,
+    assistant = Message(
+        id=uuid.uuid4(), room_id=room.id, parent=parent, role=MessageRole.ASSISTANT, content="", model=model,
+        status=MessageStatus.STREAMING, created_at=now + timedelta(microseconds=1),  # sorts after its question
     )
-    room.active_leaf = assistant
+    rows = [_message_row(m) for m in (new_user_message, assistant) if m is not None]
+    sql.insert(Message, rows)
+    stream = Stream(
+        id=uuid.uuid4(), room_id=room.id, message=assistant, user=user, model=model, worker=WORKER_ID,
+        control_channel=control_channel, started_at=now, heartbeat_at=now,
+    )
+    sql.insert(Stream, [{f.attname: getattr(stream, f.attname) for f in Stream._meta.concrete_fields}])
+    sql.execute(
+        f"UPDATE {sql.table(Room)} SET {sql.column(Room, 'active_leaf')} = %s, "
+        f"{sql.column(Room, 'message_count')} = {sql.column(Room, 'message_count')} + %s, "
+        f"{sql.column(Room, 'last_message_preview')} = %s, {sql.column(Room, 'last_activity')} = %s "
+        f"WHERE {sql.column(Room, 'id')} = %s",
+        [sql.prep(Room, "active_leaf", assistant.pk), 2 if new_user_message else 1,
+         " ".join(parent.content.split())[:PREVIEW_CHARS], sql.prep(Room, "last_activity", now),
+         sql.prep(Room, "id", room.id)],
+    )
     if room.project_id:
-        Project.objects.filter(pk=room.project_id).update(last_chat_at=now)
-    if new_user_message is not None:
-        broadcast_after_commit(room, message_event("created", new_user_message))
-    broadcast_after_commit(room, message_event("created", assistant))
-    turns = prompt_turns(room=room, parent_id=parent.pk, system_prompt=system_prompt)
+        sql.execute(
+            f"UPDATE {sql.table(Project)} SET {sql.column(Project, 'last_chat_at')} = %s "
+            f"WHERE {sql.column(Project, 'id')} = %s",
+            [sql.prep(Project, "last_chat_at", now), sql.prep(Project, "id", room.project_id)],
+        )
+    for message in (new_user_message, assistant):
+        if message is not None:
+            sql.saved(message)
+            broadcast_after_commit(room, message_event("created", message))
+    sql.saved(stream)
+    turns = _branch_turns(room_id=room.id, parent_id=parent.pk, system_prompt=system_prompt or room.system_prompt)
     return StartedGeneration(stream=stream, assistant=assistant, user_message=new_user_message, turns=turns)
+
+
+def _new_user_message(*, room: LockedRoom, user: User, parent_id, content: str, edited: bool = False) -> Message:
+    now = timezone.now()
+    return Message(
+        id=uuid.uuid4(), room_id=room.id, parent_id=parent_id, role=MessageRole.USER, content=content, author=user,
+        created_at=now, edited_at=now if edited else None,
+    )
 
 
 @transaction.atomic
@@ -121,11 +178,9 @@ def send_user_message(
 ) -> StartedGeneration:
     """A new user turn on the active branch, and the assistant reply that will stream under it."""
     validate_message_content(content)
-    room = _lock_room(room, user)
-    user_message = Message.objects.create(
-        room=room, parent_id=room.active_leaf_id, role=MessageRole.USER, content=content, author=user
-    )
-    return _begin(room=room, user=user, parent=user_message, model=model, control_channel=control_channel,
+    locked = _lock_room(room, user)
+    user_message = _new_user_message(room=locked, user=user, parent_id=locked.active_leaf_id, content=content)
+    return _begin(room=locked, user=user, parent=user_message, model=model, control_channel=control_channel,
                   system_prompt=system_prompt, new_user_message=user_message)
 
 
@@ -138,12 +193,9 @@ def edit_user_message(
     if message.role != MessageRole.USER:
         raise ApiError("Only your own messages can be edited.", code="not_editable", status_code=400)
     validate_message_content(content)
-    room = _lock_room(room, user)
-    edited = Message.objects.create(
-        room=room, parent_id=message.parent_id, role=MessageRole.USER, content=content, author=user,
-        edited_at=timezone.now(),
-    )
-    return _begin(room=room, user=user, parent=edited, model=model, control_channel=control_channel,
+    locked = _lock_room(room, user)
+    edited = _new_user_message(room=locked, user=user, parent_id=message.parent_id, content=content, edited=True)
+    return _begin(room=locked, user=user, parent=edited, model=model, control_channel=control_channel,
                   system_prompt=system_prompt, new_user_message=edited)
 
 
@@ -153,14 +205,14 @@ def regenerate_reply(
     system_prompt: str = "",
 ) -> StartedGeneration:
     """A new assistant sibling for an assistant turn (default: the active leaf), or a reply to a user turn."""
-    room = _lock_room(room, user)
-    target = message or (Message.objects.filter(pk=room.active_leaf_id).first() if room.active_leaf_id else None)
+    locked = _lock_room(room, user)
+    target = message or (Message.objects.filter(pk=locked.active_leaf_id).first() if locked.active_leaf_id else None)
     if target is None:
         raise ApiError("There is nothing to regenerate yet.", code="nothing_to_regenerate", status_code=409)
     parent = target.parent if target.role == MessageRole.ASSISTANT else target
     if parent is None or parent.role != MessageRole.USER:
         raise ApiError("A reply needs a user message to answer.", code="nothing_to_regenerate", status_code=409)
-    return _begin(room=room, user=user, parent=parent, model=model or target.model, control_channel=control_channel,
+    return _begin(room=locked, user=user, parent=parent, model=model or target.model, control_channel=control_channel,
                   system_prompt=system_prompt)
 
 
@@ -195,28 +247,40 @@ def switch_branch(*, room: Room, message: Message) -> Message:
 
 def prompt_turns(*, room: Room, parent_id, system_prompt: str = "") -> list[ChatTurn]:
     """System prompt plus the branch ending at `parent_id` (the turn being answered), oldest first."""
-    fields = ("id", "parent_id", "role", "content", "is_deleted")
-    by_id = {m["id"]: m for m in Message.objects.filter(room_id=room.pk).values(*fields)}
-    chain: list[dict] = []
-    cursor = by_id.get(parent_id)
+    return _branch_turns(room_id=room.pk, parent_id=parent_id, system_prompt=system_prompt or room.system_prompt)
+
+
+def _branch_turns(*, room_id, parent_id, system_prompt: str) -> list[ChatTurn]:
+    rows = sql.fetchall(
+        f"SELECT {sql.column(Message, 'id')}, {sql.column(Message, 'parent')}, {sql.column(Message, 'role')}, "
+        f"{sql.column(Message, 'content')}, {sql.column(Message, 'is_deleted')} FROM {sql.table(Message)} "
+        f"WHERE {sql.column(Message, 'room')} = %s",
+        [sql.prep(Message, "room", room_id)],
+    )
+    by_id = {row[0]: row for row in rows}  # keys and parent ids are in the database's own UUID form
+    chain: list[tuple] = []
+    cursor = by_id.get(sql.prep(Message, "id", parent_id)) if parent_id else None
     while cursor is not None:
-        if not cursor["is_deleted"] and cursor["content"]:
+        if not cursor[4] and cursor[3]:
             chain.append(cursor)
-        cursor = by_id.get(cursor["parent_id"])
+        cursor = by_id.get(cursor[1])
     chain.reverse()
-    turns = []
-    system = system_prompt or room.system_prompt
-    if system:
-        turns.append(ChatTurn(role="system", content=system))
-    turns.extend(ChatTurn(role=m["role"], content=m["content"]) for m in chain)
+    turns = [ChatTurn(role="system", content=system_prompt)] if system_prompt else []
+    turns.extend(ChatTurn(role=row[2], content=row[3]) for row in chain)
     return turns
 
 
 def save_partial(*, message_id, stream_id, text: str) -> None:
     """Periodic flush so a crash loses at most one flush interval; doubles as the job's heartbeat."""
-    now = timezone.now()
-    Message.objects.filter(pk=message_id).update(content=text)
-    Stream.objects.filter(pk=stream_id).update(heartbeat_at=now)
+    sql.execute(
+        f"UPDATE {sql.table(Message)} SET {sql.column(Message, 'content')} = %s WHERE {sql.column(Message, 'id')} = %s",
+        [text, sql.prep(Message, "id", message_id)],
+    )
+    sql.execute(
+        f"UPDATE {sql.table(Stream)} SET {sql.column(Stream, 'heartbeat_at')} = %s "
+        f"WHERE {sql.column(Stream, 'id')} = %s",
+        [sql.prep(Stream, "heartbeat_at", timezone.now()), sql.prep(Stream, "id", stream_id)],
+    )
 
 
 def heartbeat(*, stream_id) -> bool:
@@ -230,33 +294,48 @@ def finish_stream(
     *,
     stream_id,
     message_id,
+    room_id,
     text: str,
     status: str,
     usage: Usage,
     ttft_ms: float | None,
     tokens_per_second: float | None,
     error: str = "",
-) -> Message:
-    """Write the final text, status, counts and timings; the room's sidebar fields follow."""
-    message = Message.objects.select_related("room").get(pk=message_id)
-    message.content = text
-    message.status = status
-    message.error = error
-    message.prompt_tokens = usage.prompt_tokens
-    message.completion_tokens = usage.completion_tokens
-    message.time_to_first_token_ms = ttft_ms
-    message.tokens_per_second = tokens_per_second
-    message.save(
-        update_fields=[
-            "content", "status", "error", "prompt_tokens", "completion_tokens", "time_to_first_token_ms",
-            "tokens_per_second",
-        ]
+) -> None:
+    """Write the final text, status, counts and timings; the room's sidebar fields follow.
+
+    Plain SQL, like the start: the message count did not change since the start counted this reply, so only
+    the preview (when this reply is still the active leaf) and the activity time move.
+    """
+    now = timezone.now()
+    sql.execute(
+        f"UPDATE {sql.table(Message)} SET {sql.column(Message, 'content')} = %s, {sql.column(Message, 'status')} = %s, "
+        f"{sql.column(Message, 'error')} = %s, {sql.column(Message, 'prompt_tokens')} = %s, "
+        f"{sql.column(Message, 'completion_tokens')} = %s, {sql.column(Message, 'time_to_first_token_ms')} = %s, "
+        f"{sql.column(Message, 'tokens_per_second')} = %s WHERE {sql.column(Message, 'id')} = %s",
+        [text, status, error, usage.prompt_tokens, usage.completion_tokens, ttft_ms, tokens_per_second,
+         sql.prep(Message, "id", message_id)],
     )
-    Stream.objects.filter(pk=stream_id).update(finished_at=timezone.now())
-    room = message.room
-    if not room.is_deleted:
-        refresh_room_summary(room)
-    return message
+    sql.execute(
+        f"UPDATE {sql.table(Stream)} SET {sql.column(Stream, 'finished_at')} = %s "
+        f"WHERE {sql.column(Stream, 'id')} = %s",
+        [sql.prep(Stream, "finished_at", now), sql.prep(Stream, "id", stream_id)],
+    )
+    leaf, room_key = sql.column(Room, "active_leaf"), sql.prep(Room, "id", room_id)
+    preview = sql.column(Room, "last_message_preview")
+    sql.execute(
+        f"UPDATE {sql.table(Room)} SET {sql.column(Room, 'last_activity')} = %s, "
+        f"{preview} = CASE WHEN {leaf} = %s THEN %s ELSE {preview} END "
+        f"WHERE {sql.column(Room, 'id')} = %s AND NOT {sql.column(Room, 'is_deleted')}",
+        [sql.prep(Room, "last_activity", now), sql.prep(Room, "active_leaf", message_id),
+         " ".join(text.split())[:PREVIEW_CHARS], room_key],
+    )
+    sql.execute(
+        f"UPDATE {sql.table(Project)} SET {sql.column(Project, 'last_chat_at')} = %s WHERE {sql.column(Project, 'id')} "
+        f"IN (SELECT {sql.column(Room, 'project')} FROM {sql.table(Room)} WHERE {sql.column(Room, 'id')} = %s "
+        f"AND NOT {sql.column(Room, 'is_deleted')})",
+        [sql.prep(Project, "last_chat_at", now), room_key],
+    )
 
 
 def _worker_is_dead(worker: str) -> bool:

@@ -238,6 +238,7 @@ class GenerationJob:
             await database_sync_to_async(generation.finish_stream)(
                 stream_id=self.stream_id,
                 message_id=self.message_id,
+                room_id=self.room_id,
                 text=self.text,
                 status=status,
                 usage=usage,

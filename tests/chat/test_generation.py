@@ -70,3 +70,46 @@ async def test_context_budget_drops_oldest_turns_but_keeps_system_and_latest(fak
     assert len(fitted) < len(turns)
     with pytest.raises(ProviderError):
         await fit_to_context(turns, model, GenerationOptions(max_tokens=400))
+
+
+def test_start_and_finish_rows_read_back_through_the_orm(user):
+    """The hot path writes plain SQL; the ORM must read exactly what it would have written itself."""
+    project = services.create_project(owner=user, name="P")
+    room = services.create_room(owner=user, project=project, system_prompt="Sys.")
+    started = generation.send_user_message(room=room, user=user, content="  Hello\n there ", model="m",
+                                           control_channel="chan")
+    question, reply = Message.objects.filter(room=room).order_by("created_at", "id")
+    assert (question.role, question.content, question.author, question.metadata) == ("user", "  Hello\n there ", user,
+                                                                                       {})
+    assert (reply.pk, reply.parent_id, reply.status, reply.content) == (started.assistant.pk, question.pk,
+                                                                        "streaming", "")
+    assert reply.created_at > question.created_at and started.user_message.pk == question.pk
+    stream = Stream.objects.get(pk=started.stream.pk)
+    assert (stream.message_id, stream.user_id, stream.control_channel, stream.finished_at) == (reply.pk, user.pk,
+                                                                                              "chan", None)
+    room.refresh_from_db()
+    assert (room.active_leaf_id, room.message_count, room.last_message_preview) == (reply.pk, 2, "Hello there")
+    assert [(t.role, t.content) for t in started.turns] == [("system", "Sys."), ("user", "  Hello\n there ")]
+
+    generation.finish_stream(stream_id=stream.pk, message_id=reply.pk, room_id=room.pk, text="An  answer",
+                             status="complete", usage=generation.Usage(prompt_tokens=7, completion_tokens=3),
+                             ttft_ms=4.5, tokens_per_second=99.0)
+    reply.refresh_from_db()
+    assert (reply.content, reply.status, reply.prompt_tokens, reply.completion_tokens, reply.time_to_first_token_ms,
+            reply.tokens_per_second) == ("An  answer", "complete", 7, 3, 4.5, 99.0)
+    stream.refresh_from_db()
+    room.refresh_from_db()
+    project.refresh_from_db()
+    assert stream.finished_at is not None and room.last_message_preview == "An answer"
+    assert project.last_chat_at == room.last_activity
+
+
+def test_finish_leaves_the_preview_of_a_branch_switched_away(user):
+    room = services.create_room(owner=user)
+    first = generation.send_user_message(room=room, user=user, content="Q", model="m")
+    second = generation.regenerate_reply(room=room, user=user, message=None, model="m")
+    generation.finish_stream(stream_id=first.stream.pk, message_id=first.assistant.pk, room_id=room.pk,
+                             text="old branch", status="complete", usage=generation.Usage(), ttft_ms=None,
+                             tokens_per_second=None)
+    room.refresh_from_db()
+    assert room.active_leaf_id == second.assistant.pk and room.last_message_preview == "Q"

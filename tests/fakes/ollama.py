@@ -190,7 +190,8 @@ class FakeOllama:
                 b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n"
             )
             await writer.drain()
-            gone = asyncio.ensure_future(reader.read(1))  # EOF (b"") means the client hung up
+            # The transport keeps reading into `reader` in the background; EOF there means the client hung up.
+            # Nothing is consumed, so the connection stays usable for the client's next request (keep-alive).
             started = time.monotonic()
             if behaviour.first_delay_ms:
                 await asyncio.sleep(behaviour.first_delay_ms / 1000)
@@ -200,7 +201,7 @@ class FakeOllama:
                     self.stats.died += 1
                     writer.transport.abort()
                     return False
-                if gone.done():
+                if reader.at_eof():
                     self.stats.aborted += 1
                     return False
                 line = {"model": request["model"], "created_at": "2026-11-21T00:00:00Z", "done": False}
@@ -215,10 +216,9 @@ class FakeOllama:
                     await asyncio.sleep(behaviour.delay_ms / 1000)
                 elif i % 32 == 31:
                     await asyncio.sleep(0)  # let other streams and disconnects through
-            if gone.done():
+            if reader.at_eof():
                 self.stats.aborted += 1
                 return False
-            gone.cancel()
             final = {
                 "model": request["model"], "done": True, "done_reason": "stop", "total_duration":
                 int((time.monotonic() - started) * 1e9), "prompt_eval_count": 7, "eval_count": len(tokens),
@@ -228,7 +228,7 @@ class FakeOllama:
             writer.write(b"0\r\n\r\n")
             await writer.drain()
             self.stats.completed += 1
-            return False  # the pending read consumed the stream position; close cleanly
+            return True  # keep-alive, as Ollama's Go server does
         finally:
             self.stats.active -= 1
 
