@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 
-from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from chat import generation, jobs, selectors
+from chat.broadcast import call_service
 from chat.serializers import MessageSendSerializer
 from chatproject.errors import ApiError
 from models_mgmt.providers import ProviderError
@@ -50,6 +51,23 @@ async def relay(job: jobs.GenerationJob) -> AsyncIterator[bytes]:
 
 @extend_schema(tags=["chat"])
 class MessageSendApi(APIView):
+    """An async DRF view: auth, permissions and throttles run in one hop to the database thread, and the
+    stream starts from the event loop. DRF's own dispatch is sync, which kept the whole request (and Django's
+    single sync thread, shared with every other start and flush) busy for the start of each stream."""
+
+    async def dispatch(self, request, *args, **kwargs):
+        self.args, self.kwargs = args, kwargs
+        request = self.initialize_request(request, *args, **kwargs)
+        self.request = request
+        self.headers = self.default_response_headers
+        try:
+            await database_sync_to_async(self.initial)(request, *args, **kwargs)
+            response = await self.post(request, *args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - DRF's handler turns it into the error envelope
+            response = self.handle_exception(exc)
+        self.response = self.finalize_response(request, response, *args, **kwargs)
+        return self.response
+
     @extend_schema(
         operation_id="chat_messages_send",
         request=MessageSendSerializer,
@@ -61,18 +79,19 @@ class MessageSendApi(APIView):
             )
         },
     )
-    def post(self, request: Request, chat_id: str) -> StreamingHttpResponse:
-        room = selectors.get_room_for_write(user=request.user, room_id=chat_id)
+    async def post(self, request: Request, chat_id: str) -> StreamingHttpResponse:
         data = MessageSendSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
+        room = await database_sync_to_async(selectors.get_room_for_write)(user=request.user, room_id=chat_id)
         try:
-            model = async_to_sync(registry.resolve)(values["model"] or room.model or None)
+            model = await registry.resolve(values["model"] or room.model or None)
         except ProviderError as exc:
             raise ApiError(exc.message, code=exc.code, status_code=exc.status) from exc
-        started = generation.send_user_message(
-            room=room, user=request.user, content=values["content"], model=model.name,
-            control_channel=async_to_sync(get_channel_layer().new_channel)(), system_prompt=values["system_prompt"],
+        started = await call_service(
+            generation.send_user_message, room=room, user=request.user, content=values["content"],
+            model=model.name, control_channel=await get_channel_layer().new_channel(),
+            system_prompt=values["system_prompt"],
         )
         job = jobs.create(started=started, model=model, options=jobs.parse_options(values))
         response = StreamingHttpResponse(relay(job), content_type="text/event-stream")

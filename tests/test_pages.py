@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from django.test import Client
+from django.test import AsyncClient, Client
 
 from accounts.models import User, WaitlistEntry
 from tests.factories import PASSWORD, UserFactory
@@ -72,3 +72,11 @@ def test_pages_carry_a_strict_csp(path):
 
 def test_api_docs_are_exempt_from_the_page_csp():
     assert "Content-Security-Policy" not in Client().get("/api/docs/")
+
+
+@pytest.mark.asyncio
+async def test_static_files_are_served_through_the_async_middleware_chain():
+    response = await AsyncClient().get("/static/js/chat.js")
+    assert response.status_code == 200
+    body = b"".join(response.streaming_content)  # a file: WhiteNoise serves it from a worker thread
+    assert b"WebSocket" in body

@@ -7,6 +7,8 @@ import json
 import pytest
 from asgiref.sync import sync_to_async
 from django.test import AsyncClient
+from rest_framework.settings import api_settings
+from rest_framework.throttling import SimpleRateThrottle
 
 from accounts.services import create_api_token
 from chat.models import Message, MessageStatus
@@ -113,3 +115,21 @@ async def test_sixth_stream_gets_429(fake_ollama, settings):
     assert stop.json() == {"stopped": 1}
     rest = b"".join([c async for c in chunks]).decode()
     assert '"status":"cancelled"' in rest
+
+
+async def test_sse_needs_auth_and_respects_throttles(fake_ollama, settings):
+    _user, room, client = await _setup()
+    url = f"/api/v1/chat/sessions/{room.pk}/messages"
+    anonymous = await AsyncClient().post(url, {"content": "x"}, content_type="application/json")
+    assert anonymous.status_code == 401 and anonymous.json()["error"]["code"] == "not_authenticated"
+    rest = dict(settings.REST_FRAMEWORK)
+    rest["DEFAULT_THROTTLE_RATES"] = {**rest["DEFAULT_THROTTLE_RATES"], "user": "1/min"}
+    settings.REST_FRAMEWORK = rest
+    SimpleRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
+    try:
+        await client.get("/api/v1/rooms/")  # uses up the one request a minute
+        throttled = await client.post(url, {"content": "x"}, content_type="application/json")
+        assert throttled.status_code == 429 and throttled.has_header("Retry-After")
+    finally:
+        SimpleRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
+    assert not await sync_to_async(Message.objects.filter(room=room).exists)()
