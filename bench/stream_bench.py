@@ -71,7 +71,7 @@ class Server:
             command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
                        "chatproject.asgi:application"]
         self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)
+                                        stderr=None if os.environ.get("BENCH_SERVER_STDERR") else subprocess.DEVNULL)
         wait_for_http(f"{self.base}/", self.process)
         self.ps = psutil.Process(self.process.pid)
         register = httpx.post(f"{self.base}/api/v1/auth/register",
