@@ -13,7 +13,7 @@ from rest_framework import exceptions
 from chat import generation, jobs, selectors, services
 from chat.broadcast import call_service
 from chat.models import Stream
-from chat.serializers import GenerationOptionsSerializer
+from chat.serializers import GenerationOptionsSerializer, plainly_valid
 from models_mgmt.providers import ProviderError
 from models_mgmt.registry import registry
 
@@ -128,10 +128,13 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             raise ProtocolError("validation_error", "options must be an object.")
         if not raw:
             return jobs.parse_options({}), ""
-        options = GenerationOptionsSerializer(data=raw)
-        if not options.is_valid():
-            raise ProtocolError("validation_error", _first_error(options.errors))
-        return jobs.parse_options(options.validated_data), str(raw.get("system_prompt") or "")
+        values = plainly_valid(GenerationOptionsSerializer, raw)
+        if values is None:
+            options = GenerationOptionsSerializer(data=raw)
+            if not options.is_valid():
+                raise ProtocolError("validation_error", _first_error(options.errors))
+            values = options.validated_data
+        return jobs.parse_options(values), str(raw.get("system_prompt") or "")
 
     async def _room_and_model(self, name):
         """The cached room (kept current by room.updated events; services re-read it) and the model to use."""
