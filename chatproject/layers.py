@@ -1,14 +1,23 @@
-"""The in-process channel layer, with its expiry sweep rate-limited.
+"""The in-process channel layer, trimmed for streaming fan-out.
 
-Channels' InMemoryChannelLayer walks every channel and group on every send and receive to drop expired
-messages; with a hundred watchers and jobs that sweep was a visible share of the streaming profile.
-Expiry is measured in seconds (default 60), so sweeping at most once a second changes nothing visible.
+Channels' InMemoryChannelLayer does, for every token sent to a room:
+- a sweep of every channel and group for expired messages (on every send and receive);
+- one asyncio Task per watcher, gathered with `as_completed`, even though an in-memory send never waits;
+- a new `asyncio.Queue` built on every send (the default argument of a `setdefault`), and a deep copy
+  of the message per watcher.
+Here the sweep runs at most once a second (expiry is measured in seconds, default 60, so nothing visible
+changes), a group send puts one deep copy straight into each watcher's queue, and queues are only built
+for new channels. Receivers of one group message share that copy and must treat it as read-only (the chat
+consumer does).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+from copy import deepcopy
 
+from channels.exceptions import ChannelFull
 from channels.layers import InMemoryChannelLayer as _InMemoryChannelLayer
 
 
@@ -24,3 +33,32 @@ class InMemoryChannelLayer(_InMemoryChannelLayer):
         if now - self._last_sweep >= self.sweep_interval:
             self._last_sweep = now
             super()._clean_expired()
+
+    def _queue(self, channel: str) -> asyncio.Queue:
+        queue = self.channels.get(channel)
+        if queue is None:
+            self.require_valid_channel_name(channel)
+            queue = self.channels[channel] = asyncio.Queue(maxsize=self.get_capacity(channel))
+        return queue
+
+    async def send(self, channel: str, message: dict) -> None:
+        assert isinstance(message, dict), "message is not a dict"
+        assert "__asgi_channel__" not in message
+        try:
+            self._queue(channel).put_nowait((time.time() + self.expiry, deepcopy(message)))
+        except asyncio.QueueFull:
+            raise ChannelFull(channel) from None
+
+    async def group_send(self, group: str, message: dict) -> None:
+        assert isinstance(message, dict), "Message is not a dict"
+        self.require_valid_group_name(group)
+        self._clean_expired()
+        members = self.groups.get(group)
+        if not members:
+            return
+        item = (time.time() + self.expiry, deepcopy(message))
+        for channel in list(members):
+            try:
+                self._queue(channel).put_nowait(item)
+            except asyncio.QueueFull:
+                pass  # a full watcher misses this message, as with Channels' own layers

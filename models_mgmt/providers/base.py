@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 
@@ -49,13 +49,20 @@ class Usage:
     completion_tokens: int | None = None
 
 
-@dataclass(frozen=True)
+NO_USAGE = Usage()
+
+
+@dataclass(slots=True)
 class ProviderChunk:
-    """One step of a stream: a text delta, or the final usage when `done`."""
+    """One step of a stream: a text delta, or the final usage when `done`.
+
+    Not frozen, with slots and a shared empty Usage: one is built per token, and a frozen dataclass with a
+    default factory cost two object constructions through `object.__setattr__` each time.
+    """
 
     delta: str = ""
     done: bool = False
-    usage: Usage = field(default_factory=Usage)
+    usage: Usage = NO_USAGE
 
 
 class ProviderError(Exception):
