@@ -10,7 +10,9 @@ import httpx
 _clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 TIMEOUT = httpx.Timeout(connect=5.0, read=300.0, write=30.0, pool=30.0)
-LIMITS = httpx.Limits(max_connections=500, max_keepalive_connections=100)
+# Idle connections to a backend are kept 30 s (httpx's default is 5 s): reconnecting cost a TCP handshake
+# and a new h11 connection per reply after any pause longer than that.
+LIMITS = httpx.Limits(max_connections=500, max_keepalive_connections=100, keepalive_expiry=30.0)
 
 
 def client() -> httpx.AsyncClient:
@@ -36,3 +38,17 @@ async def iter_lines(response: httpx.Response):
             yield line.rstrip(b"\r").decode("utf-8", errors="replace")
     if buffer:
         yield buffer.decode("utf-8", errors="replace")
+
+
+async def drain(lines, timeout: float = 1.0) -> None:
+    """Read what is left of a body after its last event, so the connection goes back to the pool.
+
+    A response closed before its final (empty) chunk is read cannot be reused: every reply would then pay a
+    new TCP connection to the backend. A server that keeps the body open is cut off after `timeout`.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            async for _ in lines:
+                pass
+    except TimeoutError:
+        pass

@@ -107,7 +107,8 @@ class OllamaProvider:
                 if response.status_code != 200:
                     text = (await response.aread()).decode(errors="replace")[:500]
                     raise ProviderError(f"Ollama answered {response.status_code}: {text}", code="backend_error")
-                async for line in http.iter_lines(response):
+                lines = http.iter_lines(response)
+                async for line in lines:
                     if not line.strip():
                         continue
                     try:
@@ -121,6 +122,7 @@ class OllamaProvider:
                         yield ProviderChunk(delta=delta)
                     if item.get("done"):
                         finished = True
+                        await http.drain(lines)
                         yield ProviderChunk(
                             done=True,
                             usage=Usage(

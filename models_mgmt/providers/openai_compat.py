@@ -84,11 +84,13 @@ class OpenAICompatibleProvider:
                 if response.status_code != 200:
                     text = (await response.aread()).decode(errors="replace")[:500]
                     raise ProviderError(f"Server answered {response.status_code}: {text}")
-                async for line in http.iter_lines(response):
+                lines = http.iter_lines(response)
+                async for line in lines:
                     if not line.startswith("data:"):
                         continue
                     payload = line[5:].strip()
                     if payload == "[DONE]":
+                        await http.drain(lines)
                         yield ProviderChunk(done=True, usage=usage)
                         return
                     try:

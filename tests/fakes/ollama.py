@@ -35,6 +35,7 @@ class Stats:
     aborted: int = 0  # the client went away mid-stream
     died: int = 0  # we dropped the connection on purpose
     active: int = 0
+    connections: int = 0  # TCP connections accepted (keep-alive reuses one for many requests)
     last_request: dict = field(default_factory=dict)
 
 
@@ -99,6 +100,7 @@ class FakeOllama:
     # --- HTTP --------------------------------------------------------------------------------------
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.stats.connections += 1
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")

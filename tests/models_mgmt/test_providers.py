@@ -108,6 +108,16 @@ async def test_ollama_maps_options_and_streams(fake):
                                "num_predict": 5, "num_ctx": 4096}
 
 
+async def test_ollama_reuses_its_connection_between_replies(fake):
+    """The end of each streamed body is read, so the pooled connection serves the next reply."""
+    provider = OllamaProvider(urls=[fake.url])
+    model = (await provider.list_models())[0]
+    for _ in range(3):
+        deltas, final = await collect(provider, model)
+        assert final is not None and len(deltas) == 16
+    assert fake.stats.completed == 3 and fake.stats.connections == 1
+
+
 async def test_ollama_failure_mid_stream_raises(fake):
     fake.configure(die_after=3)
     provider = OllamaProvider(urls=[fake.url])
