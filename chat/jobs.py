@@ -21,7 +21,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from chat import generation
-from chat.broadcast import room_group
+from chat.broadcast import call_service, room_group
 from chat.models import MessageStatus
 from models_mgmt.providers import ChatTurn, GenerationOptions, ModelInfo, ProviderError, Usage
 from models_mgmt.registry import registry
@@ -155,9 +155,8 @@ class GenerationJob:
         if self._flush_task is not None and not self._flush_task.done():
             return
         self._flush_task = asyncio.get_running_loop().create_task(
-            database_sync_to_async(generation.save_partial)(
-                message_id=self.message_id, stream_id=self.stream_id, text=self.text
-            )
+            call_service(generation.save_partial, message_id=self.message_id, stream_id=self.stream_id,
+                         text=self.text)
         )
 
     # --- the job -----------------------------------------------------------------------------------
@@ -235,7 +234,8 @@ class GenerationJob:
         try:
             if self._flush_task is not None:
                 await asyncio.gather(self._flush_task, return_exceptions=True)
-            await database_sync_to_async(generation.finish_stream)(
+            await call_service(
+                generation.finish_stream,
                 stream_id=self.stream_id,
                 message_id=self.message_id,
                 room_id=self.room_id,

@@ -1,0 +1,94 @@
+"""`call_service`: concurrent writes share one transaction, yet each succeeds, fails and broadcasts alone."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from chat import broadcast, generation
+from chat.broadcast import call_service
+from chat.models import Message, Room
+from chatproject.errors import ApiError
+from tests.factories import RoomFactory, UserFactory
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
+
+
+async def _rooms(n: int):
+    user = await database_sync_to_async(UserFactory)()
+    rooms = [await database_sync_to_async(RoomFactory)(owner=user) for _ in range(n)]
+    return user, rooms
+
+
+async def _listen(group: str) -> str:
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add(group, channel)
+    return channel
+
+
+async def test_concurrent_starts_commit_together_and_fail_alone(settings):
+    settings.STREAMS_PER_USER = 100
+    user, rooms = await _rooms(4)
+    gone = rooms[2]
+    await database_sync_to_async(Room.objects.filter(pk=gone.pk).update)(is_deleted=True)
+    layer = get_channel_layer()
+    listeners = [await _listen(room.group_name) for room in rooms]
+    batches = []
+    real_run_batch = broadcast._run_batch
+
+    def counting_run_batch(calls):
+        batches.append(len(calls))
+        with CaptureQueriesContext(connection) as queries:
+            result = real_run_batch(calls)
+        batches.append(sum(q["sql"] == "COMMIT" for q in queries.captured_queries))
+        return result
+
+    broadcast._run_batch = counting_run_batch
+    try:
+        results = await asyncio.gather(
+            *(call_service(generation.send_user_message, room=room, user=user, content=f"hi {i}", model="m")
+              for i, room in enumerate(rooms)),
+            return_exceptions=True,
+        )
+    finally:
+        broadcast._run_batch = real_run_batch
+    assert batches == [4, 1]  # one batch of four, one commit
+    assert isinstance(results[2], ApiError) and results[2].status_code == 404
+    for i in (0, 1, 3):
+        assert results[i].assistant.room_id == rooms[i].pk
+        created = [await asyncio.wait_for(layer.receive(listeners[i]), 1) for _ in range(2)]
+        assert [e["message"]["role"] for e in created] == ["user", "assistant"]
+        assert created[0]["message"]["content"] == f"hi {i}"
+    with pytest.raises(asyncio.TimeoutError):  # the failed start broadcast nothing
+        await asyncio.wait_for(layer.receive(listeners[2]), 0.1)
+    count = await database_sync_to_async(Message.objects.filter(room__in=rooms).count)()
+    assert count == 6 and not await database_sync_to_async(Message.objects.filter(room=gone).exists)()
+
+
+async def test_a_lone_call_runs_at_once_and_returns_its_result():
+    user, (room,) = await _rooms(1)
+    started = await call_service(generation.send_user_message, room=room, user=user, content="solo", model="m")
+    reply = await database_sync_to_async(Message.objects.get)(pk=started.assistant.pk)
+    assert reply.status == "streaming" and reply.parent_id == started.user_message.pk
+
+
+async def test_a_database_error_is_retried_alone(monkeypatch):
+    user, (room,) = await _rooms(1)
+    attempts = []
+
+    def flaky(**kwargs):
+        attempts.append(kwargs)
+        if len(attempts) == 1:
+            from django.db import OperationalError
+
+            raise OperationalError("deadlock detected")
+        return "ok"
+
+    assert await call_service(flaky, room=room) == "ok"
+    assert len(attempts) == 2
