@@ -116,10 +116,6 @@ def _lock_room(room: Room, user: User) -> LockedRoom:
                       system_prompt=row[3])
 
 
-def _message_row(message: Message) -> dict:
-    return {f.attname: getattr(message, f.attname) for f in Message._meta.concrete_fields}
-
-
 def _begin(
     *, room: LockedRoom, user: User, parent: Message, model: str, control_channel: str, system_prompt: str,
     new_user_message: Message | None = None,
@@ -129,17 +125,16 @@ def _begin(
     Plain SQL (chat/sql.py): this runs once per reply and the ORM made it the costliest step of a start.
     """
     now = timezone.now()
-    assistant = Message(
-        id=uuid.uuid4(), room_id=room.id, parent=parent, role=MessageRole.ASSISTANT, content="", model=model,
+    assistant = sql.new(
+        Message, id=uuid.uuid4(), room_id=room.id, parent_id=parent.pk, role=MessageRole.ASSISTANT, model=model,
         status=MessageStatus.STREAMING, created_at=now + timedelta(microseconds=1),  # sorts after its question
     )
-    rows = [_message_row(m) for m in (new_user_message, assistant) if m is not None]
-    sql.insert(Message, rows)
-    stream = Stream(
-        id=uuid.uuid4(), room_id=room.id, message=assistant, user=user, model=model, worker=WORKER_ID,
-        control_channel=control_channel, started_at=now, heartbeat_at=now,
+    sql.insert(Message, [m for m in (new_user_message, assistant) if m is not None])
+    stream = sql.new(
+        Stream, id=uuid.uuid4(), room_id=room.id, message_id=assistant.pk, user_id=user.pk, model=model,
+        worker=WORKER_ID, control_channel=control_channel, started_at=now, heartbeat_at=now,
     )
-    sql.insert(Stream, [{f.attname: getattr(stream, f.attname) for f in Stream._meta.concrete_fields}])
+    sql.insert(Stream, [stream])
     sql.execute(
         f"UPDATE {sql.table(Room)} SET {sql.column(Room, 'active_leaf')} = %s, "
         f"{sql.column(Room, 'message_count')} = {sql.column(Room, 'message_count')} + %s, "
@@ -157,19 +152,19 @@ def _begin(
         )
     for message in (new_user_message, assistant):
         if message is not None:
-            sql.saved(message)
             broadcast_after_commit(room, message_event("created", message))
-    sql.saved(stream)
     turns = _branch_turns(room_id=room.id, parent_id=parent.pk, system_prompt=system_prompt or room.system_prompt)
     return StartedGeneration(stream=stream, assistant=assistant, user_message=new_user_message, turns=turns)
 
 
 def _new_user_message(*, room: LockedRoom, user: User, parent_id, content: str, edited: bool = False) -> Message:
     now = timezone.now()
-    return Message(
-        id=uuid.uuid4(), room_id=room.id, parent_id=parent_id, role=MessageRole.USER, content=content, author=user,
-        created_at=now, edited_at=now if edited else None,
+    message = sql.new(
+        Message, id=uuid.uuid4(), room_id=room.id, parent_id=parent_id, role=MessageRole.USER, content=content,
+        author_id=user.pk, created_at=now, edited_at=now if edited else None,
     )
+    message.author = user  # cached, so events can name the author without a query
+    return message
 
 
 @transaction.atomic
