@@ -169,32 +169,35 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         content = await self._content(frame)
         options, system_prompt = await self._options(frame)
         room, model = await self._room_and_model(frame.get("model"))
-        started = await call_service(generation.send_user_message,
-            room=room, user=self.user, content=content, model=model.name,
-            control_channel=await self.channel_layer.new_channel(), system_prompt=system_prompt,
-        )
-        jobs.launch(started=started, model=model, options=options)
+        async with jobs.start_slot():
+            started = await call_service(generation.send_user_message,
+                room=room, user=self.user, content=content, model=model.name,
+                control_channel=await self.channel_layer.new_channel(), system_prompt=system_prompt,
+            )
+            await jobs.until_first_token(jobs.launch(started=started, model=model, options=options))
 
     async def on_edit_message(self, frame: dict) -> None:
         content = await self._content(frame)
         message = await self._message(frame.get("message_id"))
         options, system_prompt = await self._options(frame)
         room, model = await self._room_and_model(frame.get("model"))
-        started = await call_service(generation.edit_user_message,
-            room=room, user=self.user, message=message, content=content, model=model.name,
-            control_channel=await self.channel_layer.new_channel(), system_prompt=system_prompt,
-        )
-        jobs.launch(started=started, model=model, options=options)
+        async with jobs.start_slot():
+            started = await call_service(generation.edit_user_message,
+                room=room, user=self.user, message=message, content=content, model=model.name,
+                control_channel=await self.channel_layer.new_channel(), system_prompt=system_prompt,
+            )
+            await jobs.until_first_token(jobs.launch(started=started, model=model, options=options))
 
     async def on_regenerate(self, frame: dict) -> None:
         message = await self._message(frame["message_id"]) if frame.get("message_id") is not None else None
         options, system_prompt = await self._options(frame)
         room, model = await self._room_and_model(frame.get("model") or (message.model if message else "") or None)
-        started = await call_service(generation.regenerate_reply,
-            room=room, user=self.user, message=message, model=model.name,
-            control_channel=await self.channel_layer.new_channel(), system_prompt=system_prompt,
-        )
-        jobs.launch(started=started, model=model, options=options)
+        async with jobs.start_slot():
+            started = await call_service(generation.regenerate_reply,
+                room=room, user=self.user, message=message, model=model.name,
+                control_channel=await self.channel_layer.new_channel(), system_prompt=system_prompt,
+            )
+            await jobs.until_first_token(jobs.launch(started=started, model=model, options=options))
 
     async def on_delete_message(self, frame: dict) -> None:
         message = await self._message(frame.get("message_id"))

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import logging
 import time
+import weakref
 from dataclasses import dataclass, field
 
 from channels.db import database_sync_to_async
@@ -51,6 +53,7 @@ class GenerationJob:
     listeners: set[asyncio.Queue] = field(default_factory=set)
     stop_requested: bool = False
     task: asyncio.Task | None = None
+    first_token: asyncio.Event = field(default_factory=asyncio.Event)
     _pending: list[str] = field(default_factory=list)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _consume_task: asyncio.Task | None = None
@@ -174,6 +177,7 @@ class GenerationJob:
             if timings["first"] is None:
                 timings["first"] = time.monotonic()
                 await self._publish_pending()  # the first token goes out at once, never batched
+                self.first_token.set()
             else:
                 self._wake.set()
                 if len(self._pending) >= 32:
@@ -220,6 +224,7 @@ class GenerationJob:
             await asyncio.shield(self._finish(status, usage, timings, error))
 
     async def _finish(self, status: str, usage: Usage, timings: dict, error: ProviderError | None) -> None:
+        self.first_token.set()
         try:
             await self._publish_pending()  # what was read is shown and stored, even on stop or error
         except Exception:  # noqa: BLE001
@@ -326,3 +331,30 @@ def launch(*, started: generation.StartedGeneration, model: ModelInfo, options: 
 async def request_snapshot(*, control_channel: str, reply_channel: str, last_seq: int) -> None:
     layer = get_channel_layer()
     await layer.send(control_channel, {"type": "stream.snapshot", "reply_channel": reply_channel, "last_seq": last_seq})
+
+
+_gates: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+@contextlib.asynccontextmanager
+async def start_slot():
+    """At most STREAM_START_CONCURRENCY starts at a time per worker, each until its first token (or a short wait).
+
+    asyncio runs ready work first come, first served, so fifty sends arriving together all advance step by
+    step and all reach their first token at the very end. Admitting a few at a time lets the first ones
+    finish early without making the last one later.
+    """
+    loop = asyncio.get_running_loop()
+    gate = _gates.get(loop)
+    if gate is None:
+        gate = _gates[loop] = asyncio.Semaphore(settings.STREAM_START_CONCURRENCY)
+    async with gate:
+        yield
+
+
+async def until_first_token(job: GenerationJob, timeout: float = 0.05) -> None:
+    """Hold a start slot until the job's first token, but never long: a slow backend must not block others."""
+    try:
+        await asyncio.wait_for(job.first_token.wait(), timeout)
+    except TimeoutError:
+        pass

@@ -98,11 +98,12 @@ class MessageSendApi(APIView):
             model = await registry.resolve(values["model"] or room.model or None)
         except ProviderError as exc:
             raise ApiError(exc.message, code=exc.code, status_code=exc.status) from exc
-        started = await call_service(
-            generation.send_user_message, room=room, user=request.user, content=values["content"],
-            model=model.name, control_channel=await get_channel_layer().new_channel(),
-            system_prompt=values["system_prompt"],
-        )
+        async with jobs.start_slot():
+            started = await call_service(
+                generation.send_user_message, room=room, user=request.user, content=values["content"],
+                model=model.name, control_channel=await get_channel_layer().new_channel(),
+                system_prompt=values["system_prompt"],
+            )
         job = jobs.create(started=started, model=model, options=jobs.parse_options(values))
         response = StreamingHttpResponse(relay(job), content_type="text/event-stream")
         response["Cache-Control"] = "no-cache"
