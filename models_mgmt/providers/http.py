@@ -1,4 +1,4 @@
-"""One pooled httpx client per event loop (a client cannot be shared across loops)."""
+"""One pooled httpx client per event loop (a client cannot be shared across loops), on the lean transport."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import asyncio
 import weakref
 
 import httpx
+
+from models_mgmt.providers.transport import LeanTransport
 
 _clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -19,7 +21,8 @@ def client() -> httpx.AsyncClient:
     loop = asyncio.get_running_loop()
     existing = _clients.get(loop)
     if existing is None or existing.is_closed:
-        existing = httpx.AsyncClient(timeout=TIMEOUT, limits=LIMITS)
+        transport = LeanTransport(limits=LIMITS, fallback=httpx.AsyncHTTPTransport(limits=LIMITS))
+        existing = httpx.AsyncClient(timeout=TIMEOUT, limits=LIMITS, transport=transport)
         _clients[loop] = existing
     return existing
 

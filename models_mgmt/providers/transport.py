@@ -1,0 +1,299 @@
+"""A lean HTTP/1.1 transport under httpx, for the plain-HTTP model backends on this machine or the LAN.
+
+The providers stream every reply from a backend (Ollama's NDJSON, an OpenAI-compatible server's SSE) and
+both send one small chunk per token. Through httpx's default transport (httpcore, anyio, h11) each request
+cost about 0.9 ms of CPU and each chunk its own trip up five layers of async generators; the pool also
+checked every idle connection with a system call on every request. With fifty replies starting together
+that was the largest share of a worker's CPU after the database.
+
+This transport keeps httpx's client, requests, responses and errors, and replaces only the wire work:
+- one write per request; the status line and headers read in one go;
+- the body (Content-Length, chunked, or until the server closes) yielded as it arrives, de-chunked, one
+  piece per socket read however many chunks it held;
+- connections kept per host and port, last used first; a body read to its end hands its connection back,
+  a body closed early closes it, which is how a backend learns that a stopped reply is no longer wanted.
+HTTPS, proxies and streamed uploads go to httpx's own transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+
+READ_SIZE = 65536
+
+
+class _Connection:
+    __slots__ = ("reader", "writer", "idle_since")
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.reader = reader
+        self.writer = writer
+        self.idle_since = 0.0
+
+    def usable(self) -> bool:
+        return not (self.reader.at_eof() or self.writer.is_closing() or self.reader.exception())
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def _timeouts(request: httpx.Request) -> dict:
+    return request.extensions.get("timeout") or {}
+
+
+class _Body(httpx.AsyncByteStream):
+    """A response body read straight off the connection."""
+
+    def __init__(self, transport: LeanTransport, key: tuple, connection: _Connection, request: httpx.Request,
+                 buffered: bytes, *, length: int | None, chunked: bool, keep_alive: bool):
+        self.transport = transport
+        self.key = key
+        self.connection = connection
+        self.request = request
+        self.buffered = buffered
+        self.length = length
+        self.chunked = chunked
+        self.keep_alive = keep_alive
+        self.complete = False
+        self.read_timeout = _timeouts(request).get("read")
+
+    async def _read(self) -> bytes:
+        try:
+            async with asyncio.timeout(self.read_timeout):
+                data = await self.connection.reader.read(READ_SIZE)
+        except TimeoutError as exc:
+            raise httpx.ReadTimeout("Timed out reading the response body.", request=self.request) from exc
+        except OSError as exc:
+            raise httpx.ReadError(str(exc) or exc.__class__.__name__, request=self.request) from exc
+        return data
+
+    async def __aiter__(self):
+        if self.chunked:
+            async for piece in self._chunked():
+                yield piece
+        elif self.length is not None:
+            remaining = self.length - len(self.buffered)
+            if remaining < 0:
+                raise httpx.RemoteProtocolError("The body is longer than its Content-Length.", request=self.request)
+            if self.buffered:
+                yield self.buffered
+            while remaining > 0:
+                data = await self._read()
+                if not data:
+                    raise httpx.RemoteProtocolError("The server closed the connection mid-body.",
+                                                    request=self.request)
+                if len(data) > remaining:
+                    raise httpx.RemoteProtocolError("The body is longer than its Content-Length.",
+                                                    request=self.request)
+                remaining -= len(data)
+                yield data
+        else:  # until the server closes the connection
+            self.keep_alive = False
+            if self.buffered:
+                yield self.buffered
+            while data := await self._read():
+                yield data
+        self.complete = True
+
+    async def _chunked(self):
+        """Decode `size CRLF data CRLF ... 0 CRLF trailers CRLF`; yield all complete data of each read."""
+        buffer, pos = bytearray(self.buffered), 0
+        remaining = -1  # bytes left in the current chunk; -1: a size line is due
+        while True:
+            out = []
+            while True:
+                if remaining == -1:
+                    end = buffer.find(b"\r\n", pos)
+                    if end < 0:
+                        break
+                    try:
+                        size = int(bytes(buffer[pos:end]).split(b";", 1)[0].strip(), 16)
+                    except ValueError as exc:
+                        raise httpx.RemoteProtocolError("A malformed chunk size.", request=self.request) from exc
+                    pos = end + 2
+                    if size == 0:
+                        remaining = -2  # trailers, then the end
+                    else:
+                        remaining = size
+                elif remaining > 0:
+                    available = len(buffer) - pos
+                    if not available:
+                        break
+                    take = min(available, remaining)
+                    out.append(bytes(buffer[pos:pos + take]))
+                    pos += take
+                    remaining -= take  # at 0: the CRLF after the data is due
+                elif remaining == 0:  # the CRLF after a chunk's data
+                    if len(buffer) - pos < 2:
+                        break
+                    if buffer[pos:pos + 2] != b"\r\n":
+                        raise httpx.RemoteProtocolError("A chunk did not end with CRLF.", request=self.request)
+                    pos += 2
+                    remaining = -1
+                else:  # remaining == -2: trailer lines until an empty one
+                    end = buffer.find(b"\r\n", pos)
+                    if end < 0:
+                        break
+                    blank = end == pos
+                    pos = end + 2
+                    if blank:
+                        if out:
+                            yield b"".join(out)
+                        return
+            if out:
+                yield b"".join(out)
+            del buffer[:pos]
+            pos = 0
+            data = await self._read()
+            if not data:
+                raise httpx.RemoteProtocolError("The server closed the connection mid-body.", request=self.request)
+            buffer += data
+
+    async def aclose(self) -> None:
+        connection, self.connection = self.connection, None
+        if connection is None:
+            return
+        if self.complete and self.keep_alive and connection.usable():
+            self.transport._release(self.key, connection)
+        else:
+            connection.close()
+
+
+class LeanTransport(httpx.AsyncBaseTransport):
+    """HTTP/1.1 with keep-alive for `http://` URLs; everything else goes to `fallback`."""
+
+    def __init__(self, *, limits: httpx.Limits, fallback: httpx.AsyncBaseTransport):
+        self.fallback = fallback
+        self.max_idle = limits.max_keepalive_connections or 0
+        self.keepalive_expiry = limits.keepalive_expiry
+        self._idle: dict[tuple, list[_Connection]] = {}
+
+    # --- the pool ------------------------------------------------------------------------------------
+
+    def _release(self, key: tuple, connection: _Connection) -> None:
+        idle = self._idle.setdefault(key, [])
+        if len(idle) >= self.max_idle:
+            connection.close()
+            return
+        connection.idle_since = time.monotonic()
+        idle.append(connection)
+
+    def _reuse(self, key: tuple) -> _Connection | None:
+        idle = self._idle.get(key)
+        now = time.monotonic()
+        while idle:
+            connection = idle.pop()  # the most recently used is the likeliest to still be open
+            expired = self.keepalive_expiry is not None and now - connection.idle_since > self.keepalive_expiry
+            if connection.usable() and not expired:
+                return connection
+            connection.close()
+        return None
+
+    async def _connect(self, request: httpx.Request, host: str, port: int) -> _Connection:
+        try:
+            async with asyncio.timeout(_timeouts(request).get("connect")):
+                reader, writer = await asyncio.open_connection(host, port, limit=READ_SIZE)
+        except TimeoutError as exc:
+            raise httpx.ConnectTimeout(f"Timed out connecting to {host}:{port}.", request=request) from exc
+        except OSError as exc:
+            raise httpx.ConnectError(str(exc) or exc.__class__.__name__, request=request) from exc
+        return _Connection(reader, writer)
+
+    # --- one exchange --------------------------------------------------------------------------------
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        if url.scheme != "http" or "transfer-encoding" in request.headers:
+            return await self.fallback.handle_async_request(request)
+        body = await request.aread()
+        head = [f"{request.method} {url.raw_path.decode('ascii')} HTTP/1.1\r\n".encode("ascii")]
+        head.extend(name + b": " + value + b"\r\n" for name, value in request.headers.raw)
+        payload = b"".join(head) + b"\r\n" + body
+        key = (url.host, url.port or 80)
+        connection = self._reuse(key)
+        if connection is not None:
+            try:
+                return await self._exchange(request, key, connection, payload)
+            except _StaleConnection:
+                pass  # the server had closed it while it sat idle: once more on a new connection
+        connection = await self._connect(request, *key)
+        try:
+            return await self._exchange(request, key, connection, payload)
+        except _StaleConnection as exc:
+            raise httpx.RemoteProtocolError("Server disconnected without sending a response.",
+                                            request=request) from exc
+
+    async def _exchange(self, request: httpx.Request, key: tuple, connection: _Connection,
+                        payload: bytes) -> httpx.Response:
+        try:
+            connection.writer.write(payload)
+            status, headers, buffered = await self._read_head(request, connection)
+        except BaseException:
+            connection.close()
+            raise
+        names = {name.lower(): value for name, value in headers}
+        chunked = b"chunked" in names.get(b"transfer-encoding", b"").lower()
+        length = None
+        if not chunked and b"content-length" in names:
+            try:
+                length = int(names[b"content-length"])
+            except ValueError as exc:
+                connection.close()
+                raise httpx.RemoteProtocolError("A malformed Content-Length.", request=request) from exc
+        if request.method == "HEAD" or status in (204, 304):
+            length, chunked = 0, False
+        keep_alive = names.get(b"connection", b"").lower() != b"close"
+        stream = _Body(self, key, connection, request, buffered, length=length, chunked=chunked,
+                       keep_alive=keep_alive)
+        if length == 0 and not chunked:
+            stream.complete = True
+        return httpx.Response(status, headers=headers, stream=stream, extensions={"http_version": b"HTTP/1.1"})
+
+    async def _read_head(self, request: httpx.Request, connection: _Connection) -> tuple[int, list, bytes]:
+        """Status and headers; whatever of the body came with them stays in the reader's buffer."""
+        reader = connection.reader
+        while True:
+            try:
+                async with asyncio.timeout(_timeouts(request).get("read")):
+                    raw = await reader.readuntil(b"\r\n\r\n")
+            except asyncio.IncompleteReadError as exc:
+                if not exc.partial:
+                    raise _StaleConnection() from exc
+                raise httpx.RemoteProtocolError("The server closed the connection mid-headers.",
+                                                request=request) from exc
+            except asyncio.LimitOverrunError as exc:
+                raise httpx.RemoteProtocolError("The response headers are too large.", request=request) from exc
+            except TimeoutError as exc:
+                raise httpx.ReadTimeout("Timed out waiting for the response.", request=request) from exc
+            except ConnectionError as exc:
+                raise _StaleConnection() from exc
+            except OSError as exc:
+                raise httpx.ReadError(str(exc) or exc.__class__.__name__, request=request) from exc
+            lines = raw[:-4].split(b"\r\n")
+            parts = lines[0].split(b" ", 2)
+            if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
+                raise httpx.RemoteProtocolError("A malformed status line.", request=request)
+            status = int(parts[1])
+            if 100 <= status < 200 and status != 101:
+                continue  # an interim response (100 Continue): the real one follows
+            headers = []
+            for line in lines[1:]:
+                name, sep, value = line.partition(b":")
+                if not sep:
+                    raise httpx.RemoteProtocolError("A malformed header line.", request=request)
+                headers.append((name.strip(), value.strip()))
+            return status, headers, b""
+
+    async def aclose(self) -> None:
+        for idle in self._idle.values():
+            for connection in idle:
+                connection.close()
+        self._idle.clear()
+        await self.fallback.aclose()
+
+
+class _StaleConnection(Exception):
+    """The server closed a reused connection before answering."""
