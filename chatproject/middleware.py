@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
+from django.contrib.auth import middleware as auth_middleware
+from django.contrib.messages import middleware as messages_middleware
+from django.contrib.sessions import middleware as sessions_middleware
+from django.middleware import clickjacking, common, csrf, security
 from whitenoise.middleware import WhiteNoiseMiddleware
 
 
@@ -71,3 +75,64 @@ class StaticFilesMiddleware(WhiteNoiseMiddleware):
         if static_file is not None:
             return await sync_to_async(self.serve, thread_sensitive=False)(static_file, request)
         return await self.get_response(request)
+
+
+class _OnTheLoop:
+    """Run a Django middleware's hooks on the event loop instead of one thread hop per hook.
+
+    Under ASGI, Django calls each `process_request`/`process_view`/`process_response` of its built-in
+    middleware through sync_to_async: thirteen hops to a thread per request with our list, the largest
+    cost of an SSE request before the view ran. The hooks below only read headers and cookies and set
+    lazy attributes (no database or file access), so they run inline.
+    """
+
+    async def __acall__(self, request):
+        response = None
+        if hasattr(self, "process_request"):
+            response = self.process_request(request)
+        response = response or await self.get_response(request)
+        if hasattr(self, "process_response"):
+            response = self.process_response(request, response)
+        return response
+
+
+class SecurityMiddleware(_OnTheLoop, security.SecurityMiddleware):
+    pass
+
+
+class CommonMiddleware(_OnTheLoop, common.CommonMiddleware):
+    pass
+
+
+class CsrfViewMiddleware(_OnTheLoop, csrf.CsrfViewMiddleware):
+    async def aprocess_view(self, request, callback, callback_args, callback_kwargs):
+        return csrf.CsrfViewMiddleware.process_view(self, request, callback, callback_args, callback_kwargs)
+
+    def __init__(self, get_response):
+        super().__init__(get_response)
+        if self.async_mode:  # the handler adapts process_view by its kind: give it the coroutine
+            self.process_view = self.aprocess_view
+
+
+class AuthenticationMiddleware(_OnTheLoop, auth_middleware.AuthenticationMiddleware):
+    pass
+
+
+class MessageMiddleware(_OnTheLoop, messages_middleware.MessageMiddleware):
+    pass
+
+
+class XFrameOptionsMiddleware(_OnTheLoop, clickjacking.XFrameOptionsMiddleware):
+    pass
+
+
+class SessionMiddleware(sessions_middleware.SessionMiddleware):
+    """Sessions load lazily (the view's database thread reads them); only saving one needs the thread."""
+
+    async def __acall__(self, request):
+        self.process_request(request)
+        response = await self.get_response(request)
+        session = request.session
+        if session.modified or (settings.SESSION_SAVE_EVERY_REQUEST and not session.is_empty()):
+            return await sync_to_async(self.process_response, thread_sensitive=True)(request, response)
+        return self.process_response(request, response)

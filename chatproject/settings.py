@@ -70,15 +70,17 @@ INSTALLED_APPS = [
     "learning",
 ]
 
+# Django's own middleware, with hooks that run on the event loop under ASGI (chatproject/middleware.py):
+# the stock classes hop to a thread for every hook of every request.
 MIDDLEWARE = [
-    "django.middleware.security.SecurityMiddleware",
+    "chatproject.middleware.SecurityMiddleware",
     "chatproject.middleware.StaticFilesMiddleware",  # WhiteNoise, async-capable
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "chatproject.middleware.SessionMiddleware",
+    "chatproject.middleware.CommonMiddleware",
+    "chatproject.middleware.CsrfViewMiddleware",
+    "chatproject.middleware.AuthenticationMiddleware",
+    "chatproject.middleware.MessageMiddleware",
+    "chatproject.middleware.XFrameOptionsMiddleware",
     "chatproject.middleware.ContentSecurityPolicyMiddleware",
 ]
 

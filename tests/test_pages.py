@@ -80,3 +80,31 @@ async def test_static_files_are_served_through_the_async_middleware_chain():
     assert response.status_code == 200
     body = b"".join(response.streaming_content)  # a file: WhiteNoise serves it from a worker thread
     assert b"WebSocket" in body
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_sign_in_and_csrf_through_the_async_middleware_chain():
+    """Under ASGI the middleware hooks run on the event loop; sessions, CSRF and headers must still work."""
+    from asgiref.sync import sync_to_async
+
+    await sync_to_async(UserFactory)(username="gil")
+    browser = AsyncClient(enforce_csrf_checks=True)
+    page = await browser.get("/signin/")
+    token = page.cookies["csrftoken"].value
+    assert page["X-Frame-Options"] == "DENY" and page["X-Content-Type-Options"] == "nosniff"
+    forged = await browser.post("/signin/", {"username": "gil", "password": PASSWORD})
+    assert forged.status_code == 403
+    ok = await browser.post("/signin/?next=/chat/", {"username": "gil", "password": PASSWORD,
+                                                      "csrfmiddlewaretoken": token})
+    assert ok.status_code == 302 and ok["Location"] == "/chat/" and "sessionid" in ok.cookies
+    chat = await browser.get("/chat/")
+    assert chat.status_code == 200 and b'id="messages"' in chat.content
+    assert chat["Vary"] and "Cookie" in chat["Vary"]
+    # Session-authenticated API writes need the CSRF token too; with it they pass.
+    csrf = chat.cookies.get("csrftoken", page.cookies["csrftoken"]).value
+    refused = await browser.post("/api/v1/rooms/", {}, content_type="application/json")
+    assert refused.status_code == 403
+    created = await browser.post("/api/v1/rooms/", {}, content_type="application/json", headers={"X-CSRFToken": csrf})
+    assert created.status_code == 201
+    assert (await browser.get("/no-such-page")).status_code == 404
