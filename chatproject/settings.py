@@ -224,6 +224,9 @@ DEFAULT_MAX_TOKENS = env_int("DEFAULT_MAX_TOKENS", 512)
 # Streaming (spec section 5).
 STREAM_FLUSH_SECONDS = float(os.environ.get("STREAM_FLUSH_SECONDS", "0.5"))
 STREAM_START_CONCURRENCY = env_int("STREAM_START_CONCURRENCY", 8)
+# ASGI workers freeze their startup objects out of the garbage collector (chatproject/asgi.py).
+GC_TUNING = env_bool("GC_TUNING", True)
+GC_GEN0_THRESHOLD = env_int("GC_GEN0_THRESHOLD", 20000)
 STREAM_HEARTBEAT_TIMEOUT_SECONDS = env_int("STREAM_HEARTBEAT_TIMEOUT_SECONDS", 15)
 
 REST_FRAMEWORK = {
