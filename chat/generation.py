@@ -15,7 +15,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import User
-from chat import sql
+from chat import selectors, sql
 from chat.broadcast import broadcast_after_commit, room_group
 from chat.models import Message, MessageRole, MessageStatus, Project, Room, Stream
 from chat.services import PREVIEW_CHARS, refresh_room_summary, validate_message_content
@@ -99,20 +99,24 @@ class LockedRoom:
         return room_group(self.id)
 
 
-def _lock_room(room: Room, user: User) -> LockedRoom:
-    """Re-read the room inside the transaction (its active leaf may have moved) and check ownership."""
+def _lock_room(room: Room | uuid.UUID, user: User) -> LockedRoom:
+    """Re-read the room inside the transaction (its active leaf may have moved) and check ownership.
+
+    `room` may be just an id: a room that is not the user's gets exactly the scoped selectors' answer
+    (404, or 403 for a team founder who may only read it), so callers need not look it up first.
+    """
+    room_id = room.pk if isinstance(room, Room) else room
     row = sql.fetchone(
         f"SELECT {sql.column(Room, 'owner')}, {sql.column(Room, 'active_leaf')}, {sql.column(Room, 'project')}, "
         f"{sql.column(Room, 'system_prompt')} FROM {sql.table(Room)} "
         f"WHERE {sql.column(Room, 'id')} = %s AND NOT {sql.column(Room, 'is_deleted')}{sql.for_update()}",
-        [sql.prep(Room, "id", room.pk)],
+        [sql.prep(Room, "id", room_id)],
     )
-    if row is None:
+    if row is None or row[0] != user.pk:
+        selectors.get_room_for_write(user=user, room_id=room_id)  # raises the 404 or 403
         raise ApiError("Room not found.", code="not_found", status_code=404)
-    if row[0] != user.pk:
-        raise ApiError("Only the room's owner can post in it.", code="read_only", status_code=403)
     _ensure_stream_capacity(user)
-    return LockedRoom(id=room.pk, active_leaf_id=sql.as_uuid(row[1]), project_id=sql.as_uuid(row[2]),
+    return LockedRoom(id=room_id, active_leaf_id=sql.as_uuid(row[1]), project_id=sql.as_uuid(row[2]),
                       system_prompt=row[3])
 
 
@@ -169,7 +173,7 @@ def _new_user_message(*, room: LockedRoom, user: User, parent_id, content: str, 
 
 @transaction.atomic
 def send_user_message(
-    *, room: Room, user: User, content: str, model: str, control_channel: str = "", system_prompt: str = ""
+    *, room: Room | uuid.UUID, user: User, content: str, model: str, control_channel: str = "", system_prompt: str = ""
 ) -> StartedGeneration:
     """A new user turn on the active branch, and the assistant reply that will stream under it."""
     validate_message_content(content)

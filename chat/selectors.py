@@ -39,6 +39,11 @@ def _parse_uuid(value) -> uuid.UUID:
         raise exceptions.NotFound("Not found.") from exc
 
 
+def room_id_or_404(value) -> uuid.UUID:
+    """A room id from a URL, or 404 (a malformed id names no room anyone can see)."""
+    return _parse_uuid(value)
+
+
 def get_room_for_read(*, user, room_id) -> Room:
     """A room the user may read, else 404 (never reveal that it exists)."""
     room = rooms_readable_by(user).filter(pk=_parse_uuid(room_id)).first()

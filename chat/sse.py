@@ -93,9 +93,13 @@ class MessageSendApi(APIView):
             data = MessageSendSerializer(data=request.data)
             data.is_valid(raise_exception=True)
             values = data.validated_data
-        room = await database_sync_to_async(selectors.get_room_for_write)(user=request.user, room_id=chat_id)
         try:
-            model = await registry.resolve(values["model"] or room.model or None)
+            if values["model"]:  # the start itself checks the room (404 for anyone but its owner)
+                room = selectors.room_id_or_404(chat_id)
+                model = await registry.resolve(values["model"])
+            else:  # the room's own model is the default: look the room up first
+                room = await database_sync_to_async(selectors.get_room_for_write)(user=request.user, room_id=chat_id)
+                model = await registry.resolve(room.model or None)
         except ProviderError as exc:
             raise ApiError(exc.message, code=exc.code, status_code=exc.status) from exc
         async with jobs.start_slot():

@@ -9,11 +9,11 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from rest_framework.exceptions import APIException
 
 from chat import broadcast, generation
 from chat.broadcast import call_service
 from chat.models import Message, Room
-from chatproject.errors import ApiError
 from tests.factories import RoomFactory, UserFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
@@ -59,7 +59,7 @@ async def test_concurrent_starts_commit_together_and_fail_alone(settings):
     finally:
         broadcast._run_batch = real_run_batch
     assert batches == [4, 1]  # one batch of four, one commit
-    assert isinstance(results[2], ApiError) and results[2].status_code == 404
+    assert isinstance(results[2], APIException) and results[2].status_code == 404
     for i in (0, 1, 3):
         assert results[i].assistant.room_id == rooms[i].pk
         created = [await asyncio.wait_for(layer.receive(listeners[i]), 1) for _ in range(2)]

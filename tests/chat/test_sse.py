@@ -10,9 +10,10 @@ from django.test import AsyncClient
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
+from accounts.models import Role
 from accounts.services import create_api_token
 from chat.models import Message, MessageStatus
-from tests.factories import RoomFactory, UserFactory
+from tests.factories import MembershipFactory, RoomFactory, TeamFactory, UserFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 
@@ -133,3 +134,32 @@ async def test_sse_needs_auth_and_respects_throttles(fake_ollama, settings):
     finally:
         SimpleRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
     assert not await sync_to_async(Message.objects.filter(room=room).exists)()
+
+
+async def test_sse_scope_holds_whether_or_not_a_model_is_named(fake_ollama):
+    """Naming a model skips the separate room lookup: the start itself must then answer 404 and 403."""
+
+    def build():
+        team = TeamFactory()
+        owner, founder, stranger = UserFactory(), UserFactory(), UserFactory()
+        MembershipFactory(team=team, user=owner, role=Role.MEMBER)
+        MembershipFactory(team=team, user=founder, role=Role.FOUNDER)
+        room = RoomFactory(owner=owner, team=team)
+        tokens = {name: create_api_token(user=user, name="t")[1]
+                  for name, user in (("owner", owner), ("founder", founder), ("stranger", stranger))}
+        return room, tokens
+
+    room, tokens = await sync_to_async(build)()
+    url = f"/api/v1/chat/sessions/{room.pk}/messages"
+    for body in ({"content": "x"}, {"content": "x", "model": "fake-llm:latest"}):
+        founder = await BearerClient(tokens["founder"]).post(url, body, content_type="application/json")
+        assert founder.status_code == 403
+        stranger = await BearerClient(tokens["stranger"]).post(url, body, content_type="application/json")
+        assert stranger.status_code == 404 and stranger.json()["error"]["code"] == "not_found"
+        bad_id = await BearerClient(tokens["owner"]).post("/api/v1/chat/sessions/nope/messages", body,
+                                                          content_type="application/json")
+        assert bad_id.status_code == 404
+    assert not await sync_to_async(Message.objects.filter(room=room).exists)()
+    owner = await BearerClient(tokens["owner"]).post(url, {"content": "x", "model": "fake-llm:latest"},
+                                                     content_type="application/json")
+    assert owner.status_code == 200 and '"status":"complete"' in await read(owner)
