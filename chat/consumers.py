@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
@@ -12,7 +13,7 @@ from rest_framework import exceptions
 
 from chat import generation, jobs, selectors, services
 from chat.broadcast import call_service
-from chat.models import Stream
+from chat.models import Message, Stream
 from chat.serializers import GenerationOptionsSerializer, plainly_valid
 from models_mgmt.providers import ProviderError
 from models_mgmt.registry import registry
@@ -21,6 +22,8 @@ logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
+
+SNAPSHOT_WAIT_SECONDS = 3.0
 
 WRITE_TYPES = {"send_message", "edit_message", "delete_message", "regenerate", "stop"}
 
@@ -67,8 +70,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             return
         self.group = self.room.group_name
         self.can_write = self.room.owner_id == self.user.pk
-        self.catchup_seq: dict[str, int] = {}
+        self.sent: dict[str, list[int]] = {}  # stream id -> [seq, characters] this client has
         self.pending_resume: dict[str, list[dict]] = {}
+        self.filling: set[str] = set()  # streams whose lost events are being fetched from a remote job
+        self.waits: set[asyncio.Task] = set()
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         await self.channel_layer.group_send(
@@ -85,6 +90,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         await handler(message)
 
     async def disconnect(self, code: int) -> None:
+        for task in list(getattr(self, "waits", ())):
+            task.cancel()
         if getattr(self, "group", None):
             await self.channel_layer.group_send(
                 self.group, {"type": "room.presence", "user": self.user.username, "online": False}
@@ -172,7 +179,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         async with jobs.start_slot():
             started = await call_service(generation.send_user_message,
                 room=room, user=self.user, content=content, model=model.name,
-                control_channel=await self.channel_layer.new_channel(), system_prompt=system_prompt,
+                control_channel=jobs.new_control_channel(), system_prompt=system_prompt,
             )
             await jobs.until_first_token(jobs.launch(started=started, model=model, options=options))
 
@@ -184,7 +191,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         async with jobs.start_slot():
             started = await call_service(generation.edit_user_message,
                 room=room, user=self.user, message=message, content=content, model=model.name,
-                control_channel=await self.channel_layer.new_channel(), system_prompt=system_prompt,
+                control_channel=jobs.new_control_channel(), system_prompt=system_prompt,
             )
             await jobs.until_first_token(jobs.launch(started=started, model=model, options=options))
 
@@ -195,7 +202,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         async with jobs.start_slot():
             started = await call_service(generation.regenerate_reply,
                 room=room, user=self.user, message=message, model=model.name,
-                control_channel=await self.channel_layer.new_channel(), system_prompt=system_prompt,
+                control_channel=jobs.new_control_channel(), system_prompt=system_prompt,
             )
             await jobs.until_first_token(jobs.launch(started=started, model=model, options=options))
 
@@ -243,54 +250,111 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                 await self._send_catchup(local.snapshot(since))
             elif control_channel:
                 self.pending_resume[stream_id] = []
-                await jobs.request_snapshot(
-                    control_channel=control_channel, reply_channel=self.channel_name, last_seq=since
-                )
+                await self._ask_for_snapshot(stream_id, control_channel, since)
         await self.send_json({"type": "resumed", "streams": [row[0] for row in streams]})
 
-    async def _send_catchup(self, snapshot: dict) -> None:
+    async def _send_catchup(self, snapshot: dict, *, resumed: bool = True) -> None:
+        """The text after what the client has, then whatever was held back meanwhile.
+
+        `resumed`: a catch-up the client asked for (`resume`); otherwise a gap filled after a lost event.
+        """
         stream_id = snapshot["stream_id"]
-        self.catchup_seq[stream_id] = snapshot["seq"]
-        await self.send_json(
-            {
-                "type": "stream_start",
-                "stream_id": stream_id,
-                "message_id": snapshot["message_id"],
-                "model": snapshot["model"],
-                "resumed": True,
-            }
-        )
-        await self.send_json(
-            {"type": "token", "stream_id": stream_id, "seq": snapshot["seq"], "delta": snapshot["delta"],
-             "resumed": True}
-        )
+        self.filling.discard(stream_id)
+        if resumed:
+            await self.send_json(
+                {
+                    "type": "stream_start",
+                    "stream_id": stream_id,
+                    "message_id": snapshot["message_id"],
+                    "model": snapshot["model"],
+                    "resumed": True,
+                }
+            )
+        frame = {"type": "token", "stream_id": stream_id, "seq": snapshot["seq"], "delta": snapshot["delta"]}
+        if resumed:
+            frame["resumed"] = True
+        if resumed or snapshot["seq"] > self.sent.get(stream_id, [0, 0])[0]:
+            await self.send_json(frame)
+        self.sent[stream_id] = [snapshot["seq"], snapshot.get("offset", 0) + len(snapshot["delta"])]
         for event in self.pending_resume.pop(stream_id, []):
             await self._forward(event)
+
+    async def _fill_gap(self, event: dict) -> None:
+        """An earlier event of this stream never arrived (channel layers deliver at most once): send the
+        missing text from the job, then carry on. Nothing lost, nothing doubled."""
+        stream_id = event["stream_id"]
+        self.pending_resume[stream_id] = [event]
+        local = jobs.JOBS.get(stream_id)
+        if local is not None:
+            await self._send_catchup(local.snapshot(self.sent[stream_id][0]), resumed=False)
+            return
+        control_channel = next((row[3] for row in await _running_streams(self.room.pk) if row[0] == stream_id), "")
+        if not control_channel:  # the job is already gone: pass on what came, as it came
+            await self._release_held(stream_id)
+            return
+        self.filling.add(stream_id)
+        await self._ask_for_snapshot(stream_id, control_channel, self.sent[stream_id][0])
+
+    async def _ask_for_snapshot(self, stream_id: str, control_channel: str, last_seq: int) -> None:
+        """Ask a job on another worker for its text; if no answer comes (a lost message, a dead worker),
+        the held events are passed on after SNAPSHOT_WAIT_SECONDS rather than held forever."""
+        await jobs.request_snapshot(control_channel=control_channel, reply_channel=self.channel_name,
+                                    last_seq=last_seq)
+        held = self.pending_resume.get(stream_id)
+
+        async def give_up() -> None:
+            await asyncio.sleep(SNAPSHOT_WAIT_SECONDS)
+            if self.pending_resume.get(stream_id) is held:
+                await self._release_held(stream_id)
+
+        self.waits.add(task := asyncio.create_task(give_up()))
+        task.add_done_callback(self.waits.discard)
+
+    async def _release_held(self, stream_id: str) -> None:
+        self.sent.pop(stream_id, None)
+        self.filling.discard(stream_id)
+        for held in self.pending_resume.pop(stream_id, []):
+            await self._forward(held)
+
+    async def _stored_tail(self, message_id: str, chars: int) -> str:
+        content = await database_sync_to_async(
+            lambda: Message.objects.filter(pk=message_id).values_list("content", flat=True).first()
+        )()
+        return (content or "")[chars:]
 
     # --- server → client (channel-layer events) ------------------------------------------------------
 
     async def _forward(self, event: dict) -> None:
         kind = event["type"]
         stream_id = event.get("stream_id")
+        if stream_id in self.pending_resume:  # a catch-up is on its way: these follow it
+            self.pending_resume[stream_id].append(event)
+            return
+        sent = self.sent.get(stream_id)  # [seq, characters] the client has; None: not following this stream
         if kind == "stream.token":
-            if stream_id in self.pending_resume:
-                self.pending_resume[stream_id].append(event)
-                return
-            if event["seq"] <= self.catchup_seq.get(stream_id, 0):
-                return
+            if sent is not None:
+                if event["seq"] <= sent[0]:
+                    return  # already covered by a catch-up
+                if event.get("from_seq", sent[0]) > sent[0]:
+                    await self._fill_gap(event)
+                    return
+                sent[0], sent[1] = event["seq"], sent[1] + len(event["delta"])
             await self.send_json({"type": "token", "stream_id": stream_id, "seq": event["seq"],
                                   "delta": event["delta"]})
         elif kind == "stream.end":
-            if stream_id in self.pending_resume:
-                self.pending_resume[stream_id].append(event)
-                return
-            self.catchup_seq.pop(stream_id, None)
+            self.sent.pop(stream_id, None)
+            if sent is not None and event.get("seq", 0) > sent[0]:  # the last tokens' events were lost
+                tail = await self._stored_tail(event["message_id"], sent[1])  # saved before the end is sent
+                if tail:
+                    await self.send_json({"type": "token", "stream_id": stream_id, "seq": event["seq"],
+                                          "delta": tail})
             await self.send_json(
                 {"type": "stream_end", **{k: event[k] for k in ("stream_id", "message_id", "status", "usage",
                                                                "timings")}}
             )
 
     async def stream_start(self, event: dict) -> None:
+        self.sent[event["stream_id"]] = [0, 0]
         await self.send_json({"type": "stream_start", "stream_id": event["stream_id"],
                               "message_id": event["message_id"], "model": event["model"]})
 
@@ -307,7 +371,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     async def stream_snapshot(self, event: dict) -> None:
         if event["stream_id"] in self.pending_resume:
-            await self._send_catchup(event)
+            await self._send_catchup(event, resumed=event["stream_id"] not in self.filling)
 
     async def message_created(self, event: dict) -> None:
         await self.send_json({"type": "message_created", "message": event["message"]})

@@ -15,6 +15,7 @@ import bisect
 import contextlib
 import logging
 import time
+import uuid
 import weakref
 from dataclasses import dataclass, field
 
@@ -100,6 +101,7 @@ class GenerationJob:
             "message_id": self.message_id,
             "model": self.model.name,
             "seq": self.seq,
+            "offset": self.lengths[index],  # characters before `delta`
             "delta": self.text[self.lengths[index]:],
         }
 
@@ -117,12 +119,15 @@ class GenerationJob:
         if not self._pending:
             return
         delta = "".join(self._pending)
+        from_seq = self.seq
         self.seq += len(self._pending)
         self._pending.clear()
         self.parts.append(delta)
         self.seqs.append(self.seq)
         self.lengths.append(self.lengths[-1] + len(delta))
-        await self._publish({"type": "stream.token", "stream_id": self.stream_id, "seq": self.seq, "delta": delta})
+        # `from_seq` lets a watcher notice a lost event (channel layers deliver at most once) and fill the gap.
+        await self._publish({"type": "stream.token", "stream_id": self.stream_id, "from_seq": from_seq,
+                             "seq": self.seq, "delta": delta})
 
     async def _publisher(self) -> None:
         while True:
@@ -263,6 +268,7 @@ class GenerationJob:
                     "type": "stream.end",
                     "stream_id": self.stream_id,
                     "message_id": self.message_id,
+                    "seq": self.seq,
                     "status": status,
                     "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens},
                     "timings": {
@@ -274,6 +280,16 @@ class GenerationJob:
             )
         finally:
             JOBS.pop(self.stream_id, None)
+
+
+def new_control_channel() -> str:
+    """A channel of the job's own, addressable from every worker.
+
+    Not a process-local name from `new_channel()`: with channels-redis every process-local channel of a
+    worker shares one receive loop, and the job's control receive racing the consumers' receives there lost
+    a consumer's message now and then (a reply's first token, seen in the WebSocket tests on Redis).
+    """
+    return f"stream.control.{uuid.uuid4().hex}"
 
 
 def parse_options(raw: dict | None) -> GenerationOptions:

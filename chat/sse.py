@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 
 from asgiref.sync import SyncToAsync
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -105,7 +104,7 @@ class MessageSendApi(APIView):
         async with jobs.start_slot():
             started = await call_service(
                 generation.send_user_message, room=room, user=request.user, content=values["content"],
-                model=model.name, control_channel=await get_channel_layer().new_channel(),
+                model=model.name, control_channel=jobs.new_control_channel(),
                 system_prompt=values["system_prompt"],
             )
         job = jobs.create(started=started, model=model, options=jobs.parse_options(values))

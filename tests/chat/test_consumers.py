@@ -337,3 +337,62 @@ async def test_branch_switch_reaches_other_tabs(fake_ollama, owner_room, drain_j
     await database_sync_to_async(generation.switch_branch)(room=room, message=first)
     assert await ws.receive_json_from(timeout=5) == {"type": "branch_switched", "active_leaf": str(first.pk)}
     await ws.disconnect()
+
+
+class DroppingLayer:
+    """The real layer, except that chosen stream events vanish, as channel layers may (at most once)."""
+
+    def __init__(self, layer, drop):
+        self.layer, self.drop, self.dropped = layer, drop, []
+
+    def __getattr__(self, name):
+        return getattr(self.layer, name)
+
+    async def group_send(self, group, message):
+        if self.drop(message):
+            self.dropped.append(message)
+            return
+        await self.layer.group_send(group, message)
+
+
+async def _stream_with_losses(monkeypatch, user, room, drop, *, hide_local_job: bool = False):
+    from channels.layers import get_channel_layer
+
+    import chat.consumers
+    import chat.jobs
+
+    dropping = DroppingLayer(get_channel_layer(), drop)
+    monkeypatch.setattr(chat.jobs, "get_channel_layer", lambda: dropping)
+    if hide_local_job:  # the consumer must then ask the job through its control channel, as across workers
+        monkeypatch.setattr(chat.consumers.jobs, "JOBS", {})
+    ws = await connect(user, room.pk)
+    await ws.send_json_to({"type": "send_message", "content": "Hello"})
+    frames = await frames_until(ws, is_end)
+    await ws.disconnect()
+    reply = await database_sync_to_async(Message.objects.get)(pk=frames[-1]["message_id"])
+    return frames, reply, dropping.dropped
+
+
+@pytest.mark.parametrize("hide_local_job", [False, True])
+async def test_a_lost_token_event_is_filled_in(fake_ollama, owner_room, drain_jobs, monkeypatch, hide_local_job):
+    user, room = owner_room
+    fake_ollama.configure(tokens=30, delay_ms=3)
+    def drop(message):
+        return message["type"] == "stream.token" and message["seq"] in (1, 6)
+
+    frames, reply, dropped = await _stream_with_losses(monkeypatch, user, room, drop, hide_local_job=hide_local_job)
+    assert len(dropped) == 2
+    seqs = [f["seq"] for f in frames if f["type"] == "token"]
+    assert seqs == sorted(set(seqs)) and seqs[-1] == 30
+    assert text_of(frames) == reply.content == "".join(f"t{i} " for i in range(30))
+
+
+async def test_lost_last_tokens_come_from_the_stored_reply(fake_ollama, owner_room, drain_jobs, monkeypatch):
+    user, room = owner_room
+    fake_ollama.configure(tokens=12, delay_ms=3)
+    frames, reply, dropped = await _stream_with_losses(
+        monkeypatch, user, room, lambda m: m["type"] == "stream.token" and m["seq"] >= 10
+    )
+    assert dropped and reply.content == "".join(f"t{i} " for i in range(12))
+    assert text_of(frames) == reply.content
+    assert [f for f in frames if f["type"] == "token"][-1]["seq"] == 12
