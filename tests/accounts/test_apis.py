@@ -254,3 +254,15 @@ def test_invite_mode_requires_invite_and_invite_joins_team(anon_client, settings
     assert ok.json()["user"]["email_verified"] is True
     reused = register(APIClient(), "newbie2", email="newbie@example.com", invite_token=raw)
     assert reused.status_code == 400
+
+
+def test_token_of_a_deactivated_user_is_refused_and_use_is_recorded(user):
+    token, raw = create_api_token(user=user, name="cli")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    assert client.get("/api/v1/auth/me").json()["username"] == user.username
+    token.refresh_from_db()
+    assert token.last_used_at is not None
+    User.objects.filter(pk=user.pk).update(is_active=False)
+    refused = client.get("/api/v1/auth/me")
+    assert refused.status_code == 401
