@@ -10,6 +10,7 @@ from channels.db import database_sync_to_async
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
@@ -67,7 +68,13 @@ class MessageSendApi(APIView):
         per_request_thread = SyncToAsync.thread_sensitive_context.set(None)
         try:
             await database_sync_to_async(self.initial)(request, *args, **kwargs)
-            response = await self.post(request, *args, **kwargs)
+            method = request.method.lower()
+            if method == "post":
+                response = await self.post(request, *args, **kwargs)
+            elif method == "options":
+                response = self.options(request, *args, **kwargs)
+            else:
+                raise exceptions.MethodNotAllowed(request.method)
         except Exception as exc:  # noqa: BLE001 - DRF's handler turns it into the error envelope
             response = self.handle_exception(exc)
         finally:
