@@ -4,8 +4,8 @@ and the bundled model through the WebSocket compared with llama.cpp called direc
     .venv/bin/python bench/stream_bench.py [--quick] [--out docs/bench-results.json]
 
 Starts its own processes on loopback (the fake Ollama, one Daphne worker on a throw-away SQLite database)
-and stops them at the end. Reports per scenario: time to first token p50/p99, inter-token gap p99,
-relayed tokens per second, and the server's CPU and peak RSS.
+and stops them at the end; BENCH_SERVER_STDERR=1 shows the worker's stderr. Reports per scenario: time
+to first token p50/p99, inter-token gap p99, relayed tokens per second, and the server's CPU and peak RSS.
 """
 
 from __future__ import annotations
