@@ -172,39 +172,34 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         except exceptions.ValidationError as exc:
             raise ProtocolError("validation_error", _first_error(exc.detail)) from exc
 
+    async def _start(self, service, *, model, options, system_prompt: str, **kwargs) -> None:
+        """Begin a reply with `service` in a start slot, held until the reply's first token (or briefly)."""
+        async with jobs.start_slot():
+            started = await call_service(service, user=self.user, model=model.name, system_prompt=system_prompt,
+                                         control_channel=jobs.new_control_channel(), **kwargs)
+            await jobs.until_first_token(jobs.launch(started=started, model=model, options=options))
+
     async def on_send_message(self, frame: dict) -> None:
         content = await self._content(frame)
         options, system_prompt = await self._options(frame)
         room, model = await self._room_and_model(frame.get("model"))
-        async with jobs.start_slot():
-            started = await call_service(generation.send_user_message,
-                room=room, user=self.user, content=content, model=model.name,
-                control_channel=jobs.new_control_channel(), system_prompt=system_prompt,
-            )
-            await jobs.until_first_token(jobs.launch(started=started, model=model, options=options))
+        await self._start(generation.send_user_message, model=model, options=options, system_prompt=system_prompt,
+                          room=room, content=content)
 
     async def on_edit_message(self, frame: dict) -> None:
         content = await self._content(frame)
         message = await self._message(frame.get("message_id"))
         options, system_prompt = await self._options(frame)
         room, model = await self._room_and_model(frame.get("model"))
-        async with jobs.start_slot():
-            started = await call_service(generation.edit_user_message,
-                room=room, user=self.user, message=message, content=content, model=model.name,
-                control_channel=jobs.new_control_channel(), system_prompt=system_prompt,
-            )
-            await jobs.until_first_token(jobs.launch(started=started, model=model, options=options))
+        await self._start(generation.edit_user_message, model=model, options=options, system_prompt=system_prompt,
+                          room=room, message=message, content=content)
 
     async def on_regenerate(self, frame: dict) -> None:
         message = await self._message(frame["message_id"]) if frame.get("message_id") is not None else None
         options, system_prompt = await self._options(frame)
         room, model = await self._room_and_model(frame.get("model") or (message.model if message else "") or None)
-        async with jobs.start_slot():
-            started = await call_service(generation.regenerate_reply,
-                room=room, user=self.user, message=message, model=model.name,
-                control_channel=jobs.new_control_channel(), system_prompt=system_prompt,
-            )
-            await jobs.until_first_token(jobs.launch(started=started, model=model, options=options))
+        await self._start(generation.regenerate_reply, model=model, options=options, system_prompt=system_prompt,
+                          room=room, message=message)
 
     async def on_delete_message(self, frame: dict) -> None:
         message = await self._message(frame.get("message_id"))
