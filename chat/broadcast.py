@@ -95,6 +95,7 @@ async def _run_alone(call: tuple[Callable[..., Any], dict]) -> tuple[bool, Any, 
 
 
 async def _drain(batch: _Batch) -> None:
+    items: list = []
     try:
         while batch.pending:
             items, batch.pending = batch.pending, []
@@ -113,6 +114,11 @@ async def _drain(batch: _Batch) -> None:
                     future.set_result((value, messages))
                 else:
                     future.set_exception(value)
+    except asyncio.CancelledError:  # the worker is shutting down: nobody may wait for an answer forever
+        for _service, _kw, future in items + batch.pending:
+            future.cancel()
+        batch.pending = []
+        raise
     finally:
         batch.draining = False
 

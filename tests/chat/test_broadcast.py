@@ -92,3 +92,18 @@ async def test_a_database_error_is_retried_alone(monkeypatch):
 
     assert await call_service(flaky, room=room) == "ok"
     assert len(attempts) == 2
+
+
+async def test_callers_are_not_left_waiting_when_the_drain_is_cancelled():
+    import time
+
+    def slow(**kwargs):
+        time.sleep(0.2)
+        return "late"
+
+    caller = asyncio.create_task(call_service(slow))
+    await asyncio.sleep(0.05)  # the batch is on the database thread now
+    broadcast._batches[asyncio.get_running_loop()].task.cancel()  # as at worker shutdown
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(caller, 2)
+    await asyncio.sleep(0.3)  # a thread cannot be cancelled: let it finish its transaction before teardown
