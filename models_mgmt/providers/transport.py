@@ -182,6 +182,7 @@ class _Body(httpx.AsyncByteStream):
         connection, self.connection = self.connection, None
         if connection is None:
             return
+        self.transport._give_slot()
         if self.complete and self.keep_alive and connection.usable():
             self.transport._release(self.key, connection)
         else:
@@ -196,6 +197,9 @@ class LeanTransport(httpx.AsyncBaseTransport):
         self.max_idle = limits.max_keepalive_connections or 0
         self.keepalive_expiry = limits.keepalive_expiry
         self._idle: dict[tuple, list[_Connection]] = {}
+        # At most `max_connections` exchanges at once (a slot is held until the body is closed), as httpx's
+        # own pool does; waiting longer than the pool timeout raises httpx.PoolTimeout.
+        self._slots = asyncio.Semaphore(limits.max_connections) if limits.max_connections else None
 
     # --- the pool ------------------------------------------------------------------------------------
 
@@ -239,18 +243,36 @@ class LeanTransport(httpx.AsyncBaseTransport):
         head.extend(name + b": " + value + b"\r\n" for name, value in request.headers.raw)
         payload = b"".join(head) + b"\r\n" + body
         key = (url.host, url.port or 80)
-        connection = self._reuse(key)
-        if connection is not None:
+        await self._take_slot(request)
+        try:
+            connection = self._reuse(key)
+            if connection is not None:
+                try:
+                    return await self._exchange(request, key, connection, payload)
+                except _StaleConnection:
+                    pass  # the server had closed it while it sat idle: once more on a new connection
+            connection = await self._connect(request, *key)
             try:
                 return await self._exchange(request, key, connection, payload)
-            except _StaleConnection:
-                pass  # the server had closed it while it sat idle: once more on a new connection
-        connection = await self._connect(request, *key)
+            except _StaleConnection as exc:
+                raise httpx.RemoteProtocolError("Server disconnected without sending a response.",
+                                                request=request) from exc
+        except BaseException:
+            self._give_slot()
+            raise
+
+    async def _take_slot(self, request: httpx.Request) -> None:
+        if self._slots is None:
+            return
         try:
-            return await self._exchange(request, key, connection, payload)
-        except _StaleConnection as exc:
-            raise httpx.RemoteProtocolError("Server disconnected without sending a response.",
-                                            request=request) from exc
+            async with asyncio.timeout(_timeouts(request).get("pool")):
+                await self._slots.acquire()
+        except TimeoutError as exc:
+            raise httpx.PoolTimeout("Timed out waiting for a connection slot.", request=request) from exc
+
+    def _give_slot(self) -> None:
+        if self._slots is not None:
+            self._slots.release()
 
     async def _exchange(self, request: httpx.Request, key: tuple, connection: _Connection,
                         payload: bytes) -> httpx.Response:

@@ -171,3 +171,16 @@ async def test_other_schemes_go_to_the_fallback():
     async with httpx.AsyncClient(transport=LeanTransport(limits=LIMITS, fallback=Fallback())) as http:
         assert (await http.get("https://example.invalid/v1/models")).text == "fallback"
     assert seen == ["https://example.invalid/v1/models"]
+
+
+async def test_max_connections_is_a_limit_on_open_exchanges():
+    reply = [b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"]
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    async with Scripted([reply, reply, reply]) as server:
+        transport = LeanTransport(limits=limits, fallback=httpx.AsyncHTTPTransport())
+        async with httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(2.0, pool=0.1)) as http:
+            async with http.stream("GET", server.url) as first:
+                with pytest.raises(httpx.PoolTimeout):  # the only slot is held until the first body closes
+                    await http.get(server.url)
+                assert await first.aread() == b"ok"
+            assert (await http.get(server.url)).text == "ok"  # released: the next one goes through
