@@ -57,10 +57,6 @@ class StartedGeneration:
     turns: list[ChatTurn]
 
 
-def _running_streams_of(user: User):
-    return Stream.objects.filter(user=user, finished_at__isnull=True)
-
-
 def _running_count(user_id: int) -> int:
     return sql.fetchone(
         f"SELECT COUNT(*) FROM {sql.table(Stream)} WHERE {sql.column(Stream, 'user')} = %s "

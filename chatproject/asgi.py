@@ -38,6 +38,7 @@ def tune_gc_for_serving() -> None:
 if settings.GC_TUNING:
     tune_gc_for_serving()
 
+
 class SharedThreadASGIHandler(ASGIHandler):
     """Django without a sync thread of its own per request, for the SSE stream start only.
 

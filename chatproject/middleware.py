@@ -11,24 +11,29 @@ from django.middleware import clickjacking, common, csrf, security
 from whitenoise.middleware import WhiteNoiseMiddleware
 
 
-class ContentSecurityPolicyMiddleware:
-    """Adds the CSP header to HTML pages; the API docs and Django admin bring their own inline scripts.
-
-    Sync and async capable, so under ASGI a request never hops to a thread just to pass through it.
-    """
+class _BothModes:
+    """Sync and async capable, so under ASGI a request never hops to a thread just to pass through."""
 
     sync_capable = True
     async_capable = True
 
-    def __init__(self, get_response):
-        self.get_response = get_response
+    def _set_mode(self, get_response) -> None:
         self.is_async = iscoroutinefunction(get_response)
         if self.is_async:
             markcoroutinefunction(self)
 
     def __call__(self, request):
-        if self.is_async:
-            return self._acall(request)
+        return self._acall(request) if self.is_async else self._call(request)
+
+
+class ContentSecurityPolicyMiddleware(_BothModes):
+    """Adds the CSP header to HTML pages; the API docs and Django admin bring their own inline scripts."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self._set_mode(get_response)
+
+    def _call(self, request):
         return self._add_header(request, self.get_response(request))
 
     async def _acall(self, request):
@@ -45,7 +50,7 @@ class ContentSecurityPolicyMiddleware:
         return response
 
 
-class StaticFilesMiddleware(WhiteNoiseMiddleware):
+class StaticFilesMiddleware(_BothModes, WhiteNoiseMiddleware):
     """WhiteNoise, usable in an async middleware chain.
 
     WhiteNoise 6 is sync-only, and one sync-only middleware turns Django's whole ASGI chain sync: every API
@@ -53,19 +58,12 @@ class StaticFilesMiddleware(WhiteNoiseMiddleware):
     served by WhiteNoise itself, from a worker thread; everything else passes straight through.
     """
 
-    sync_capable = True
-    async_capable = True
-
     def __init__(self, get_response=None):
         super().__init__(get_response)
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
+        self._set_mode(get_response)
 
-    def __call__(self, request):
-        if self.is_async:
-            return self._acall(request)
-        return super().__call__(request)
+    def _call(self, request):
+        return WhiteNoiseMiddleware.__call__(self, request)
 
     async def _acall(self, request):
         if self.autorefresh:

@@ -48,12 +48,11 @@ class _Body(httpx.AsyncByteStream):
     """A response body read straight off the connection."""
 
     def __init__(self, transport: LeanTransport, key: tuple, connection: _Connection, request: httpx.Request,
-                 buffered: bytes, *, length: int | None, chunked: bool, keep_alive: bool):
+                 *, length: int | None, chunked: bool, keep_alive: bool):
         self.transport = transport
         self.key = key
         self.connection = connection
         self.request = request
-        self.buffered = buffered
         self.length = length
         self.chunked = chunked
         self.keep_alive = keep_alive
@@ -98,11 +97,7 @@ class _Body(httpx.AsyncByteStream):
             async for piece in self._chunked():
                 yield piece
         elif self.length is not None:
-            remaining = self.length - len(self.buffered)
-            if remaining < 0:
-                raise httpx.RemoteProtocolError("The body is longer than its Content-Length.", request=self.request)
-            if self.buffered:
-                yield self.buffered
+            remaining = self.length
             while remaining > 0:
                 data = await self._read()
                 if not data:
@@ -115,15 +110,13 @@ class _Body(httpx.AsyncByteStream):
                 yield data
         else:  # until the server closes the connection
             self.keep_alive = False
-            if self.buffered:
-                yield self.buffered
             while data := await self._read():
                 yield data
         self.complete = True
 
     async def _chunked(self):
         """Decode `size CRLF data CRLF ... 0 CRLF trailers CRLF`; yield all complete data of each read."""
-        buffer, pos = bytearray(self.buffered), 0
+        buffer, pos = bytearray(), 0
         remaining = -1  # bytes left in the current chunk; -1: a size line is due
         while True:
             out = []
@@ -278,7 +271,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
                         payload: bytes) -> httpx.Response:
         try:
             connection.writer.write(payload)
-            status, headers, buffered = await self._read_head(request, connection)
+            status, headers = await self._read_head(request, connection)
         except BaseException:
             connection.close()
             raise
@@ -294,13 +287,13 @@ class LeanTransport(httpx.AsyncBaseTransport):
         if request.method == "HEAD" or status in (204, 304):
             length, chunked = 0, False
         keep_alive = names.get(b"connection", b"").lower() != b"close"
-        stream = _Body(self, key, connection, request, buffered, length=length, chunked=chunked,
+        stream = _Body(self, key, connection, request, length=length, chunked=chunked,
                        keep_alive=keep_alive)
         if length == 0 and not chunked:
             stream.complete = True
         return httpx.Response(status, headers=headers, stream=stream, extensions={"http_version": b"HTTP/1.1"})
 
-    async def _read_head(self, request: httpx.Request, connection: _Connection) -> tuple[int, list, bytes]:
+    async def _read_head(self, request: httpx.Request, connection: _Connection) -> tuple[int, list]:
         """Status and headers; whatever of the body came with them stays in the reader's buffer."""
         reader = connection.reader
         while True:
@@ -333,7 +326,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
                 if not sep:
                     raise httpx.RemoteProtocolError("A malformed header line.", request=request)
                 headers.append((name.strip(), value.strip()))
-            return status, headers, b""
+            return status, headers
 
     async def aclose(self) -> None:
         for idle in self._idle.values():
