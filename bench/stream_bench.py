@@ -27,6 +27,7 @@ import websockets
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.lean_http import Connection  # noqa: E402
 from tests.procs import free_port, wait_for_http  # noqa: E402
 
 TOKENS = 200
@@ -98,29 +99,30 @@ class Server:
         return [r.json()["id"] for r in rooms]
 
 
-async def one_direct(fake_url: str, client: httpx.AsyncClient) -> tuple[float, list[float], int]:
+async def one_direct(conn: Connection) -> tuple[float, list[float], int]:
     start = time.perf_counter()
-    arrivals = []
-    body = {"model": "fake-llm:latest", "messages": [{"role": "user", "content": "bench"}], "stream": True}
-    async with client.stream("POST", f"{fake_url}/api/chat", json=body) as response:
-        async for line in response.aiter_lines():
-            if line and not json.loads(line).get("done"):
-                arrivals.append(time.perf_counter())
+    arrivals, buffer = [], b""
+    body = json.dumps({"model": "fake-llm:latest", "messages": [{"role": "user", "content": "bench"}],
+                       "stream": True}).encode()
+    async for piece in conn.stream("POST", "/api/chat", body):
+        *lines, buffer = (buffer + piece).split(b"\n")
+        now = time.perf_counter()
+        arrivals += [now for line in lines if line and not json.loads(line).get("done")]
     return start, arrivals, len(arrivals)
 
 
-async def one_sse(server: Server, room: str, client: httpx.AsyncClient) -> tuple[float, list[float], int]:
+async def one_sse(server: Server, room: str, conn: Connection) -> tuple[float, list[float], int]:
     start = time.perf_counter()
-    arrivals, seq, token_event = [], 0, False
-    async with client.stream("POST", f"{server.base}/api/v1/chat/sessions/{room}/messages",
-                             json={"content": "bench", "model": "fake-llm:latest"},
-                             headers=server.headers()) as response:
-        async for line in response.aiter_lines():
-            if line.startswith("event: "):
-                token_event = line == "event: token"
-            elif token_event and line.startswith("data: "):
-                arrivals.append(time.perf_counter())
-                seq = json.loads(line[6:])["seq"]  # seq counts tokens; a frame may carry several
+    arrivals, seq, buffer = [], 0, b""
+    body = json.dumps({"content": "bench", "model": "fake-llm:latest"}).encode()
+    async for piece in conn.stream("POST", f"/api/v1/chat/sessions/{room}/messages", body, server.headers()):
+        *events, buffer = (buffer + piece).split(b"\n\n")
+        now = time.perf_counter()
+        for event in events:
+            if event.startswith(b"event: token\n"):
+                arrivals.append(now)
+                data = event.split(b"\ndata: ", 1)[1]
+                seq = json.loads(data)["seq"]  # seq counts tokens; a frame may carry several
     return start, arrivals, seq
 
 
@@ -132,7 +134,7 @@ async def open_ws(server: Server, room: str):
 
 
 async def one_ws(server: Server, room: str, model: str = "fake-llm:latest", options: dict | None = None,
-                 ws=None, go: asyncio.Event | None = None):
+                 ws=None, go: asyncio.Event | None = None, content: str = "bench"):
     """One reply over a WebSocket; with `go`, the socket is already open and the send waits for the signal."""
     ws = ws or await open_ws(server, room)
     try:
@@ -140,7 +142,7 @@ async def one_ws(server: Server, room: str, model: str = "fake-llm:latest", opti
             await go.wait()
         start = time.perf_counter()
         arrivals, seq = [], 0
-        await ws.send(json.dumps({"type": "send_message", "content": "bench", "model": model,
+        await ws.send(json.dumps({"type": "send_message", "content": content, "model": model,
                                   "options": options or {}}))
         while True:
             frame = json.loads(await ws.recv())
@@ -174,68 +176,92 @@ def summarise(results, wall: float, cpu: float | None = None, rss: float | None 
     return out
 
 
-async def run_scenario(kind: str, concurrency: int, fake_url: str, server: Server | None) -> dict:
-    limits = httpx.Limits(max_connections=concurrency + 10)
-    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
-        rooms = await server.new_rooms(concurrency) if server else []
-        cpu_before = server.ps.cpu_times() if server else None
-        rss_peak = [server.ps.memory_info().rss if server else 0]
+async def run_scenario(kind: str, concurrency: int, fake_url: str, server: Server | None,
+                       others: dict[str, psutil.Process] | None = None) -> dict:
+    rooms = await server.new_rooms(concurrency) if server else []
+    rss_peak = [server.ps.memory_info().rss if server else 0]
 
-        async def sample_rss():
-            while True:
-                rss_peak[0] = max(rss_peak[0], server.ps.memory_info().rss)
-                await asyncio.sleep(0.1)
+    async def sample_rss():
+        while True:
+            rss_peak[0] = max(rss_peak[0], server.ps.memory_info().rss)
+            await asyncio.sleep(0.1)
 
-        sampler = asyncio.create_task(sample_rss()) if server else None
-        start = time.perf_counter()
-        if kind == "direct":
-            results = await asyncio.gather(*(one_direct(fake_url, client) for _ in range(concurrency)))
-        elif kind == "sse":
-            # Open the keep-alive connections first, as the WebSocket clients open their sockets first (and as
-            # a browser already holds one): the clock then covers the replies, not TCP and TLS-less setup.
-            await asyncio.gather(*(client.get(f"{server.base}/api/v1/auth/me", headers=server.headers())
-                                   for _ in rooms))
-            cpu_before = server.ps.cpu_times()
-            start = time.perf_counter()
-            results = await asyncio.gather(*(one_sse(server, room, client) for room in rooms))
-        else:
-            sockets = await asyncio.gather(*(open_ws(server, room) for room in rooms))
-            go = asyncio.Event()
-            runs = [asyncio.create_task(one_ws(server, room, ws=ws, go=go)) for room, ws in zip(rooms, sockets,
-                                                                                                   strict=True)]
-            cpu_before = server.ps.cpu_times()
-            start = time.perf_counter()  # all sockets are open: the clock covers the replies only
-            go.set()
-            results = await asyncio.gather(*runs)
-        wall = time.perf_counter() - start
-        if sampler:
-            sampler.cancel()
-        if server:
-            cpu_after = server.ps.cpu_times()
-            cpu = (cpu_after.user + cpu_after.system - cpu_before.user - cpu_before.system) / wall * 100
-            return summarise(results, wall, cpu, rss_peak[0] / 2**20)
-        return summarise(results, wall)
+    # Connections and sockets are opened first (a browser already holds its keep-alive connection or its
+    # socket), so the clock covers the replies, not the connection storm.
+    connections, sockets = [], []
+    if kind == "direct":
+        host, port = fake_url.removeprefix("http://").split(":")
+        connections = await asyncio.gather(*(Connection.open(host, int(port)) for _ in range(concurrency)))
+    elif kind == "sse":
+        connections = await asyncio.gather(*(Connection.open("127.0.0.1", server.port) for _ in rooms))
+        await asyncio.gather(*(conn.request("GET", "/api/v1/auth/me", headers=server.headers())
+                               for conn in connections))
+    else:
+        sockets = await asyncio.gather(*(open_ws(server, room) for room in rooms))
+    go = asyncio.Event()
+    if kind == "direct":
+        runs = [one_direct(conn) for conn in connections]
+    elif kind == "sse":
+        runs = [one_sse(server, room, conn) for room, conn in zip(rooms, connections, strict=True)]
+    else:
+        runs = [one_ws(server, room, ws=ws, go=go) for room, ws in zip(rooms, sockets, strict=True)]
+    sampler = asyncio.create_task(sample_rss()) if server else None
+    cpu_before = server.ps.cpu_times() if server else None
+    others_before = cpu_of(others)
+    start = time.perf_counter()
+    go.set()
+    results = await asyncio.gather(*runs)
+    wall = time.perf_counter() - start
+    others_after = cpu_of(others)
+    for conn in connections:
+        conn.close()
+    if sampler:
+        sampler.cancel()
+    if server:
+        cpu_after = server.ps.cpu_times()
+        cpu = (cpu_after.user + cpu_after.system - cpu_before.user - cpu_before.system) / wall * 100
+        row = summarise(results, wall, cpu, rss_peak[0] / 2**20)
+    else:
+        row = summarise(results, wall)
+    # The client and the fake share the machine with the server: their CPU is CPU the server did not get.
+    for name, used in others_after.items():
+        row[f"{name}_cpu_pct"] = round((used - others_before[name]) / wall * 100, 1)
+    return row
 
 
-def configure_fake(fake_url: str, delay_ms: float) -> None:
-    httpx.post(f"{fake_url}/_control", json={"tokens": TOKENS, "delay_ms": delay_ms, "reset_stats": True})
+def cpu_of(processes: dict[str, psutil.Process] | None) -> dict[str, float]:
+    """User plus system seconds of each named process."""
+    times = {name: process.cpu_times() for name, process in (processes or {}).items()}
+    return {name: t.user + t.system for name, t in times.items()}
 
 
-async def relay_benchmarks(quick: bool) -> list[dict]:
+def configure_fake(fake_url: str, delay_ms: float, tokens: int = TOKENS) -> None:
+    httpx.post(f"{fake_url}/_control", json={"tokens": tokens, "delay_ms": delay_ms, "reset_stats": True})
+
+
+async def relay_benchmarks(quick: bool, only: set[str] | None = None) -> list[dict]:
     fake_port = free_port()
     fake = subprocess.Popen([sys.executable, "-m", "tests.fakes.ollama", "--port", str(fake_port)], cwd=ROOT,
                             stdout=subprocess.DEVNULL)
     fake_url = f"http://127.0.0.1:{fake_port}"
     wait_for_http(f"{fake_url}/api/tags", fake)
+    others = {"client": psutil.Process(), "fake": psutil.Process(fake.pid)}
     rows = []
     try:
         with Server({"OLLAMA_URLS": fake_url, "LOCAL_MODELS_ENABLED": "false"}) as server:
-            await run_scenario("ws", 2, fake_url, server)  # warm up
+            # Warm up as a server that has been running a while: code paths run once, and a pool of keep-alive
+            # connections to the backend as large as the largest burst (short replies; results dropped).
+            configure_fake(fake_url, 0, tokens=5)
+            for kind in ("sse", "ws"):
+                await run_scenario(kind, 10 if quick else 50, fake_url, server)
             for delay in (0, 20):
                 configure_fake(fake_url, delay)
                 for concurrency in ((1, 10) if quick else (1, 10, 50)):
                     for kind in ("direct", "sse", "ws"):
-                        row = await run_scenario(kind, concurrency, fake_url, None if kind == "direct" else server)
+                        if only and f"{kind}:{delay}:{concurrency}" not in only:
+                            continue
+                        row = await run_scenario(kind, concurrency, fake_url, None if kind == "direct" else server,
+                                                 others)
                         row.update(kind=kind, gap_ms=delay, concurrency=concurrency)
                         print(json.dumps(row), flush=True)
                         rows.append(row)
@@ -245,42 +271,59 @@ async def relay_benchmarks(quick: bool) -> list[dict]:
     return rows
 
 
-def llama_direct(max_tokens: int) -> dict:
-    """Tokens per second from llama.cpp itself, same prompt and options as through the WebSocket."""
+MODEL_PROMPT = "Write a short story about a robot who learns to paint."  # a long answer: more tokens timed
+
+
+def _llama_run(llama, max_tokens: int) -> dict:
+    arrivals = []
+    start = time.perf_counter()
+    for chunk in llama.create_chat_completion(
+        messages=[{"role": "user", "content": MODEL_PROMPT}], stream=True, max_tokens=max_tokens, temperature=0.0,
+        top_p=0.9, top_k=40, repeat_penalty=1.1,
+    ):
+        if chunk["choices"][0]["delta"].get("content"):
+            arrivals.append(time.perf_counter())
+    tps = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0])
+    return {"tokens": len(arrivals), "tokens_per_s": round(tps, 1), "ttft_ms": round((arrivals[0] - start) * 1000, 1)}
+
+
+async def _ws_run(server: Server, max_tokens: int) -> dict:
+    room = (await server.new_rooms(1))[0]
+    start, arrivals, n = await one_ws(server, room, model="smollm2-135m-instruct", content=MODEL_PROMPT,
+                                      options={"max_tokens": max_tokens, "temperature": 0.0})
+    tps = (n - 1) / (arrivals[-1] - arrivals[0])  # same measure as _llama_run: one token per frame here
+    return {"tokens": n, "tokens_per_s": round(tps, 1), "ttft_ms": round((arrivals[0] - start) * 1000, 1)}
+
+
+async def model_comparison(max_tokens: int, rounds: int = 7) -> dict:
+    """llama.cpp called directly and through a worker's WebSocket, alternating, same prompt and options.
+
+    The machine's own speed drifts by 10-20% over a minute, so the two are measured turn about (direct,
+    then WebSocket, `rounds` times). Each pair ran within seconds of each other; the result (`ratio`) is
+    the median of the pair ratios, with the ratio of the two medians beside it.
+    """
     from llama_cpp import Llama
 
     from models_mgmt.providers.local import bundled_model_path
 
     llama = Llama(model_path=str(bundled_model_path()), n_ctx=2048, verbose=False)
-    best = None
-    for _ in range(3):
-        arrivals = []
-        start = time.perf_counter()
-        for chunk in llama.create_chat_completion(
-            messages=[{"role": "user", "content": "bench"}], stream=True, max_tokens=max_tokens, temperature=0.0,
-            top_p=0.9, top_k=40, repeat_penalty=1.1,
-        ):
-            if chunk["choices"][0]["delta"].get("content"):
-                arrivals.append(time.perf_counter())
-        tps = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0])
-        ttft = round((arrivals[0] - start) * 1000, 1)
-        row = {"tokens": len(arrivals), "tokens_per_s": round(tps, 1), "ttft_ms": ttft}
-        best = row if best is None or tps > best["tokens_per_s"] else best
-    llama.close()
-    return best
-
-
-async def model_through_ws(max_tokens: int) -> dict:
-    with Server({"LOCAL_MODELS_ENABLED": "true", "OLLAMA_URLS": ""}) as server:
-        best = None
-        for _ in range(3):
-            room = (await server.new_rooms(1))[0]
-            start, arrivals, n = await one_ws(server, room, model="smollm2-135m-instruct",
-                                              options={"max_tokens": max_tokens, "temperature": 0.0})
-            tps = (n - 1) / (arrivals[-1] - arrivals[0])  # same measure as llama_direct: one token per frame here
-            row = {"tokens": n, "tokens_per_s": round(tps, 1), "ttft_ms": round((arrivals[0] - start) * 1000, 1)}
-            best = row if best is None or tps > best["tokens_per_s"] else best
-        return best
+    direct, through = [], []
+    try:
+        with Server({"LOCAL_MODELS_ENABLED": "true", "OLLAMA_URLS": ""}) as server:
+            _llama_run(llama, 8)  # warm both up
+            await _ws_run(server, 8)
+            for _ in range(rounds):
+                direct.append(_llama_run(llama, max_tokens))
+                through.append(await _ws_run(server, max_tokens))
+                print("llama direct", json.dumps(direct[-1]), "via websocket", json.dumps(through[-1]), flush=True)
+    finally:
+        llama.close()
+    d = statistics.median(r["tokens_per_s"] for r in direct)
+    w = statistics.median(r["tokens_per_s"] for r in through)
+    pairs = [b["tokens_per_s"] / a["tokens_per_s"] for a, b in zip(direct, through, strict=True)]
+    return {"direct": direct, "websocket": through, "direct_median_tps": d, "websocket_median_tps": w,
+            "ratio": round(statistics.median(pairs), 3), "pair_ratios": [round(r, 3) for r in pairs],
+            "ratio_of_medians": round(w / d, 3)}
 
 
 def main() -> None:
@@ -290,19 +333,18 @@ def main() -> None:
     parser.add_argument("--model-tokens", type=int, default=128)
     parser.add_argument("--server", choices=["daphne", "uvicorn"], default="daphne")
     parser.add_argument("--skip-model", action="store_true")
+    parser.add_argument("--only", nargs="*", metavar="KIND:GAP:STREAMS",
+                        help="run only these relay scenarios, e.g. ws:20:50 sse:0:50 (implies --skip-model)")
     args = parser.parse_args()
     Server.kind = args.server
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatproject.settings")
-    relay = asyncio.run(relay_benchmarks(args.quick))
-    if args.skip_model:
+    relay = asyncio.run(relay_benchmarks(args.quick, set(args.only or ())))
+    if args.skip_model or args.only:
         Path(args.out).write_text(json.dumps({"server": args.server, "relay": relay}, indent=2) + "\n")
         return
-    direct = llama_direct(args.model_tokens)
-    print("llama direct", json.dumps(direct), flush=True)
-    through = asyncio.run(model_through_ws(args.model_tokens))
-    print("llama via websocket", json.dumps(through), flush=True)
-    model = {"direct": direct, "websocket": through,
-             "ratio": round(through["tokens_per_s"] / direct["tokens_per_s"], 3)}
+    model = asyncio.run(model_comparison(args.model_tokens))
+    print("bundled model: median of pair ratios", model["ratio"], "ratio of medians", model["ratio_of_medians"],
+          flush=True)
     result = {
         "server": args.server,
         "machine": {"cpus": psutil.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1)},
