@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -70,20 +71,34 @@ class _Batch:
 _batches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Batch] = weakref.WeakKeyDictionary()
 
 
+@functools.cache
+def _is_atomic(service: Callable[..., Any]) -> bool:
+    """Whether `service` is wrapped by `@transaction.atomic` (its closure holds the Atomic)."""
+    return any(isinstance(cell.cell_contents, transaction.Atomic) for cell in (service.__closure__ or ()))
+
+
+def _run_one(service: Callable[..., Any], kwargs: dict) -> tuple[bool, Any, list]:
+    """One call, atomic: its own `@transaction.atomic` (a savepoint inside a batch, else the transaction)
+    or ours. Not both: a savepoint costs two statements through Django's cursor."""
+    messages: list = []
+    token = _collected.set(messages)
+    try:
+        if _is_atomic(service):
+            return True, service(**kwargs), messages
+        with transaction.atomic():
+            return True, service(**kwargs), messages
+    except Exception as exc:  # noqa: BLE001 - handed to that caller; a batch goes on
+        return False, exc, messages
+    finally:
+        _collected.reset(token)
+
+
 def _run_batch(calls: list[tuple[Callable[..., Any], dict]]) -> list[tuple[bool, Any, list]]:
-    """On the database thread: every call in one transaction, each in a savepoint, with its own messages."""
-    outcomes: list[tuple[bool, Any, list]] = []
+    """On the database thread: every call in one transaction, each atomic on its own, with its own messages."""
+    if len(calls) == 1:
+        return [_run_one(*calls[0])]
     with transaction.atomic():
-        for service, kwargs in calls:
-            messages: list = []
-            token = _collected.set(messages)
-            try:
-                with transaction.atomic():
-                    outcomes.append((True, service(**kwargs), messages))
-            except Exception as exc:  # noqa: BLE001 - handed to that caller; the batch goes on
-                outcomes.append((False, exc, messages))
-            finally:
-                _collected.reset(token)
+        outcomes = [_run_one(service, kwargs) for service, kwargs in calls]
     return outcomes  # the messages lists are filled by the on_commit callbacks as the batch commits
 
 

@@ -15,6 +15,7 @@ from chat import generation, jobs, selectors, services
 from chat.broadcast import call_service
 from chat.models import Message, Stream
 from chat.serializers import GenerationOptionsSerializer, plainly_valid
+from chatproject.consumers import InboxConsumerMixin
 from models_mgmt.providers import ProviderError
 from models_mgmt.registry import registry
 
@@ -24,6 +25,9 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
 
 SNAPSHOT_WAIT_SECONDS = 3.0
+# Tokens of a stream a client was never shown the start of (it joined mid-stream) wait this long for the
+# `resume` a client sends right after connecting, which then covers them instead of doubling them.
+RESUME_GRACE_SECONDS = 0.5
 
 WRITE_TYPES = {"send_message", "edit_message", "delete_message", "regenerate", "stop"}
 
@@ -55,7 +59,7 @@ def _running_streams(room_id) -> list[tuple[str, str, str, str]]:
     return [(str(s.pk), str(s.message_id), s.model, s.control_channel) for s in rows]
 
 
-class ChatConsumer(AsyncJsonWebsocketConsumer):
+class ChatConsumer(InboxConsumerMixin, AsyncJsonWebsocketConsumer):
     """Everyone watching a room joins its group and sees the same stream; writes need ownership."""
 
     async def connect(self) -> None:
@@ -72,6 +76,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.can_write = self.room.owner_id == self.user.pk
         self.sent: dict[str, list[int]] = {}  # stream id -> [seq, characters] this client has
         self.pending_resume: dict[str, list[dict]] = {}
+        self.raw: set[str] = set()  # streams passed on as they come: no start was seen and no resume came
         self.filling: set[str] = set()  # streams whose lost events are being fetched from a remote job
         self.waits: set[asyncio.Task] = set()
         await self.channel_layer.group_add(self.group, self.channel_name)
@@ -244,7 +249,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             if local is not None:
                 await self._send_catchup(local.snapshot(since))
             elif control_channel:
-                self.pending_resume[stream_id] = []
+                self.pending_resume.setdefault(stream_id, [])
                 await self._ask_for_snapshot(stream_id, control_channel, since)
         await self.send_json({"type": "resumed", "streams": [row[0] for row in streams]})
 
@@ -271,6 +276,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if resumed or snapshot["seq"] > self.sent.get(stream_id, [0, 0])[0]:
             await self.send_json(frame)
         self.sent[stream_id] = [snapshot["seq"], snapshot.get("offset", 0) + len(snapshot["delta"])]
+        self.raw.discard(stream_id)
         for event in self.pending_resume.pop(stream_id, []):
             await self._forward(event)
 
@@ -295,10 +301,14 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         the held events are passed on after SNAPSHOT_WAIT_SECONDS rather than held forever."""
         await jobs.request_snapshot(control_channel=control_channel, reply_channel=self.channel_name,
                                     last_seq=last_seq)
+        self._release_later(stream_id, SNAPSHOT_WAIT_SECONDS)
+
+    def _release_later(self, stream_id: str, seconds: float) -> None:
+        """Pass on the events held for `stream_id` if nothing has taken them within `seconds`."""
         held = self.pending_resume.get(stream_id)
 
         async def give_up() -> None:
-            await asyncio.sleep(SNAPSHOT_WAIT_SECONDS)
+            await asyncio.sleep(seconds)
             if self.pending_resume.get(stream_id) is held:
                 await self._release_held(stream_id)
 
@@ -308,6 +318,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     async def _release_held(self, stream_id: str) -> None:
         self.sent.pop(stream_id, None)
         self.filling.discard(stream_id)
+        self.raw.add(stream_id)
         for held in self.pending_resume.pop(stream_id, []):
             await self._forward(held)
 
@@ -326,6 +337,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             self.pending_resume[stream_id].append(event)
             return
         sent = self.sent.get(stream_id)  # [seq, characters] the client has; None: not following this stream
+        if kind == "stream.token" and sent is None and stream_id not in self.raw:
+            self.pending_resume[stream_id] = [event]  # joined mid-stream: give a `resume` the chance to cover it
+            self._release_later(stream_id, RESUME_GRACE_SECONDS)
+            return
         if kind == "stream.token":
             if sent is not None:
                 if event["seq"] <= sent[0]:
@@ -338,6 +353,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                                   "delta": event["delta"]})
         elif kind == "stream.end":
             self.sent.pop(stream_id, None)
+            self.raw.discard(stream_id)
             if sent is not None and event.get("seq", 0) > sent[0]:  # the last tokens' events were lost
                 tail = await self._stored_tail(event["message_id"], sent[1])  # saved before the end is sent
                 if tail:

@@ -265,6 +265,7 @@ def _branch_turns(*, room_id, parent_id, system_prompt: str) -> list[ChatTurn]:
     return turns
 
 
+@transaction.atomic
 def save_partial(*, message_id, stream_id, text: str) -> None:
     """Periodic flush so a crash loses at most one flush interval; doubles as the job's heartbeat."""
     sql.execute(
@@ -276,6 +277,11 @@ def save_partial(*, message_id, stream_id, text: str) -> None:
         f"WHERE {sql.column(Stream, 'id')} = %s",
         [sql.prep(Stream, "heartbeat_at", timezone.now()), sql.prep(Stream, "id", stream_id)],
     )
+
+
+def stop_requested(*, stream_id) -> bool:
+    """Whether a stop for this stream was recorded in the database (by any worker)."""
+    return Stream.objects.filter(pk=stream_id, cancel_requested=True).exists()
 
 
 def heartbeat(*, stream_id) -> bool:

@@ -2,8 +2,10 @@
 
 A job streams deltas from a provider and fans them out to the room's channel-layer group (every worker's
 watchers) and to in-process listeners (the SSE response that started it). Reading and publishing are
-separate: a publisher task sends whatever has arrived since its last send, so frames carry one token
-while the server keeps up and several when it falls behind (`seq` counts tokens, so it may jump). The
+separate: whatever has arrived since the last send goes out as one delta once the reader pauses (a
+callback with the in-memory layer, which sends without waiting; a publisher task with any other), so frames
+carry one token while the server keeps up and several when it falls behind (`seq` counts tokens, so it
+may jump). The
 partial text is flushed to the database at least every STREAM_FLUSH_SECONDS, and the job listens on its
 own control channel so `stop` and `snapshot` requests reach it from any worker.
 """
@@ -57,6 +59,8 @@ class GenerationJob:
     first_token: asyncio.Event = field(default_factory=asyncio.Event)
     _pending: list[str] = field(default_factory=list)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _publisher_task: asyncio.Task | None = None
+    _publish_soon: bool = False
     _consume_task: asyncio.Task | None = None
     _flush_task: asyncio.Task | None = None
 
@@ -112,12 +116,38 @@ class GenerationJob:
             queue.put_nowait(event)
         layer = get_channel_layer()
         if layer is not None:
-            await layer.group_send(self.group, event)
+            send_nowait = getattr(layer, "group_send_nowait", None)
+            if send_nowait is not None:
+                send_nowait(self.group, event)
+            else:
+                await layer.group_send(self.group, event)
+
+    def _wake_publisher(self) -> None:
+        """Have what was read sent once the reader pauses (it reads on while more is buffered)."""
+        if self._publisher_task is not None:
+            self._wake.set()
+        elif not self._publish_soon:
+            self._publish_soon = True
+            asyncio.get_running_loop().call_soon(self._publish_pending_now)
+
+    def _publish_pending_now(self) -> None:
+        """With a layer that sends without waiting, a callback publishes: no task step per token."""
+        self._publish_soon = False
+        event = self._take_pending()
+        if event is not None:
+            for queue in tuple(self.listeners):
+                queue.put_nowait(event)
+            get_channel_layer().group_send_nowait(self.group, event, fresh=True)  # built here, never changed
 
     async def _publish_pending(self) -> None:
         """Send everything read since the last send as one delta."""
+        event = self._take_pending()
+        if event is not None:
+            await self._publish(event)
+
+    def _take_pending(self) -> dict | None:
         if not self._pending:
-            return
+            return None
         delta = "".join(self._pending)
         from_seq = self.seq
         self.seq += len(self._pending)
@@ -126,8 +156,8 @@ class GenerationJob:
         self.seqs.append(self.seq)
         self.lengths.append(self.lengths[-1] + len(delta))
         # `from_seq` lets a watcher notice a lost event (channel layers deliver at most once) and fill the gap.
-        await self._publish({"type": "stream.token", "stream_id": self.stream_id, "from_seq": from_seq,
-                             "seq": self.seq, "delta": delta})
+        return {"type": "stream.token", "stream_id": self.stream_id, "from_seq": from_seq, "seq": self.seq,
+                "delta": delta}
 
     async def _publisher(self) -> None:
         while True:
@@ -139,16 +169,30 @@ class GenerationJob:
 
     async def _control_loop(self, layer) -> None:
         """Serve stop and snapshot requests addressed to this job from any worker."""
-        while True:
-            message = await layer.receive(self.control_channel)
-            kind = message.get("type")
-            if kind == "stream.stop":
-                self.request_stop()
-            elif kind == "stream.snapshot" and message.get("reply_channel"):
-                await layer.send(
-                    message["reply_channel"],
-                    {"type": "stream.snapshot", **self.snapshot(int(message.get("last_seq") or 0))},
-                )
+        receiving = asyncio.ensure_future(layer.receive(self.control_channel))
+        try:
+            if not _keeps_undelivered(layer):
+                # Pub/sub delivers only to subscribed channels: a stop sent before this job subscribed is
+                # lost, but every stop also sets the database flag. Look at it once the subscription is out.
+                await asyncio.sleep(CONTROL_SUBSCRIBE_SECONDS)
+                if await database_sync_to_async(generation.stop_requested)(stream_id=self.stream_id):
+                    self.request_stop()
+            while True:
+                message = await receiving
+                receiving = asyncio.ensure_future(layer.receive(self.control_channel))
+                await self._on_control(layer, message)
+        finally:
+            receiving.cancel()
+
+    async def _on_control(self, layer, message: dict) -> None:
+        kind = message.get("type")
+        if kind == "stream.stop":
+            self.request_stop()
+        elif kind == "stream.snapshot" and message.get("reply_channel"):
+            await layer.send(
+                message["reply_channel"],
+                {"type": "stream.snapshot", **self.snapshot(int(message.get("last_seq") or 0))},
+            )
 
     async def _heartbeat_loop(self) -> None:
         """Keep the job visibly alive while it waits (e.g. queued behind another local generation)."""
@@ -184,8 +228,10 @@ class GenerationJob:
                 await self._publish_pending()  # the first token goes out at once, never batched
                 self.first_token.set()
             else:
-                self._wake.set()
-                if len(self._pending) >= 32:
+                self._wake_publisher()
+                if _starts_busy():
+                    await yield_to_starts()
+                elif len(self._pending) >= 32:
                     await asyncio.sleep(0)  # a burst read from one buffer: let the publisher send some
             now = time.monotonic()
             if now - last_flush >= flush_every:
@@ -195,7 +241,10 @@ class GenerationJob:
 
     async def _run(self) -> None:
         layer = get_channel_layer()
-        helpers: list[asyncio.Task] = [asyncio.create_task(self._publisher())]
+        helpers: list[asyncio.Task] = []
+        if not hasattr(layer, "group_send_nowait"):  # a layer that waits to send: a task of its own publishes
+            self._publisher_task = asyncio.create_task(self._publisher())
+            helpers.append(self._publisher_task)
         timings: dict = {"start": time.monotonic(), "first": None}
         usage = Usage()
         error: ProviderError | None = None
@@ -282,6 +331,18 @@ class GenerationJob:
             JOBS.pop(self.stream_id, None)
 
 
+# How long a job's control-channel subscription is given before it checks for a stop that came earlier.
+CONTROL_SUBSCRIBE_SECONDS = 0.05
+
+
+def _keeps_undelivered(layer) -> bool:
+    """Whether a message sent to a channel nobody is receiving yet waits for its receiver (the in-memory
+    and list-based layers queue it; channels-redis's pub/sub layer drops it)."""
+    from channels_redis.pubsub import RedisPubSubChannelLayer
+
+    return not isinstance(layer, RedisPubSubChannelLayer)
+
+
 def new_control_channel() -> str:
     """A channel of the job's own, addressable from every worker.
 
@@ -351,7 +412,25 @@ async def request_snapshot(*, control_channel: str, reply_channel: str, last_seq
     await layer.send(control_channel, {"type": "stream.snapshot", "reply_channel": reply_channel, "last_seq": last_seq})
 
 
-_gates: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+class _Starts:
+    """This worker's start slots, and how many starts are under way (waiting for a slot or holding one)."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Semaphore(settings.STREAM_START_CONCURRENCY)
+        self.under_way = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+
+_starts: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Starts] = weakref.WeakKeyDictionary()
+
+
+def _starts_here() -> _Starts:
+    loop = asyncio.get_running_loop()
+    starts = _starts.get(loop)
+    if starts is None:
+        starts = _starts[loop] = _Starts()
+    return starts
 
 
 @contextlib.asynccontextmanager
@@ -362,12 +441,31 @@ async def start_slot():
     step and all reach their first token at the very end. Admitting a few at a time lets the first ones
     finish early without making the last one later.
     """
-    loop = asyncio.get_running_loop()
-    gate = _gates.get(loop)
-    if gate is None:
-        gate = _gates[loop] = asyncio.Semaphore(settings.STREAM_START_CONCURRENCY)
-    async with gate:
-        yield
+    starts = _starts_here()
+    starts.under_way += 1
+    starts.idle.clear()
+    try:
+        async with starts.gate:
+            yield
+    finally:
+        starts.under_way -= 1
+        if not starts.under_way:
+            starts.idle.set()
+
+
+def _starts_busy() -> bool:
+    starts = _starts.get(asyncio.get_running_loop())
+    return starts is not None and starts.under_way > 0
+
+
+async def yield_to_starts() -> None:
+    """First tokens before later ones: while replies are starting, a running reply stops reading for up to
+    STREAM_START_PRIORITY_MS. What it would have relayed meanwhile waits in the socket and goes out as one
+    frame afterwards (as LLM servers run waiting prefills before further decode steps)."""
+    if not _starts_busy() or settings.STREAM_START_PRIORITY_MS <= 0:
+        return
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(_starts_here().idle.wait(), settings.STREAM_START_PRIORITY_MS / 1000)
 
 
 async def until_first_token(job: GenerationJob, timeout: float = 0.05) -> None:

@@ -5,22 +5,35 @@ Python (query building and compiling), which made the start alone ~2.7 ms of GIL
 replies a worker could begin per second. These helpers build each statement once from the models' metadata
 and prepare values with the fields' own `get_db_prep_save`, so types (UUIDs, JSON, datetimes, booleans) are
 stored exactly as the ORM would store them.
+
+The default connection is looked up once per helper call (each `connection.x` through Django's proxy is a
+thread-local lookup), plain values of plain fields (text, numbers, UUIDs) skip the fields' preparation
+chain, and on SQLite statements go straight to the driver with their `%s` placeholders converted once:
+Django's cursor wrapper re-ran a regular expression and five wrapper layers per statement. Whenever Django
+is recording queries (DEBUG, tests capturing them) or has execute wrappers installed, its own cursor is used.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from functools import cache
+from typing import Any
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.backends.sqlite3.base import FORMAT_QMARK_REGEX
 from django.db.models import Model
+
+
+def _conn():
+    return connections[DEFAULT_DB_ALIAS]
 
 
 # Names are quoted once per process (a process talks to one database): quoting through Django's connection
 # proxy on every statement was a visible share of a start.
 @cache
 def q(name: str) -> str:
-    return connection.ops.quote_name(name)
+    return _conn().ops.quote_name(name)
 
 
 @cache
@@ -33,14 +46,35 @@ def column(model: type[Model], field: str) -> str:
     return q(model._meta.get_field(field).column)
 
 
+# Fields whose database value is the Python value itself when it already has the right type.
+_PLAIN_TYPES = {
+    "CharField": str, "TextField": str, "SlugField": str, "EmailField": str, "BooleanField": bool,
+    "IntegerField": int, "SmallIntegerField": int, "BigIntegerField": int, "PositiveIntegerField": int,
+    "PositiveSmallIntegerField": int, "PositiveBigIntegerField": int, "FloatField": float,
+}
+
+
 @cache
-def _field(model: type[Model], name: str):
-    return model._meta.get_field(name)
+def _preparer(model: type[Model], name: str, vendor: str) -> Callable[[Any, Any], Any]:
+    """`get_db_prep_save` of one field, short-cut for the plain values it would pass through unchanged."""
+    field = model._meta.get_field(name)
+    slow = field.get_db_prep_save
+    target = field.target_field if field.is_relation else field
+    kind = target.get_internal_type()
+    plain = _PLAIN_TYPES.get(kind)
+    if plain is not None:
+        return lambda value, conn: value if value is None or type(value) is plain else slow(value, conn)
+    if kind == "UUIDField":
+        if _conn().features.has_native_uuid_field:
+            return lambda value, conn: value if value is None or type(value) is uuid.UUID else slow(value, conn)
+        return lambda value, conn: value.hex if type(value) is uuid.UUID else slow(value, conn)
+    return slow
 
 
 def prep(model: type[Model], field: str, value):
     """A value as the database stores it in `field` (e.g. a UUID as 32 hex digits on SQLite)."""
-    return _field(model, field).get_db_prep_save(value, connection)
+    conn = _conn()
+    return _preparer(model, field, conn.vendor)(value, conn)
 
 
 def as_uuid(value) -> uuid.UUID | None:
@@ -55,7 +89,8 @@ def _insert_sql(model: type[Model], rows: int, vendor: str) -> tuple[str, tuple]
     fields = tuple(model._meta.concrete_fields)
     columns = ", ".join(q(f.column) for f in fields)
     one = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    return f"INSERT INTO {table(model)} ({columns}) VALUES " + ", ".join([one] * rows), fields
+    preparers = tuple((f.attname, _preparer(model, f.name, vendor)) for f in fields)
+    return f"INSERT INTO {table(model)} ({columns}) VALUES " + ", ".join([one] * rows), preparers
 
 
 def new(model_class: type[Model], /, **values) -> Model:
@@ -68,36 +103,54 @@ def new(model_class: type[Model], /, **values) -> Model:
     row = [values.pop(f.attname) if f.attname in values else f.get_default() for f in fields]
     if values:
         raise TypeError(f"{model_class.__name__} has no fields {sorted(values)}")
-    return model_class.from_db(connection.alias, None, row)
+    return model_class.from_db(DEFAULT_DB_ALIAS, None, row)
+
+
+@cache
+def _qmark(sql: str) -> str:
+    """SQLite's placeholders, as Django's SQLite cursor converts them on every execute."""
+    return FORMAT_QMARK_REGEX.sub("?", sql).replace("%%", "%")
+
+
+def _run(sql: str, params: list, result: str):
+    conn = _conn()
+    if conn.vendor == "sqlite" and not conn.queries_logged and not conn.execute_wrappers:
+        raw = conn.connection
+        if raw is None:
+            conn.ensure_connection()
+            raw = conn.connection
+        with conn.wrap_database_errors:
+            cursor = raw.execute(_qmark(sql), params)
+            try:
+                return cursor.rowcount if result == "rowcount" else getattr(cursor, result)()
+            finally:
+                cursor.close()
+    with conn.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount if result == "rowcount" else getattr(cursor, result)()
 
 
 def insert(model: type[Model], instances: list[Model]) -> None:
     """Insert instances (see `new`) in one statement, values prepared by their fields."""
-    sql, fields = _insert_sql(model, len(instances), connection.vendor)
-    params = [field.get_db_prep_save(getattr(obj, field.attname), connection) for obj in instances for field in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+    conn = _conn()
+    sql, preparers = _insert_sql(model, len(instances), conn.vendor)
+    params = [prepare(getattr(obj, attname), conn) for obj in instances for attname, prepare in preparers]
+    _run(sql, params, "rowcount")
 
 
 def execute(sql: str, params: list) -> int:
     """Run one statement; returns the affected row count."""
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.rowcount
+    return _run(sql, params, "rowcount")
 
 
 def fetchone(sql: str, params: list):
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchone()
+    return _run(sql, params, "fetchone")
 
 
 def fetchall(sql: str, params: list) -> list:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
+    return _run(sql, params, "fetchall")
 
 
 def for_update() -> str:
     """Row locks where the database has them; SQLite's BEGIN IMMEDIATE already serialises writers."""
-    return " FOR UPDATE" if connection.features.has_select_for_update else ""
+    return " FOR UPDATE" if _conn().features.has_select_for_update else ""

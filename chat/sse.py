@@ -28,10 +28,9 @@ def sse_frame(event: str, data: dict) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
-async def relay(job: jobs.GenerationJob) -> AsyncIterator[bytes]:
-    """Relay one job's events; a client that goes away stops the relay, never the job."""
-    queue = job.subscribe()
-    job.start()
+async def relay(job: jobs.GenerationJob, queue) -> AsyncIterator[bytes]:
+    """Relay one job's events (`queue` subscribed before it started); a client that goes away stops the
+    relay, never the job."""
     try:
         while True:
             event = await queue.get()
@@ -108,14 +107,19 @@ class MessageSendApi(APIView):
                 model = await registry.resolve(room.model or None)
         except ProviderError as exc:
             raise ApiError(exc.message, code=exc.code, status_code=exc.status) from exc
+        # As over the WebSocket, the start slot is held until the first token (or briefly), so the first
+        # replies of a burst are not held back by the last ones; the token waits in the queue for the relay.
         async with jobs.start_slot():
             started = await call_service(
                 generation.send_user_message, room=room, user=request.user, content=values["content"],
                 model=model.name, control_channel=jobs.new_control_channel(),
                 system_prompt=values["system_prompt"],
             )
-        job = jobs.create(started=started, model=model, options=jobs.parse_options(values))
-        response = StreamingHttpResponse(relay(job), content_type="text/event-stream")
+            job = jobs.create(started=started, model=model, options=jobs.parse_options(values))
+            queue = job.subscribe()
+            job.start()
+            await jobs.until_first_token(job)
+        response = StreamingHttpResponse(relay(job, queue), content_type="text/event-stream")
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"
         return response

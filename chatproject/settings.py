@@ -136,12 +136,19 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 REDIS_URL = os.environ.get("REDIS_URL", "").strip()
 
 if REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 5000, "expiry": 30},
+    # Redis pub/sub by default: one PUBLISH per group message. The list-based core layer (a Lua script per
+    # send, a BRPOP per receive) cost ~8x the CPU per token event and broke down at 50 streams on one worker
+    # (docs/benchmarks.md); REDIS_CHANNEL_LAYER=core selects it.
+    if os.environ.get("REDIS_CHANNEL_LAYER", "pubsub") == "core":
+        CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.core.RedisChannelLayer",
+                "CONFIG": {"hosts": [REDIS_URL], "capacity": 5000, "expiry": 30},
+            }
         }
-    }
+    else:
+        CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                                      "CONFIG": {"hosts": [REDIS_URL]}}}
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "chatproject.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 5000}}}
@@ -224,6 +231,8 @@ DEFAULT_MAX_TOKENS = env_int("DEFAULT_MAX_TOKENS", 512)
 # Streaming (spec section 5).
 STREAM_FLUSH_SECONDS = float(os.environ.get("STREAM_FLUSH_SECONDS", "0.5"))
 STREAM_START_CONCURRENCY = env_int("STREAM_START_CONCURRENCY", 8)
+# While replies start, running replies pause reading for at most this long (0: never): first tokens first.
+STREAM_START_PRIORITY_MS = env_int("STREAM_START_PRIORITY_MS", 50)
 # ASGI workers freeze their startup objects out of the garbage collector (chatproject/asgi.py).
 GC_TUNING = env_bool("GC_TUNING", True)
 GC_GEN0_THRESHOLD = env_int("GC_GEN0_THRESHOLD", 20000)

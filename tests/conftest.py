@@ -26,6 +26,18 @@ def _fresh_limits(settings):
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_channel_layer():
+    """A new channel layer per test. Each async test runs on its own event loop, and channels-redis keeps
+    asyncio locks that bind to the first loop that waits on them (one leaks when a receive is cancelled
+    while it waits, as a consumer's is when it closes)."""
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
 @pytest.fixture
 def anon_client() -> APIClient:
     return APIClient()

@@ -63,3 +63,34 @@ async def test_invalid_names_are_refused():
         await layer.send("bad name!", {"type": "x"})
     with pytest.raises(TypeError):
         await layer.group_send("bad group!", {"type": "x"})
+
+
+async def test_an_attached_inbox_receives_the_channels_messages_directly():
+    layer = InMemoryChannelLayer()
+    channel = await layer.new_channel()
+    inbox: asyncio.Queue = asyncio.Queue()
+    layer.attach(channel, inbox)
+    await layer.group_add("room.x", channel)
+    layer.group_send_nowait("room.x", {"type": "stream.token", "delta": "a"})
+    await layer.send(channel, {"type": "direct"})
+    first, second = inbox.get_nowait(), inbox.get_nowait()
+    assert first[1] == {"type": "stream.token", "delta": "a"} and first[0] > 0  # (expiry, message), as queued
+    assert second[1] == {"type": "direct"}
+    layer.channels.pop(channel)  # what the expiry sweep does to a channel it emptied
+    await layer.group_send("room.x", {"type": "still.here"})
+    assert inbox.get_nowait()[1] == {"type": "still.here"}
+    layer.detach(channel)
+    await layer.group_send("room.x", {"type": "gone"})
+    assert inbox.empty() and channel not in layer.channels
+
+
+async def test_a_fresh_message_is_shared_not_copied():
+    layer = InMemoryChannelLayer()
+    a, b = await layer.new_channel(), await layer.new_channel()
+    for channel in (a, b):
+        await layer.group_add("room.x", channel)
+    event = {"type": "stream.token", "delta": "hi"}
+    layer.group_send_nowait("room.x", event, fresh=True)
+    assert await layer.receive(a) is event and await layer.receive(b) is event
+    layer.group_send_nowait("room.x", event)  # by default a copy, as Channels does
+    assert await layer.receive(a) == event and await layer.receive(b) is not event

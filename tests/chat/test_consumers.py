@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from channels.db import database_sync_to_async
 
-from chat import jobs
+from chat import generation, jobs
 from chat.models import Message, MessageStatus, Room
 from tests.chat.wsutil import connect, frames_until, is_end, text_of
 from tests.factories import RoomFactory, UserFactory
@@ -32,6 +32,15 @@ async def owner_room(db):
     user = await database_sync_to_async(UserFactory)()
     room = await database_sync_to_async(RoomFactory)(owner=user)
     return user, room
+
+
+async def _reply_under_way(fake_ollama, user, room, *, tokens: int, delay_ms: int, seen: int):
+    """A sender's socket with a reply of `tokens` streaming, once the sender has seen `seen` of them."""
+    fake_ollama.configure(tokens=tokens, delay_ms=delay_ms)
+    sender = await connect(user, room.pk)
+    await sender.send_json_to({"type": "send_message", "content": "hi"})
+    got = await frames_until(sender, lambda f: f["type"] == "token" and f["seq"] >= seen)
+    return sender, got
 
 
 async def test_send_streams_tokens_into_a_stored_message(fake_ollama, owner_room, drain_jobs):
@@ -114,10 +123,7 @@ async def test_backend_dying_mid_stream_gives_error_and_keeps_partial(fake_ollam
 
 async def test_late_joiner_resumes_without_loss_or_duplicates(fake_ollama, owner_room, drain_jobs):
     user, room = owner_room
-    fake_ollama.configure(tokens=60, delay_ms=10)
-    sender = await connect(user, room.pk)
-    await sender.send_json_to({"type": "send_message", "content": "hi"})
-    await frames_until(sender, lambda f: f["type"] == "token" and f["seq"] >= 15)
+    sender, _got = await _reply_under_way(fake_ollama, user, room, tokens=60, delay_ms=10, seen=15)
     late = await connect(user, room.pk)
     await late.send_json_to({"type": "resume", "last_seq": 0})
     frames = await frames_until(late, is_end)
@@ -135,10 +141,9 @@ async def test_late_joiner_resumes_without_loss_or_duplicates(fake_ollama, owner
 
 async def test_reconnect_resumes_from_last_seq(fake_ollama, owner_room, drain_jobs):
     user, room = owner_room
-    fake_ollama.configure(tokens=40, delay_ms=10)
-    first = await connect(user, room.pk)
-    await first.send_json_to({"type": "send_message", "content": "hi"})
-    got = await frames_until(first, lambda f: f["type"] == "token" and f["seq"] >= 10)
+    # 40 tokens 30 ms apart: the reply must still be running after a disconnect and a reconnect (on PostgreSQL
+    # and Redis those took long enough, now and then, for a quicker reply to have ended before the resume).
+    first, got = await _reply_under_way(fake_ollama, user, room, tokens=40, delay_ms=30, seen=10)
     stream_id = next(f["stream_id"] for f in got if f["type"] == "stream_start")
     last_seq = got[-1]["seq"]
     await first.disconnect()  # the tab closes; the job goes on
@@ -346,6 +351,10 @@ class DroppingLayer:
         self.layer, self.drop, self.dropped = layer, drop, []
 
     def __getattr__(self, name):
+        if name == "group_send_nowait":  # the in-memory layer's waitless send drops the same events
+            send_nowait = self.layer.group_send_nowait
+            return lambda group, message, **kw: self.dropped.append(message) if self.drop(message) else send_nowait(
+                group, message, **kw)
         return getattr(self.layer, name)
 
     async def group_send(self, group, message):
@@ -377,8 +386,14 @@ async def _stream_with_losses(monkeypatch, user, room, drop, *, hide_local_job: 
 async def test_a_lost_token_event_is_filled_in(fake_ollama, owner_room, drain_jobs, monkeypatch, hide_local_job):
     user, room = owner_room
     fake_ollama.configure(tokens=30, delay_ms=3)
-    def drop(message):
-        return message["type"] == "stream.token" and message["seq"] in (1, 6)
+    token_events = 0
+
+    def drop(message):  # the first and the fourth token events: several tokens may share one event
+        nonlocal token_events
+        if message["type"] != "stream.token":
+            return False
+        token_events += 1
+        return token_events in (1, 4)
 
     frames, reply, dropped = await _stream_with_losses(monkeypatch, user, room, drop, hide_local_job=hide_local_job)
     assert len(dropped) == 2
@@ -396,3 +411,56 @@ async def test_lost_last_tokens_come_from_the_stored_reply(fake_ollama, owner_ro
     assert dropped and reply.content == "".join(f"t{i} " for i in range(12))
     assert text_of(frames) == reply.content
     assert [f for f in frames if f["type"] == "token"][-1]["seq"] == 12
+
+
+async def test_a_resume_soon_after_joining_covers_tokens_that_arrived_first(fake_ollama, owner_room, drain_jobs):
+    user, room = owner_room
+    sender, _got = await _reply_under_way(fake_ollama, user, room, tokens=60, delay_ms=10, seen=10)
+    late = await connect(user, room.pk)
+    await asyncio.sleep(0.15)  # live tokens reach the new socket before its resume does
+    await late.send_json_to({"type": "resume", "last_seq": 0})
+    frames = await frames_until(late, is_end)
+    await frames_until(sender, is_end)
+    seqs = [f["seq"] for f in frames if f["type"] == "token"]
+    assert frames[0]["type"] == "stream_start" and frames[0]["resumed"]  # nothing came before the catch-up
+    assert seqs == sorted(set(seqs)) and seqs[-1] == 60
+    assert text_of(frames) == "".join(f"t{i} " for i in range(60))
+
+
+async def test_a_watcher_that_never_resumes_gets_the_live_tokens_after_a_grace(fake_ollama, owner_room, drain_jobs):
+    user, room = owner_room
+    sender, _got = await _reply_under_way(fake_ollama, user, room, tokens=80, delay_ms=10, seen=5)
+    watcher = await connect(user, room.pk)
+    frames = await frames_until(watcher, is_end)
+    await frames_until(sender, is_end)
+    seqs = [f["seq"] for f in frames if f["type"] == "token"]
+    assert seqs and seqs == sorted(set(seqs)) and seqs[-1] == 80  # the live tail, in order, once
+    assert "".join(f["delta"] for f in frames if f["type"] == "token") == "".join(
+        f"t{i} " for i in range(80))[-sum(len(f["delta"]) for f in frames if f["type"] == "token"):]
+
+
+async def test_a_stop_lost_before_the_job_subscribed_still_stops_it_soon(
+    fake_ollama, owner_room, drain_jobs, monkeypatch
+):
+    """Pub/sub layers drop messages for channels nobody has subscribed yet: the job looks at the stop flag
+    in the database once its subscription is out, rather than at its first heartbeat seconds later."""
+    from chat.models import Stream
+
+    monkeypatch.setattr(jobs, "_keeps_undelivered", lambda layer: False)
+    real_begin = generation._begin
+
+    def begin_with_an_early_stop(**kwargs):
+        started = real_begin(**kwargs)
+        Stream.objects.filter(pk=started.stream.pk).update(cancel_requested=True)  # its message went nowhere
+        return started
+
+    monkeypatch.setattr(generation, "_begin", begin_with_an_early_stop)
+    user, room = owner_room
+    fake_ollama.configure(tokens=200, delay_ms=20)
+    ws = await connect(user, room.pk)
+    began = asyncio.get_running_loop().time()
+    await ws.send_json_to({"type": "send_message", "content": "hi"})
+    frames = await frames_until(ws, is_end, timeout=3)
+    assert frames[-1]["status"] == "cancelled"
+    assert asyncio.get_running_loop().time() - began < 1.5  # the heartbeat would have taken 5 s
+    await ws.disconnect()

@@ -1,4 +1,5 @@
-"""Start slots: a few starts at a time per worker, each held until its first token or a short wait."""
+"""Start slots: a few starts at a time per worker, each held until its first token or a short wait; running
+replies yield to starts."""
 
 from __future__ import annotations
 
@@ -38,3 +39,34 @@ async def test_a_slot_is_held_until_the_first_token_or_the_timeout():
     began = time.monotonic()
     await jobs.until_first_token(job, timeout=5)
     assert time.monotonic() - began < 1
+
+
+async def test_running_replies_pause_while_starts_are_under_way_but_not_for_long(settings):
+    settings.STREAM_START_PRIORITY_MS = 200
+    began = time.monotonic()
+    await jobs.yield_to_starts()  # nothing is starting: no pause at all
+    assert time.monotonic() - began < 0.05
+    released = asyncio.Event()
+
+    async def start():
+        async with jobs.start_slot():
+            await released.wait()
+
+    starting = asyncio.create_task(start())
+    await asyncio.sleep(0)
+    asyncio.get_running_loop().call_later(0.05, released.set)
+    began = time.monotonic()
+    await jobs.yield_to_starts()  # resumes as soon as the start is done
+    assert 0.04 <= time.monotonic() - began < 0.15
+    await starting
+    released.clear()
+    stuck = asyncio.create_task(start())  # a start that never ends holds nobody up past the cap
+    await asyncio.sleep(0)
+    began = time.monotonic()
+    await jobs.yield_to_starts()
+    assert 0.19 <= time.monotonic() - began < 0.5
+    settings.STREAM_START_PRIORITY_MS = 0
+    began = time.monotonic()
+    await jobs.yield_to_starts()  # switched off
+    assert time.monotonic() - began < 0.05
+    stuck.cancel()

@@ -198,6 +198,11 @@ class FakeOllama:
             if behaviour.first_delay_ms:
                 await asyncio.sleep(behaviour.first_delay_ms / 1000)
             tokens = self._tokens(limit)
+            # Every line but its content is the same: build the JSON around it once (the fake shares the benchmark
+            # machine with the server it feeds, so its own CPU per token is kept small).
+            head = json.dumps({"model": request["model"], "created_at": "2026-11-21T00:00:00Z", "done": False})
+            key = '"message": {"role": "assistant", "content": ' if chat else '"response": '
+            prefix, suffix = (head[:-1] + ", " + key).encode(), (b"}}\n" if chat else b"}\n")
             for i, delta in enumerate(tokens):
                 if behaviour.die_after is not None and i >= behaviour.die_after:
                     self.stats.died += 1
@@ -206,9 +211,7 @@ class FakeOllama:
                 if reader.at_eof():
                     self.stats.aborted += 1
                     return False
-                line = {"model": request["model"], "created_at": "2026-11-21T00:00:00Z", "done": False}
-                line.update({"message": {"role": "assistant", "content": delta}} if chat else {"response": delta})
-                self._chunk(writer, json.dumps(line).encode() + b"\n")
+                self._chunk(writer, prefix + json.dumps(delta).encode() + suffix)
                 try:
                     await writer.drain()
                 except ConnectionError:
