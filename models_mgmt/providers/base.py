@@ -86,7 +86,9 @@ class Provider(Protocol):
         """Yield deltas then one `done` chunk; closing the iterator early must free the backend."""
         ...
 
-    async def count_tokens(self, *, model: ModelInfo, text: str) -> int: ...
+    async def count_tokens(self, *, model: ModelInfo, texts: list[str]) -> list[int]:
+        """Tokens of each text, in one call: a prompt is fitted from many turns at once."""
+        ...
 
 
 def estimate_tokens(text: str) -> int:

@@ -77,8 +77,8 @@ class OllamaProvider:
         candidates = self._servers_for.get(model.upstream) or [model.server or self.urls[0]]
         return min(candidates, key=lambda url: self._in_flight.get(url, 0))
 
-    async def count_tokens(self, *, model: ModelInfo, text: str) -> int:
-        return estimate_tokens(text)
+    async def count_tokens(self, *, model: ModelInfo, texts: list[str]) -> list[int]:
+        return [estimate_tokens(text) for text in texts]
 
     async def stream_chat(
         self, *, model: ModelInfo, messages: list[ChatTurn], options: GenerationOptions

@@ -58,8 +58,8 @@ class OpenAICompatibleProvider:
             if item.get("id")
         ]
 
-    async def count_tokens(self, *, model: ModelInfo, text: str) -> int:
-        return estimate_tokens(text)
+    async def count_tokens(self, *, model: ModelInfo, texts: list[str]) -> list[int]:
+        return [estimate_tokens(text) for text in texts]
 
     async def stream_chat(
         self, *, model: ModelInfo, messages: list[ChatTurn], options: GenerationOptions

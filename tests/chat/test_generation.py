@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import timedelta
 
 import pytest
@@ -9,9 +10,11 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from chat import generation, services
+from chat import jobs
 from chat.jobs import fit_to_context
 from chat.models import Message, Stream
 from models_mgmt.providers import ChatTurn, GenerationOptions, ModelInfo, ProviderError
+from models_mgmt.providers.base import estimate_tokens
 from tests.factories import RoomFactory
 
 pytestmark = pytest.mark.django_db
@@ -70,6 +73,49 @@ async def test_context_budget_drops_oldest_turns_but_keeps_system_and_latest(fak
     assert len(fitted) < len(turns)
     with pytest.raises(ProviderError):
         await fit_to_context(turns, model, GenerationOptions(max_tokens=400))
+
+
+def _dropping_oldest_until_it_fits(turns: list[ChatTurn], budget: int) -> list[ChatTurn]:
+    """The rule stated plainly (every turn counted, the oldest dropped one at a time), as a reference."""
+    counts = [estimate_tokens(turn.content) + 4 for turn in turns]
+    system = 1 if turns and turns[0].role == "system" else 0
+    keep_from = system
+    while sum(counts[:system]) + sum(counts[keep_from:]) > budget and keep_from < len(turns) - 1:
+        keep_from += 1
+    return turns[:system] + turns[keep_from:]
+
+
+@pytest.mark.asyncio
+async def test_context_fit_matches_dropping_the_oldest_turn_by_turn(fake_ollama):
+    model = ModelInfo(name="fake-llm:latest", provider="ollama", upstream="fake-llm:latest", context_length=700)
+    options = GenerationOptions(max_tokens=64)
+    budget = model.context_length - options.max_tokens - 32
+    rng = random.Random(3)
+    for _ in range(300):
+        system = [ChatTurn("system", "s" * rng.randint(0, 900))] if rng.random() < 0.5 else []
+        history = [ChatTurn(rng.choice(["user", "assistant"]), "x" * rng.randint(0, 400))
+                   for _ in range(rng.randint(0, 90))]
+        turns = system + history
+        assert await fit_to_context(turns, model, options) == _dropping_oldest_until_it_fits(turns, budget)
+
+
+@pytest.mark.asyncio
+async def test_a_long_chat_counts_only_the_turns_that_can_fit(fake_ollama, monkeypatch):
+    provider = jobs.registry.provider("ollama")
+    asked: list[int] = []
+    real_count = provider.count_tokens
+
+    async def counting(*, model, texts):
+        asked.append(len(texts))
+        return await real_count(model=model, texts=texts)
+
+    monkeypatch.setattr(provider, "count_tokens", counting)
+    model = ModelInfo(name="fake-llm:latest", provider="ollama", upstream="fake-llm:latest", context_length=2048)
+    turns = [ChatTurn("system", "Be kind.")] + [ChatTurn("user", "word " * 40) for _ in range(2000)]
+    fitted = await fit_to_context(turns, model, GenerationOptions(max_tokens=256))
+    assert fitted[0] == turns[0] and fitted[1:] == turns[-(len(fitted) - 1):]
+    assert 10 < len(fitted) < 60
+    assert sum(asked) <= 2 * jobs.FIT_BATCH_TURNS + 1  # not 2,001 counts for a window of a few dozen turns
 
 
 def test_start_and_finish_rows_read_back_through_the_orm(user):

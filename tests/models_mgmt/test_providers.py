@@ -58,7 +58,7 @@ async def test_local_streams_real_tokens(local_provider):
     assert deltas and "".join(deltas).strip()
     assert final.usage.completion_tokens == len(deltas) <= 16
     assert final.usage.prompt_tokens > 0
-    assert await local_provider.count_tokens(model=model, text="hello world") == 2
+    assert await local_provider.count_tokens(model=model, texts=["hello world", "", "hello"]) == [2, 0, 1]
 
 
 async def test_local_stop_frees_the_model_for_the_next_request(local_provider):
