@@ -9,8 +9,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from chat import generation, services
-from chat import jobs
+from chat import generation, jobs, services
 from chat.jobs import fit_to_context
 from chat.models import Message, Stream
 from models_mgmt.providers import ChatTurn, GenerationOptions, ModelInfo, ProviderError
