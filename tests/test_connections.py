@@ -1,0 +1,91 @@
+"""Connections under ASGI: a request's own sync thread closes its connections when the request ends; the
+worker's shared database thread keeps its own."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+from asgiref.sync import SyncToAsync, ThreadSensitiveContext, sync_to_async
+from django.conf import settings
+from django.core.signals import request_finished
+from django.db import connection, connections
+
+from accounts.services import create_api_token
+from tests.factories import UserFactory
+from tests.procs import free_port, wait_for_http
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _finish_a_request() -> None:
+    connection.ensure_connection()
+    request_finished.send(sender=None)  # as Django does once a response is closed, on the request's thread
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_request_thread_closes_its_connections_and_the_shared_thread_keeps_its_own(monkeypatch):
+    closed_on: list[int] = []
+    monkeypatch.setattr(connections, "close_all", lambda: closed_on.append(threading.get_ident()))
+    async with ThreadSensitiveContext():  # as Django's ASGI handler runs each request
+        request_thread = await sync_to_async(threading.get_ident)()
+        await sync_to_async(_finish_a_request)()
+    assert closed_on == [request_thread]
+    assert SyncToAsync.thread_sensitive_context.get(None) is None  # as consumers, jobs and SSE starts run
+    await sync_to_async(_finish_a_request)()
+    assert closed_on == [request_thread]  # the shared database thread keeps its persistent connection
+
+
+def _database_url() -> str:
+    db = connection.settings_dict
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def _other_connections() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                       "AND pid <> pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif("postgresql" not in settings.DATABASES["default"]["ENGINE"],
+                    reason="needs PostgreSQL (the second pass of .ci/run)")
+def test_bursts_of_api_requests_do_not_pile_up_database_connections(transactional_db):
+    """Each burst of concurrent requests used to leave one PostgreSQL connection per request open, until
+    max_connections ran out and requests failed with 500."""
+    user = UserFactory()
+    _t, token = create_api_token(user=user, name="bursts")
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": _database_url(), "DJANGO_SETTINGS_MODULE": "chatproject.settings",
+           "LOCAL_MODELS_ENABLED": "false", "THROTTLE_USER_RATE": "100000/min"}
+    env.pop("REDIS_URL", None)
+    worker = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+                               "chatproject.asgi:application"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE)
+
+    async def burst(n: int) -> list[int]:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}",
+                                     limits=httpx.Limits(max_connections=n)) as client:
+            answers = await asyncio.gather(*(client.get("/api/v1/auth/me",
+                                                        headers={"Authorization": f"Bearer {token}"})
+                                             for _ in range(n)))
+        return [answer.status_code for answer in answers]
+
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/", worker)
+        before = _other_connections()
+        for _ in range(3):
+            assert set(asyncio.run(burst(30))) == {200}
+        after = _other_connections()
+    finally:
+        worker.terminate()
+        worker.wait(10)
+    assert after - before <= 2, (before, after)  # at most the worker's own long-lived ones, not one per request
