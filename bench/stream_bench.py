@@ -4,8 +4,12 @@ and the bundled model through the WebSocket compared with llama.cpp called direc
     .venv/bin/python bench/stream_bench.py [--quick] [--out docs/bench-results.json]
 
 Starts its own processes on loopback (the fake Ollama, one Daphne worker on a throw-away SQLite database)
-and stops them at the end; BENCH_SERVER_STDERR=1 shows the worker's stderr. Reports per scenario: time
-to first token p50/p99, inter-token gap p99, relayed tokens per second, and the server's CPU and peak RSS.
+and stops them at the end; BENCH_SERVER_STDERR=1 shows the worker's stderr. `--workers N` runs N Daphne
+workers on one listening socket as the README's scale-out does, on PostgreSQL (a throw-away database on
+BENCH_POSTGRES, default postgres://postgres@127.0.0.1:5432) and the Redis channel layer (BENCH_REDIS_URL,
+default redis://127.0.0.1:6379/0); `--postgres-redis` runs one worker that way. Reports per scenario:
+time to first token p50/p99, inter-token gap p99, relayed tokens per second, and the servers' CPU and
+peak RSS (summed over workers).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import argparse
 import asyncio
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -41,17 +46,41 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
+class _Workers:
+    """The worker processes as one: CPU times and memory summed (the psutil.Process calls used here)."""
+
+    def __init__(self, processes: list[psutil.Process]):
+        self.processes = processes
+
+    def cpu_times(self):
+        times = [process.cpu_times() for process in self.processes]
+        return type("cpu", (), {"user": sum(t.user for t in times), "system": sum(t.system for t in times)})
+
+    def memory_info(self):
+        return type("mem", (), {"rss": sum(process.memory_info().rss for process in self.processes)})
+
+
 class Server:
-    """One Daphne worker with its own SQLite file, started fresh for a backend configuration."""
+    """Daphne workers (one by default, on its own SQLite file), started fresh for a backend configuration."""
 
     kind = "daphne"
+    workers = 1
+    scale_out = False  # PostgreSQL and Redis (always with several workers)
 
     def __init__(self, env_overrides: dict[str, str]):
         self.tmp = tempfile.TemporaryDirectory()
         self.port = free_port()
+        self.database = None
+        if self.workers > 1 or self.scale_out:  # several processes: PostgreSQL and the Redis layer, as in production
+            self.database = f"chatbench_{os.getpid()}"
+            postgres = os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432")
+            database_url = f"{postgres}/{self.database}"
+            subprocess.run(["psql", f"{postgres}/postgres", "-qc", f"CREATE DATABASE {self.database}"], check=True)
+        else:
+            database_url = f"sqlite:///{self.tmp.name}/bench.sqlite3"
         self.env = {
             **os.environ,
-            "DATABASE_URL": f"sqlite:///{self.tmp.name}/bench.sqlite3",
+            "DATABASE_URL": database_url,
             "DJANGO_SETTINGS_MODULE": "chatproject.settings",
             "STREAMS_PER_USER": "1000",
             "ROOMS_PER_USER": "100000",
@@ -62,19 +91,32 @@ class Server:
             **env_overrides,
         }
         self.env.pop("REDIS_URL", None)
+        if self.database:
+            self.env["REDIS_URL"] = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 
     def __enter__(self) -> Server:
         subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=self.env, check=True)
+        stderr = None if os.environ.get("BENCH_SERVER_STDERR") else subprocess.DEVNULL
         if Server.kind == "uvicorn":
             command = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(self.port),
                        "--no-access-log", "--log-level", "warning", "chatproject.asgi:application"]
-        else:
+            self.processes = [subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL,
+                                               stderr=stderr)]
+        elif self.workers == 1:
             command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
                        "chatproject.asgi:application"]
-        self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL,
-                                        stderr=None if os.environ.get("BENCH_SERVER_STDERR") else subprocess.DEVNULL)
-        wait_for_http(f"{self.base}/", self.process)
-        self.ps = psutil.Process(self.process.pid)
+            self.processes = [subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL,
+                                               stderr=stderr)]
+        else:  # one listening socket shared by every worker; the kernel hands each connection to one of them
+            self.listener = socket.create_server(("127.0.0.1", self.port), backlog=1024)
+            fd = self.listener.fileno()
+            command = [sys.executable, "-m", "daphne", "--fd", str(fd), "chatproject.asgi:application"]
+            self.processes = [subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL,
+                                               stderr=stderr, pass_fds=(fd,)) for _ in range(self.workers)]
+        self.process = self.processes[0]
+        for process in self.processes:
+            wait_for_http(f"{self.base}/", process)
+        self.ps = _Workers([psutil.Process(process.pid) for process in self.processes])
         register = httpx.post(f"{self.base}/api/v1/auth/register",
                               json={"username": "bench", "email": "bench@example.com", "password": PASSWORD})
         register.raise_for_status()
@@ -82,8 +124,14 @@ class Server:
         return self
 
     def __exit__(self, *exc) -> None:
-        self.process.terminate()
-        self.process.wait(10)
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            process.wait(10)
+        if self.database:
+            postgres = os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432")
+            subprocess.run(["psql", f"{postgres}/postgres", "-qc", f"DROP DATABASE IF EXISTS {self.database}"],
+                           check=False)
         self.tmp.cleanup()
 
     @property
@@ -332,21 +380,29 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "docs" / "bench-results.json"))
     parser.add_argument("--model-tokens", type=int, default=128)
     parser.add_argument("--server", choices=["daphne", "uvicorn"], default="daphne")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="Daphne workers on one socket; more than one runs on PostgreSQL and Redis")
+    parser.add_argument("--postgres-redis", action="store_true",
+                        help="PostgreSQL and the Redis layer even for one worker")
     parser.add_argument("--skip-model", action="store_true")
     parser.add_argument("--only", nargs="*", metavar="KIND:GAP:STREAMS",
                         help="run only these relay scenarios, e.g. ws:20:50 sse:0:50 (implies --skip-model)")
     args = parser.parse_args()
     Server.kind = args.server
+    Server.workers = args.workers
+    Server.scale_out = args.postgres_redis
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatproject.settings")
     relay = asyncio.run(relay_benchmarks(args.quick, set(args.only or ())))
     if args.skip_model or args.only:
-        Path(args.out).write_text(json.dumps({"server": args.server, "relay": relay}, indent=2) + "\n")
+        Path(args.out).write_text(json.dumps({"server": args.server, "workers": args.workers, "relay": relay},
+                                             indent=2) + "\n")
         return
     model = asyncio.run(model_comparison(args.model_tokens))
     print("bundled model: median of pair ratios", model["ratio"], "ratio of medians", model["ratio_of_medians"],
           flush=True)
     result = {
         "server": args.server,
+        "workers": args.workers,
         "machine": {"cpus": psutil.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1)},
         "tokens_per_reply": TOKENS,
         "relay": relay,
