@@ -28,6 +28,7 @@ from django.conf import settings
 from chat import generation
 from chat.broadcast import call_service, room_group
 from chat.models import MessageStatus
+from chatproject.tasks import cancel_and_wait
 from models_mgmt.providers import ChatTurn, GenerationOptions, ModelInfo, ProviderError, Usage
 from models_mgmt.registry import registry
 
@@ -63,6 +64,7 @@ class GenerationJob:
     _publish_soon: bool = False
     _consume_task: asyncio.Task | None = None
     _flush_task: asyncio.Task | None = None
+    _closing: bool = False  # the helpers' loops end once it is set, even if their cancellation was swallowed
 
     @property
     def group(self) -> str:
@@ -160,7 +162,7 @@ class GenerationJob:
                 "delta": delta}
 
     async def _publisher(self) -> None:
-        while True:
+        while not self._closing:
             await self._wake.wait()
             self._wake.clear()
             await self._publish_pending()
@@ -177,12 +179,12 @@ class GenerationJob:
                 await asyncio.sleep(CONTROL_SUBSCRIBE_SECONDS)
                 if await database_sync_to_async(generation.stop_requested)(stream_id=self.stream_id):
                     self.request_stop()
-            while True:
+            while not self._closing:
                 message = await receiving
                 receiving = asyncio.ensure_future(layer.receive(self.control_channel))
                 await self._on_control(layer, message)
         finally:
-            receiving.cancel()
+            await cancel_and_wait([receiving])
 
     async def _on_control(self, layer, message: dict) -> None:
         kind = message.get("type")
@@ -197,7 +199,7 @@ class GenerationJob:
     async def _heartbeat_loop(self) -> None:
         """Keep the job visibly alive while it waits (e.g. queued behind another local generation)."""
         interval = max(1.0, settings.STREAM_HEARTBEAT_TIMEOUT_SECONDS / 3)
-        while True:
+        while not self._closing:
             await asyncio.sleep(interval)
             if await database_sync_to_async(generation.heartbeat)(stream_id=self.stream_id):
                 self.request_stop()
@@ -273,9 +275,12 @@ class GenerationJob:
             logger.exception("generation job %s failed", self.stream_id)
             status, error = MessageStatus.ERROR, ProviderError(f"Generation failed: {exc.__class__.__name__}")
         finally:
+            self._closing = True
+            self._wake.set()
             for helper in helpers:
                 helper.cancel()
             await asyncio.shield(self._finish(status, usage, timings, error))
+            await cancel_and_wait(helpers)  # again, for any that swallowed the first cancellation
 
     async def _finish(self, status: str, usage: Usage, timings: dict, error: ProviderError | None) -> None:
         self.first_token.set()

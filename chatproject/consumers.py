@@ -20,6 +20,8 @@ from channels.exceptions import StopConsumer
 from channels.layers import get_channel_layer
 from channels.sessions import InstanceSessionWrapper
 
+from chatproject.tasks import cancel_and_wait
+
 
 class _Failed:
     """A source's exception, carried through the inbox to the consumer's own task."""
@@ -55,21 +57,6 @@ async def _forward_client(receive, client: deque, inbox: asyncio.Queue) -> None:
         client.append(_Failed(exc))
         with contextlib.suppress(asyncio.QueueFull):
             inbox.put_nowait((math.inf, _CLIENT))
-
-
-async def _cancel(tasks: list[asyncio.Task], attempts: int = 3, wait: float = 0.2) -> None:
-    """Cancel and wait for the tasks to end (a channels-redis receive holds locks until it has unwound).
-
-    A cancellation can be lost: redis-py turns one that races its read timeout into a timeout, and
-    channels-redis then blocks on a new BRPOP. So a task still running after a short wait is cancelled again.
-    """
-    pending = set(tasks)
-    for _ in range(attempts):
-        for task in pending:
-            task.cancel()
-        _done, pending = await asyncio.wait(pending, timeout=wait)
-        if not pending:
-            return
 
 
 class InboxConsumerMixin:
@@ -108,7 +95,7 @@ class InboxConsumerMixin:
         finally:
             if attach is not None:
                 layer.detach(self.channel_name)
-            await _cancel(forwarders)
+            await cancel_and_wait(forwarders)
 
     async def send_json(self, content, close: bool = False) -> None:
         """Frames go straight to the server's send (see __call__); closing takes Channels' usual path."""

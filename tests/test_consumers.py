@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 
-from chatproject.consumers import InboxConsumerMixin, _cancel
+from chatproject.consumers import InboxConsumerMixin
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db]  # Channels closes old connections per message
 
@@ -49,19 +47,3 @@ async def test_a_handler_failure_ends_the_consumer_with_that_error():
     await ws.send_json_to({"boom": True})
     with pytest.raises(RuntimeError, match="boom"):
         await ws.receive_output(timeout=2)
-
-
-async def test_cancel_repeats_a_cancellation_that_was_swallowed():
-    swallowed = []
-
-    async def stubborn() -> None:
-        try:
-            await asyncio.sleep(10)
-        except asyncio.CancelledError:
-            swallowed.append(True)  # as a client library may, turning a cancel into a timeout and retrying
-        await asyncio.sleep(10)
-
-    task = asyncio.create_task(stubborn())
-    await asyncio.sleep(0)
-    await _cancel([task], wait=0.05)
-    assert swallowed == [True] and task.cancelled()

@@ -464,3 +464,51 @@ async def test_a_stop_lost_before_the_job_subscribed_still_stops_it_soon(
     assert frames[-1]["status"] == "cancelled"
     assert asyncio.get_running_loop().time() - began < 1.5  # the heartbeat would have taken 5 s
     await ws.disconnect()
+
+
+def _job_tasks_still_running() -> list[asyncio.Task]:
+    return [task for task in asyncio.all_tasks()
+            if not task.done() and task.get_coro().__qualname__.startswith("GenerationJob.")]
+
+
+async def test_a_finished_reply_leaves_no_task_of_its_job_behind(fake_ollama, owner_room, drain_jobs):
+    """A job's helpers (publisher, control loop, heartbeat) end with it, on every channel layer: a helper that
+    kept running would keep the whole job, its text included, for the life of the worker."""
+    user, room = owner_room
+    fake_ollama.configure(tokens=20, delay_ms=2)
+    ws = await connect(user, room.pk)
+    for i in range(4):
+        await ws.send_json_to({"type": "send_message", "content": f"reply {i}"})
+        await frames_until(ws, is_end)
+    await ws.disconnect()
+    deadline = asyncio.get_running_loop().time() + 2
+    while _job_tasks_still_running() and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
+    assert _job_tasks_still_running() == []
+
+
+async def test_a_job_whose_control_receive_swallows_its_cancellation_still_ends(
+    fake_ollama, owner_room, drain_jobs, monkeypatch
+):
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    real_receive = layer.receive
+
+    async def receive_swallowing_one_cancel(channel):
+        try:
+            return await real_receive(channel)
+        except asyncio.CancelledError:  # as channels-redis can, when redis-py turns it into a timeout
+            return await real_receive(channel)
+
+    monkeypatch.setattr(layer, "receive", receive_swallowing_one_cancel)
+    user, room = owner_room
+    fake_ollama.configure(tokens=10, delay_ms=2)
+    ws = await connect(user, room.pk)
+    await ws.send_json_to({"type": "send_message", "content": "hi"})
+    await frames_until(ws, is_end)
+    await ws.disconnect()
+    deadline = asyncio.get_running_loop().time() + 2
+    while _job_tasks_still_running() and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
+    assert _job_tasks_still_running() == []
