@@ -80,7 +80,7 @@ async def test_every_watcher_sees_the_same_stream(fake_ollama, owner_room, drain
 
 async def test_stop_keeps_partial_text_and_frees_the_backend(fake_ollama, owner_room, drain_jobs):
     user, room = owner_room
-    fake_ollama.configure(tokens=500, delay_ms=20)
+    fake_ollama.configure(tokens=2000, delay_ms=5)
     ws = await connect(user, room.pk)
     await ws.send_json_to({"type": "send_message", "content": "long please"})
     frames = await frames_until(ws, lambda f: f["type"] == "token" and f["seq"] >= 3)
@@ -94,12 +94,13 @@ async def test_stop_keeps_partial_text_and_frees_the_backend(fake_ollama, owner_
     assert end["status"] == "cancelled"
     reply = await database_sync_to_async(Message.objects.get)(pk=end["message_id"])
     assert reply.status == MessageStatus.CANCELLED
-    assert reply.content == text_of(frames + rest) and 3 <= len(reply.content.split()) < 500
+    assert reply.content == text_of(frames + rest) and 3 <= len(reply.content.split()) < 2000
     for _ in range(50):
         if fake_ollama.stats.aborted == 1:
             break
         await asyncio.sleep(0.05)
     assert fake_ollama.stats.aborted == 1 and fake_ollama.stats.active == 0  # the upstream request was closed
+    assert fake_ollama.stats.aborted_at - sent_at < 0.1  # within 100 ms (the fake notices at its next token)
     await ws.disconnect()
 
 

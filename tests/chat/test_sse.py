@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -103,7 +105,7 @@ async def test_sse_rejects_bad_input_with_json_errors(fake_ollama, settings):
 
 async def test_sixth_stream_gets_429(fake_ollama, settings):
     settings.STREAMS_PER_USER = 1
-    fake_ollama.configure(tokens=100, delay_ms=20)
+    fake_ollama.configure(tokens=2000, delay_ms=5)
     _user, room, client = await _setup()
     url = f"/api/v1/chat/sessions/{room.pk}/messages"
     first = await client.post(url, {"content": "one"}, content_type="application/json")
@@ -112,10 +114,16 @@ async def test_sixth_stream_gets_429(fake_ollama, settings):
     second = await client.post(url, {"content": "two"}, content_type="application/json")
     assert second.status_code == 429 and second.json()["error"]["code"] == "too_many_streams"
     session = await client.post("/api/v1/session/", {"room_id": str(room.pk)}, content_type="application/json")
+    stop_sent_at = time.monotonic()
     stop = await client.post(f"/api/v1/session/{session.json()['id']}/stop")
     assert stop.json() == {"stopped": 1}
     rest = b"".join([c async for c in chunks]).decode()
     assert '"status":"cancelled"' in rest
+    for _ in range(50):
+        if fake_ollama.stats.aborted:
+            break
+        await asyncio.sleep(0.02)
+    assert fake_ollama.stats.aborted_at - stop_sent_at < 0.1  # session_stop reached the job within 100 ms
 
 
 async def test_sse_needs_auth_and_respects_throttles(fake_ollama, settings):

@@ -33,6 +33,7 @@ class Stats:
     started: int = 0
     completed: int = 0
     aborted: int = 0  # the client went away mid-stream
+    aborted_at: float | None = None  # time.monotonic() when the last abort was seen (at the next token's turn)
     died: int = 0  # we dropped the connection on purpose
     active: int = 0
     connections: int = 0  # TCP connections accepted (keep-alive reuses one for many requests)
@@ -210,12 +211,14 @@ class FakeOllama:
                     return False
                 if reader.at_eof():
                     self.stats.aborted += 1
+                    self.stats.aborted_at = time.monotonic()
                     return False
                 self._chunk(writer, prefix + json.dumps(delta).encode() + suffix)
                 try:
                     await writer.drain()
                 except ConnectionError:
                     self.stats.aborted += 1
+                    self.stats.aborted_at = time.monotonic()
                     return False
                 if behaviour.delay_ms:
                     await asyncio.sleep(behaviour.delay_ms / 1000)
