@@ -12,9 +12,10 @@ def close_request_thread_connections(**kwargs) -> None:
     Under ASGI Django runs each request's sync code on a thread of its own (asgiref's ThreadSensitiveContext),
     thrown away after the request: a connection opened there can never be reused, yet with CONN_MAX_AGE it
     stayed open until the garbage collector found it. On PostgreSQL, bursts of 40 concurrent API requests
-    left 41, then 81 connections open, and the next burst failed with "too many clients". The worker's
-    shared database thread (WebSocket consumers, generation jobs, SSE starts) runs outside any such context
-    and keeps its persistent connection.
+    left 41, then 81 connections open, and the next burst failed with "too many clients". With the pool
+    (DB_POOL) closing hands the connection back, which request threads otherwise did only when collected.
+    The worker's shared database thread (WebSocket consumers, generation jobs, SSE starts) runs outside any
+    such context and keeps its connection.
     """
     if SyncToAsync.thread_sensitive_context.get(None) is not None:
         connections.close_all()

@@ -120,6 +120,17 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if "postgresql" in DATABASES["default"]["ENGINE"] and env_bool("DB_POOL", True):
+    # Under ASGI Django's docs advise a pool over persistent connections: each request's sync code runs on a
+    # thread of its own, so a persistent connection there is never reused. The pool bounds a worker's
+    # connections and lends them to the database thread and to request threads alike.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": env_int("DB_POOL_MIN_SIZE", 2),
+        "max_size": env_int("DB_POOL_MAX_SIZE", 20),
+        "timeout": env_int("DB_POOL_TIMEOUT", 10),
+    }
+
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL and a busy timeout let the streaming writer and readers share the file without "database is locked".
     DATABASES["default"].setdefault("OPTIONS", {})
