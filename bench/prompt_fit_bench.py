@@ -1,8 +1,9 @@
 """Prompt assembly in long chats: reading the active branch and fitting it to the bundled model's window.
 
 Builds one room per size on a fresh SQLite file (one linear chain of ~45-token turns), then times
-`generation._branch_turns` (the branch read inside a reply's start transaction) and `jobs.fit_to_context`
-(token counting with the bundled model's tokenizer, on its thread). Run from the repository root:
+`generation._branch_turns` (the branch read inside a reply's start transaction, which reads at most
+`jobs.max_prompt_turns(model)` turns; also timed without that cap) and `jobs.fit_to_context` (token counting
+with the bundled model's tokenizer, on its thread). Run from the repository root:
 
     .venv/bin/python bench/prompt_fit_bench.py
 """
@@ -62,11 +63,12 @@ def build_room(owner, size: int) -> tuple[Room, uuid.UUID]:
     return room, parent
 
 
-def time_branch(room: Room, leaf) -> tuple[float, list]:
+def time_branch(room: Room, leaf, max_turns: int | None) -> tuple[float, list]:
     samples, turns = [], []
     for _ in range(REPEATS):
         start = time.perf_counter()
-        turns = generation._branch_turns(room_id=room.id, parent_id=leaf, system_prompt="Be brief.")
+        turns = generation._branch_turns(room_id=room.id, parent_id=leaf, system_prompt="Be brief.",
+                                         max_turns=max_turns)
         samples.append((time.perf_counter() - start) * 1000)
     return statistics.median(samples), turns
 
@@ -79,14 +81,15 @@ async def main() -> None:
     print(f"model {model.name} ({model.provider}), context {model.context_length}, max_tokens {options.max_tokens}")
     for size in SIZES:
         room, leaf = await sync_to_async(build_room)(owner, size)
-        branch_ms, turns = await sync_to_async(time_branch)(room, leaf)
+        uncapped_ms, _all = await sync_to_async(time_branch)(room, leaf, None)
+        branch_ms, turns = await sync_to_async(time_branch)(room, leaf, jobs.max_prompt_turns(model))
         samples, fitted = [], []
         for _ in range(REPEATS):
             start = time.perf_counter()
             fitted = await jobs.fit_to_context(turns, model, options)
             samples.append((time.perf_counter() - start) * 1000)
-        print(f"{size:>5} messages: branch read {branch_ms:.2f} ms, fit {statistics.median(samples):.2f} ms "
-              f"({len(fitted)} of {len(turns)} turns kept)")
+        print(f"{size:>5} messages: branch read {branch_ms:.2f} ms ({len(turns)} turns; {uncapped_ms:.2f} ms "
+              f"uncapped), fit {statistics.median(samples):.2f} ms ({len(fitted)} turns kept)")
 
 
 if __name__ == "__main__":

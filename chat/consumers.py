@@ -181,7 +181,8 @@ class ChatConsumer(InboxConsumerMixin, AsyncJsonWebsocketConsumer):
         """Begin a reply with `service` in a start slot, held until the reply's first token (or briefly)."""
         async with jobs.start_slot():
             started = await call_service(service, user=self.user, model=model.name, system_prompt=system_prompt,
-                                         control_channel=jobs.new_control_channel(), **kwargs)
+                                         control_channel=jobs.new_control_channel(),
+                                         max_turns=jobs.max_prompt_turns(model), **kwargs)
             await jobs.until_first_token(jobs.launch(started=started, model=model, options=options))
 
     async def on_send_message(self, frame: dict) -> None:

@@ -118,7 +118,7 @@ def _lock_room(room: Room | uuid.UUID, user: User) -> LockedRoom:
 
 def _begin(
     *, room: LockedRoom, user: User, parent: Message, model: str, control_channel: str, system_prompt: str,
-    new_user_message: Message | None = None,
+    new_user_message: Message | None = None, max_turns: int | None = None,
 ) -> StartedGeneration:
     """The assistant placeholder, its Stream row, the room's summary and the prompt, in one transaction.
 
@@ -153,7 +153,8 @@ def _begin(
     for message in (new_user_message, assistant):
         if message is not None:
             broadcast_after_commit(room, message_event("created", message))
-    turns = _branch_turns(room_id=room.id, parent_id=parent.pk, system_prompt=system_prompt or room.system_prompt)
+    turns = _branch_turns(room_id=room.id, parent_id=parent.pk, system_prompt=system_prompt or room.system_prompt,
+                          max_turns=max_turns)
     return StartedGeneration(stream=stream, assistant=assistant, user_message=new_user_message, turns=turns)
 
 
@@ -169,20 +170,21 @@ def _new_user_message(*, room: LockedRoom, user: User, parent_id, content: str, 
 
 @transaction.atomic
 def send_user_message(
-    *, room: Room | uuid.UUID, user: User, content: str, model: str, control_channel: str = "", system_prompt: str = ""
+    *, room: Room | uuid.UUID, user: User, content: str, model: str, control_channel: str = "", system_prompt: str = "",
+    max_turns: int | None = None,
 ) -> StartedGeneration:
     """A new user turn on the active branch, and the assistant reply that will stream under it."""
     validate_message_content(content)
     locked = _lock_room(room, user)
     user_message = _new_user_message(room=locked, user=user, parent_id=locked.active_leaf_id, content=content)
     return _begin(room=locked, user=user, parent=user_message, model=model, control_channel=control_channel,
-                  system_prompt=system_prompt, new_user_message=user_message)
+                  system_prompt=system_prompt, new_user_message=user_message, max_turns=max_turns)
 
 
 @transaction.atomic
 def edit_user_message(
     *, room: Room, user: User, message: Message, content: str, model: str, control_channel: str = "",
-    system_prompt: str = "",
+    system_prompt: str = "", max_turns: int | None = None,
 ) -> StartedGeneration:
     """An edit is a sibling of the original turn (the original stays reachable), then a fresh reply."""
     if message.role != MessageRole.USER:
@@ -191,13 +193,13 @@ def edit_user_message(
     locked = _lock_room(room, user)
     edited = _new_user_message(room=locked, user=user, parent_id=message.parent_id, content=content, edited=True)
     return _begin(room=locked, user=user, parent=edited, model=model, control_channel=control_channel,
-                  system_prompt=system_prompt, new_user_message=edited)
+                  system_prompt=system_prompt, new_user_message=edited, max_turns=max_turns)
 
 
 @transaction.atomic
 def regenerate_reply(
     *, room: Room, user: User, message: Message | None, model: str, control_channel: str = "",
-    system_prompt: str = "",
+    system_prompt: str = "", max_turns: int | None = None,
 ) -> StartedGeneration:
     """A new assistant sibling for an assistant turn (default: the active leaf), or a reply to a user turn."""
     locked = _lock_room(room, user)
@@ -208,7 +210,7 @@ def regenerate_reply(
     if parent is None or parent.role != MessageRole.USER:
         raise ApiError("A reply needs a user message to answer.", code="nothing_to_regenerate", status_code=409)
     return _begin(room=locked, user=user, parent=parent, model=model or target.model, control_channel=control_channel,
-                  system_prompt=system_prompt)
+                  system_prompt=system_prompt, max_turns=max_turns)
 
 
 @transaction.atomic
@@ -245,23 +247,29 @@ def prompt_turns(*, room: Room, parent_id, system_prompt: str = "") -> list[Chat
     return _branch_turns(room_id=room.pk, parent_id=parent_id, system_prompt=system_prompt or room.system_prompt)
 
 
-def _branch_turns(*, room_id, parent_id, system_prompt: str) -> list[ChatTurn]:
+def _branch_turns(*, room_id, parent_id, system_prompt: str, max_turns: int | None = None) -> list[ChatTurn]:
+    """The active branch up to `parent_id`, oldest first, read by walking parent links in the database.
+
+    Only the branch is read (not the room's other branches), and with `max_turns` only that many of its
+    newest live turns: no more can fit in the model's window (fit_to_context trims the rest).
+    """
+    if not parent_id:
+        return [ChatTurn(role="system", content=system_prompt)] if system_prompt else []
+    c = {name: sql.column(Message, name) for name in ("id", "parent", "role", "content", "is_deleted", "room")}
+    columns = f"m.{c['id']}, m.{c['parent']}, m.{c['role']}, m.{c['content']}, m.{c['is_deleted']}"
+    live = f"CASE WHEN m.{c['is_deleted']} THEN 0 ELSE 1 END"  # deleted turns keep the chain, count for nothing
     rows = sql.fetchall(
-        f"SELECT {sql.column(Message, 'id')}, {sql.column(Message, 'parent')}, {sql.column(Message, 'role')}, "
-        f"{sql.column(Message, 'content')}, {sql.column(Message, 'is_deleted')} FROM {sql.table(Message)} "
-        f"WHERE {sql.column(Message, 'room')} = %s",
-        [sql.prep(Message, "room", room_id)],
+        f"WITH RECURSIVE branch(id, parent_id, role, content, is_deleted, depth, live) AS ("
+        f" SELECT {columns}, 0, {live} FROM {sql.table(Message)} m WHERE m.{c['id']} = %s AND m.{c['room']} = %s"
+        f" UNION ALL"
+        f" SELECT {columns}, b.depth + 1, b.live + {live}"
+        f" FROM {sql.table(Message)} m JOIN branch b ON m.{c['id']} = b.parent_id WHERE b.live < %s"
+        f") SELECT role, content, is_deleted FROM branch ORDER BY depth DESC",
+        [sql.prep(Message, "id", parent_id), sql.prep(Message, "room", room_id),
+         max_turns if max_turns is not None else 2**31 - 1],
     )
-    by_id = {row[0]: row for row in rows}  # keys and parent ids are in the database's own UUID form
-    chain: list[tuple] = []
-    cursor = by_id.get(sql.prep(Message, "id", parent_id)) if parent_id else None
-    while cursor is not None:
-        if not cursor[4] and cursor[3]:
-            chain.append(cursor)
-        cursor = by_id.get(cursor[1])
-    chain.reverse()
     turns = [ChatTurn(role="system", content=system_prompt)] if system_prompt else []
-    turns.extend(ChatTurn(role=row[2], content=row[3]) for row in chain)
+    turns.extend(ChatTurn(role=role, content=content) for role, content, deleted in rows if not deleted and content)
     return turns
 
 

@@ -376,6 +376,12 @@ TURN_OVERHEAD_TOKENS = 4  # a chat template's role markers around each turn
 FIT_BATCH_TURNS = 32
 
 
+def max_prompt_turns(model: ModelInfo) -> int:
+    """More turns than this cannot fit the model's window (each costs at least one token and its overhead),
+    so a start reads no more of the branch than this."""
+    return model.context_length // (TURN_OVERHEAD_TOKENS + 1) + 1
+
+
 async def fit_to_context(turns: list[ChatTurn], model: ModelInfo, options: GenerationOptions) -> list[ChatTurn]:
     """Drop the oldest turns (never the system prompt or the newest turn) until the prompt fits the window.
 

@@ -113,7 +113,7 @@ class MessageSendApi(APIView):
             started = await call_service(
                 generation.send_user_message, room=room, user=request.user, content=values["content"],
                 model=model.name, control_channel=jobs.new_control_channel(),
-                system_prompt=values["system_prompt"],
+                system_prompt=values["system_prompt"], max_turns=jobs.max_prompt_turns(model),
             )
             job = jobs.create(started=started, model=model, options=jobs.parse_options(values))
             queue = job.subscribe()

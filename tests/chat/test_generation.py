@@ -117,6 +117,35 @@ async def test_a_long_chat_counts_only_the_turns_that_can_fit(fake_ollama, monke
     assert sum(asked) <= 2 * jobs.FIT_BATCH_TURNS + 1  # not 2,001 counts for a window of a few dozen turns
 
 
+def test_a_start_reads_at_most_max_turns_of_the_branch_newest_first(user):
+    room = services.create_room(owner=user)
+    for i in range(12):
+        services.append_message(room=room, role="user" if i % 2 == 0 else "assistant", content=f"turn {i}")
+    services.append_message(room=room, role="user", content="a sibling branch",
+                            parent=Message.objects.get(content="turn 5"))
+    services.append_message(room=room, role="assistant", content="on it")
+    Message.objects.filter(content="turn 9").update(is_deleted=True)  # a deleted turn keeps the chain
+    leaf = Message.objects.get(content="turn 11")
+    everything = generation._branch_turns(room_id=room.pk, parent_id=leaf.pk, system_prompt="Sys.")
+    assert [t.content for t in everything] == ["Sys."] + [f"turn {i}" for i in range(12) if i != 9]
+    newest = generation._branch_turns(room_id=room.pk, parent_id=leaf.pk, system_prompt="Sys.", max_turns=4)
+    assert [t.content for t in newest] == ["Sys.", "turn 7", "turn 8", "turn 10", "turn 11"]
+    assert generation._branch_turns(room_id=room.pk, parent_id=None, system_prompt="") == []
+
+
+@pytest.mark.asyncio
+async def test_reading_at_most_max_prompt_turns_never_changes_the_fitted_prompt(fake_ollama):
+    """The cap only skips turns that could never fit: the prompt is the same with and without it."""
+    rng = random.Random(5)
+    for _ in range(200):
+        model = ModelInfo(name="fake-llm:latest", provider="ollama", upstream="fake-llm:latest",
+                          context_length=rng.choice([160, 300, 700]))
+        options = GenerationOptions(max_tokens=rng.choice([16, 64]))
+        history = [ChatTurn("user", "x" * rng.choice([1, 2, 3, 4, 40, 400])) for _ in range(rng.randint(1, 250))]
+        capped = history[-jobs.max_prompt_turns(model):]
+        assert await fit_to_context(capped, model, options) == await fit_to_context(history, model, options)
+
+
 def test_start_and_finish_rows_read_back_through_the_orm(user):
     """The hot path writes plain SQL; the ORM must read exactly what it would have written itself."""
     project = services.create_project(owner=user, name="P")
