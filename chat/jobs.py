@@ -377,9 +377,9 @@ FIT_BATCH_TURNS = 32
 
 
 def max_prompt_turns(model: ModelInfo) -> int:
-    """More turns than this cannot fit the model's window (each costs at least one token and its overhead),
-    so a start reads no more of the branch than this."""
-    return model.context_length // (TURN_OVERHEAD_TOKENS + 1) + 1
+    """More turns than this cannot fit the model's window (each costs at least its overhead, even one whose
+    text counts no tokens), so a start reads no more of the branch than this."""
+    return model.context_length // TURN_OVERHEAD_TOKENS + 1
 
 
 async def fit_to_context(turns: list[ChatTurn], model: ModelInfo, options: GenerationOptions) -> list[ChatTurn]:
