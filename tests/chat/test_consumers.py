@@ -467,9 +467,16 @@ async def test_a_stop_lost_before_the_job_subscribed_still_stops_it_soon(
     await ws.disconnect()
 
 
-def _job_tasks_still_running() -> list[asyncio.Task]:
-    return [task for task in asyncio.all_tasks()
-            if not task.done() and task.get_coro().__qualname__.startswith("GenerationJob.")]
+async def _job_tasks_left(timeout: float = 2.0) -> list[asyncio.Task]:
+    """Tasks of any GenerationJob still running once `timeout` has passed (or none, as soon as they end)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        left = [task for task in asyncio.all_tasks()
+                if not task.done() and task.get_coro().__qualname__.startswith("GenerationJob.")]
+        if not left or loop.time() >= deadline:
+            return left
+        await asyncio.sleep(0.05)
 
 
 async def test_a_finished_reply_leaves_no_task_of_its_job_behind(fake_ollama, owner_room, drain_jobs):
@@ -482,10 +489,7 @@ async def test_a_finished_reply_leaves_no_task_of_its_job_behind(fake_ollama, ow
         await ws.send_json_to({"type": "send_message", "content": f"reply {i}"})
         await frames_until(ws, is_end)
     await ws.disconnect()
-    deadline = asyncio.get_running_loop().time() + 2
-    while _job_tasks_still_running() and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.05)
-    assert _job_tasks_still_running() == []
+    assert await _job_tasks_left() == []
 
 
 async def test_a_job_whose_control_receive_swallows_its_cancellation_still_ends(
@@ -509,7 +513,4 @@ async def test_a_job_whose_control_receive_swallows_its_cancellation_still_ends(
     await ws.send_json_to({"type": "send_message", "content": "hi"})
     await frames_until(ws, is_end)
     await ws.disconnect()
-    deadline = asyncio.get_running_loop().time() + 2
-    while _job_tasks_still_running() and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.05)
-    assert _job_tasks_still_running() == []
+    assert await _job_tasks_left() == []
