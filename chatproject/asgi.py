@@ -4,19 +4,21 @@ import gc
 import os
 import re
 
+import django
 from django.conf import settings
-from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatproject.settings")
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)  # as django.core.asgi.get_asgi_application() does, for Django's own handler
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
-from django.core.handlers.asgi import ASGIHandler  # noqa: E402
 
 from accounts.ws_auth import TokenOrSessionAuthMiddlewareStack  # noqa: E402
 from chat.generation import recover_at_startup  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
+from chatproject.handlers import ChatASGIHandler  # noqa: E402
+
+django_asgi_app = ChatASGIHandler()
 
 recover_at_startup()
 
@@ -39,7 +41,7 @@ if settings.GC_TUNING:
     tune_gc_for_serving()
 
 
-class SharedThreadASGIHandler(ASGIHandler):
+class SharedThreadASGIHandler(ChatASGIHandler):
     """Django without a sync thread of its own per request, for the SSE stream start only.
 
     Django gives every ASGI request a new thread for its sync work (ThreadSensitiveContext), created on first
