@@ -79,6 +79,9 @@ class MessageSendApi(APIView):
         finally:
             SyncToAsync.thread_sensitive_context.reset(per_request_thread)
         self.response = self.finalize_response(request, response, *args, **kwargs)
+        # DRF's request and this view point at each other (parser_context): a reference cycle that kept every
+        # start's request for the cyclic garbage collector. Nothing parses the body after this.
+        request.parser_context = {}
         return self.response
 
     @extend_schema(

@@ -113,11 +113,21 @@ class CsrfViewMiddleware(_OnTheLoop, csrf.CsrfViewMiddleware):
 
 
 class AuthenticationMiddleware(_OnTheLoop, auth_middleware.AuthenticationMiddleware):
-    pass
+    def process_response(self, request, response):
+        """Lets go of `request.user`/`auser` once the response is made: both are closures over the request, a
+        reference cycle that kept every finished request for the cyclic garbage collector."""
+        request.__dict__.pop("auser", None)
+        request.__dict__.pop("user", None)
+        return response
 
 
 class MessageMiddleware(_OnTheLoop, messages_middleware.MessageMiddleware):
-    pass
+    def process_response(self, request, response):
+        """Stores the messages, then lets go of the storage, which points back at the request: a reference
+        cycle that kept every finished request for the cyclic garbage collector."""
+        response = super().process_response(request, response)
+        request.__dict__.pop("_messages", None)
+        return response
 
 
 class XFrameOptionsMiddleware(_OnTheLoop, clickjacking.XFrameOptionsMiddleware):

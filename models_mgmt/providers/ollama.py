@@ -103,7 +103,7 @@ class OllamaProvider:
         self._in_flight[url] = self._in_flight.get(url, 0) + 1
         finished = False
         try:
-            async with http.client().stream("POST", f"{url}/api/chat", json=body) as response:
+            async with http.stream("POST", f"{url}/api/chat", json=body) as response:
                 if response.status_code != 200:
                     text = (await response.aread()).decode(errors="replace")[:500]
                     raise ProviderError(f"Ollama answered {response.status_code}: {text}", code="backend_error")

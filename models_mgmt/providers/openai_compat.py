@@ -78,7 +78,7 @@ class OpenAICompatibleProvider:
             body.update(top_k=options.top_k, repeat_penalty=options.repeat_penalty)
         usage = Usage()
         try:
-            async with http.client().stream(
+            async with http.stream(
                 "POST", f"{self.base_url}/chat/completions", json=body, headers=self._headers()
             ) as response:
                 if response.status_code != 200:
