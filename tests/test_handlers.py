@@ -94,7 +94,7 @@ async def test_a_finished_stream_start_leaves_nothing_for_the_cyclic_garbage_col
         gc.set_debug(0)
         gc.garbage.clear()
     # Before: each request, its response, DRF's request and view, and the upstream httpx request and response
-    # were in reference cycles, ~250 objects a start, left for the collector (10-20 ms pauses under load).
+    # were in reference cycles, left for the collector (10-20 ms pauses under load on a slow machine).
     assert held == {}, f"{found} unreachable objects, among them {dict(held)}"
 
 
