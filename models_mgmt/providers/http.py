@@ -29,22 +29,24 @@ def client() -> httpx.AsyncClient:
     return existing
 
 
+_CLOSED = httpx.ByteStream(b"")
+
+
 @contextlib.asynccontextmanager
 async def stream(method: str, url: str, **kwargs) -> AsyncIterator[httpx.Response]:
-    """`client().stream(...)`; afterwards the closed response lets go of its body stream.
+    """`client().stream(...)`; once httpx has closed the response, it lets go of its body stream.
 
     httpx links a streamed response and its stream both ways, a reference cycle that kept every upstream
     request and response (headers, URL, ~20 objects per reply) for the cyclic garbage collector.
     """
-    async with client().stream(method, url, **kwargs) as response:
-        try:
+    response = None
+    try:
+        async with client().stream(method, url, **kwargs) as response:
             yield response
-        finally:
-            await response.aclose()
+    finally:
+        if response is not None:
             response.stream = _CLOSED
 
-
-_CLOSED = httpx.ByteStream(b"")
 
 TransportError = httpx.TransportError
 HTTPStatusError = httpx.HTTPStatusError
