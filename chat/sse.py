@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from asgiref.sync import SyncToAsync
 from channels.db import database_sync_to_async
@@ -18,7 +19,7 @@ from chat import generation, jobs, selectors
 from chat.broadcast import call_service
 from chat.serializers import MessageSendSerializer, plainly_valid
 from chatproject.errors import ApiError
-from models_mgmt.providers import ProviderError
+from models_mgmt.providers import ModelInfo, ProviderError
 from models_mgmt.registry import registry
 
 SSE_NAMES = {"stream.start": "start", "stream.token": "token", "stream.end": "done", "stream.error": "error"}
@@ -47,6 +48,23 @@ async def relay(job: jobs.GenerationJob, queue) -> AsyncIterator[bytes]:
                 return
     finally:
         job.unsubscribe(queue)
+
+
+async def begin_stream(*, start: Callable[..., generation.StartedGeneration], model: ModelInfo, values: dict,
+                       **identity) -> tuple[jobs.GenerationJob, asyncio.Queue]:
+    """Begin a reply through `start` (a send service; `identity` names the room and who sends) and subscribe
+    to it. As over the WebSocket, the start slot is held until the first token (or briefly), so the first
+    replies of a burst are not held back by the last ones; the token waits in the queue for the relay."""
+    async with jobs.start_slot():
+        started = await call_service(
+            start, content=values["content"], model=model.name, control_channel=jobs.new_control_channel(),
+            system_prompt=values["system_prompt"], max_turns=jobs.max_prompt_turns(model), **identity,
+        )
+        job = jobs.create(started=started, model=model, options=jobs.parse_options(values))
+        queue = job.subscribe()
+        job.start()
+        await jobs.until_first_token(job)
+    return job, queue
 
 
 @extend_schema(tags=["chat"])
@@ -110,18 +128,9 @@ class MessageSendApi(APIView):
                 model = await registry.resolve(room.model or None)
         except ProviderError as exc:
             raise ApiError(exc.message, code=exc.code, status_code=exc.status) from exc
-        # As over the WebSocket, the start slot is held until the first token (or briefly), so the first
-        # replies of a burst are not held back by the last ones; the token waits in the queue for the relay.
-        async with jobs.start_slot():
-            started = await call_service(
-                generation.send_user_message, room=room, user=request.user, content=values["content"],
-                model=model.name, control_channel=jobs.new_control_channel(),
-                system_prompt=values["system_prompt"], max_turns=jobs.max_prompt_turns(model),
-            )
-            job = jobs.create(started=started, model=model, options=jobs.parse_options(values))
-            queue = job.subscribe()
-            job.start()
-            await jobs.until_first_token(job)
+        job, queue = await begin_stream(
+            start=generation.send_user_message, model=model, values=values, room=room, user=request.user
+        )
         response = StreamingHttpResponse(relay(job, queue), content_type="text/event-stream")
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"

@@ -16,6 +16,7 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from accounts.ws_auth import TokenOrSessionAuthMiddlewareStack  # noqa: E402
 from chat.generation import recover_at_startup  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
+from chat.sse_asgi import FastSSEStart  # noqa: E402
 from chatproject.handlers import ChatASGIHandler  # noqa: E402
 
 django_asgi_app = ChatASGIHandler()
@@ -58,7 +59,8 @@ class SharedThreadASGIHandler(ChatASGIHandler):
 
 
 SSE_START = re.compile(r"^/api/v1/chat/sessions/[^/]+/messages$")
-sse_asgi_app = SharedThreadASGIHandler()
+sse_django_app = SharedThreadASGIHandler()
+sse_asgi_app = FastSSEStart(fallback=sse_django_app)
 
 
 async def http_application(scope, receive, send):

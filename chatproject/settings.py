@@ -244,6 +244,8 @@ STREAM_FLUSH_SECONDS = float(os.environ.get("STREAM_FLUSH_SECONDS", "0.5"))
 STREAM_START_CONCURRENCY = env_int("STREAM_START_CONCURRENCY", 8)
 # While replies start, running replies pause reading for at most this long (0: never): first tokens first.
 STREAM_START_PRIORITY_MS = env_int("STREAM_START_PRIORITY_MS", 50)
+# SSE starts with a Bearer token and a plain JSON body skip Django's and DRF's layers (chat/sse_asgi.py).
+SSE_FAST_PATH = env_bool("SSE_FAST_PATH", True)
 # ASGI workers freeze their startup objects out of the garbage collector (chatproject/asgi.py).
 GC_TUNING = env_bool("GC_TUNING", True)
 GC_GEN0_THRESHOLD = env_int("GC_GEN0_THRESHOLD", 20000)

@@ -22,8 +22,16 @@ class _SettingsRateThrottle(SimpleRateThrottle):
         return settings.REST_FRAMEWORK.get("DEFAULT_THROTTLE_RATES", {}).get(self.scope)
 
     def allow_request(self, request, view) -> bool:
+        if not self.would_allow(request, view):
+            return self.throttle_failure()
+        self.record()
+        return True
+
+    def would_allow(self, request, view) -> bool:
+        """Whether this request is within the limit, counting nothing (`record` counts it)."""
         self.rate = self.get_rate()
         if self.rate is None:
+            self.key = None
             return True
         self.num_requests, self.duration = self.parse_rate(self.rate)
         self.key = self.get_cache_key(request, view)
@@ -35,15 +43,20 @@ class _SettingsRateThrottle(SimpleRateThrottle):
         counts = self.cache.get_many([current_key, previous_key])
         self._current, self._previous = counts.get(current_key, 0), counts.get(previous_key, 0)
         self._elapsed = self.now - window * self.duration
+        self._current_key = current_key
         overlap = 1 - self._elapsed / self.duration
-        if self._previous * overlap + self._current >= self.num_requests:
-            return self.throttle_failure()
+        return self._previous * overlap + self._current < self.num_requests
+
+    def record(self) -> None:
+        """Count the request `would_allow` just checked."""
+        if self.key is None:
+            return
+        current_key = self._current_key
         if not self.cache.add(current_key, 1, timeout=2 * self.duration):
             try:
                 self.cache.incr(current_key)
             except ValueError:  # expired between add and incr
                 self.cache.set(current_key, 1, timeout=2 * self.duration)
-        return True
 
     def wait(self) -> float:
         """Seconds until the estimate drops below the limit again."""

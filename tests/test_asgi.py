@@ -19,7 +19,8 @@ def test_worker_freezes_startup_objects_and_collects_young_objects_less_often():
 
 @pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
-async def test_sse_starts_take_the_shared_thread_handler_and_stream(fake_ollama):
+@pytest.mark.parametrize("fast_path", [True, False])
+async def test_sse_starts_take_the_fast_path_or_the_shared_thread_handler_and_stream(fake_ollama, settings, fast_path):
     from asgiref.sync import sync_to_async
 
     from accounts.services import create_api_token
@@ -29,14 +30,15 @@ async def test_sse_starts_take_the_shared_thread_handler_and_stream(fake_ollama)
     user = await sync_to_async(UserFactory)()
     room = await sync_to_async(RoomFactory)(owner=user)
     _token, raw = await sync_to_async(create_api_token)(user=user, name="asgi")
+    settings.SSE_FAST_PATH = fast_path
     seen = []
-    real = asgi.sse_asgi_app.handle
+    real = asgi.sse_django_app.handle
 
     async def spy(scope, receive, send):
         seen.append(scope["path"])
         return await real(scope, receive, send)
 
-    asgi.sse_asgi_app.handle = spy
+    asgi.sse_django_app.handle = spy
     try:
         transport = httpx.ASGITransport(app=asgi.application)
         headers = {"Authorization": f"Bearer {raw}", "Host": "127.0.0.1"}
@@ -47,5 +49,6 @@ async def test_sse_starts_take_the_shared_thread_handler_and_stream(fake_ollama)
             assert (await client.get("/api/v1/chat/models")).status_code == 200  # the usual handler
             assert (await client.get(f"/api/v1/chat/sessions/{room.pk}/messages")).status_code == 405
     finally:
-        asgi.sse_asgi_app.handle = real
-    assert seen == [f"/api/v1/chat/sessions/{room.pk}/messages"]
+        asgi.sse_django_app.handle = real
+    # The fast path takes a Bearer start itself; without it, Django's handler with the shared thread does.
+    assert seen == ([] if fast_path else [f"/api/v1/chat/sessions/{room.pk}/messages"])

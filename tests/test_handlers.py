@@ -1,5 +1,5 @@
-"""Django's ASGI handler as the worker runs it: a finished request is freed at once, and a client that goes
-away mid-stream still ends the relay (never the job)."""
+"""Stream starts as the worker serves them (the SSE fast path, and Django's ASGI handler with the DRF view): a
+finished request is freed at once, and a client that goes away mid-stream still ends the relay (never the job)."""
 
 from __future__ import annotations
 
@@ -21,41 +21,23 @@ from rest_framework.views import APIView
 from accounts.services import create_api_token
 from chat import jobs
 from chat.models import Message, MessageStatus
+from tests.asgi_driver import asgi_request
 from tests.factories import RoomFactory, UserFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 
 
+@pytest.fixture(params=[True, False], ids=["sse-fast-path", "django-handler"])
+def start_path(request, settings):
+    """Both ways a stream start is served: chat/sse_asgi.py, and Django's handler with the DRF view."""
+    settings.SSE_FAST_PATH = request.param
+    return request.param
+
+
 async def daphne_like(app, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None,
                       hang_up_after: bytes | None = None) -> tuple[int | None, bytes]:
-    """One HTTP request through an ASGI app, sending `http.disconnect` once the response is complete, as
-    Daphne does, or as soon as a body chunk contains `hang_up_after`; returns (status, body so far)."""
-    all_headers = {"host": "127.0.0.1", "content-length": str(len(body)), **(headers or {})}
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
-        "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
-        "headers": [(k.lower().encode(), v.encode()) for k, v in all_headers.items()],
-        "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000),
-    }
-    inbox: asyncio.Queue = asyncio.Queue()
-    inbox.put_nowait({"type": "http.request", "body": body, "more_body": False})
-    status, chunks, gone = None, [], False
-
-    async def send(message):
-        nonlocal status, gone
-        if gone:
-            return
-        if message["type"] == "http.response.start":
-            status = message["status"]
-        elif message["type"] == "http.response.body":
-            chunks.append(message.get("body", b""))
-            finished = not message.get("more_body")
-            if finished or (hang_up_after is not None and hang_up_after in chunks[-1]):
-                gone = not finished
-                inbox.put_nowait({"type": "http.disconnect"})
-
-    await app(scope, inbox.get, send)
-    return status, b"".join(chunks)
+    response = await asgi_request(app, method, path, body, headers, hang_up_after)
+    return response.status, response.body
 
 
 async def _room_and_headers():
@@ -72,7 +54,7 @@ async def _jobs_finished() -> None:
             await asyncio.wait_for(job.task, 5)
 
 
-async def test_a_finished_stream_start_leaves_nothing_for_the_cyclic_garbage_collector(fake_ollama):
+async def test_a_finished_stream_start_leaves_nothing_for_the_cyclic_garbage_collector(fake_ollama, start_path):
     from chatproject.asgi import application
 
     room, headers = await _room_and_headers()
@@ -98,7 +80,7 @@ async def test_a_finished_stream_start_leaves_nothing_for_the_cyclic_garbage_col
     assert held == {}, f"{found} unreachable objects, among them {dict(held)}"
 
 
-async def test_a_client_that_goes_away_mid_stream_ends_the_relay_not_the_job(fake_ollama):
+async def test_a_client_that_goes_away_mid_stream_ends_the_relay_not_the_job(fake_ollama, start_path):
     from chatproject.asgi import application
 
     fake_ollama.behaviour.tokens, fake_ollama.behaviour.delay_ms = 30, 20
