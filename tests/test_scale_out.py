@@ -1,6 +1,7 @@
-"""Two Daphne workers on one PostgreSQL and Redis: a watcher on one sees a stream running on the other,
-and a stop sent to one ends the stream on the other. Runs for real when REDIS_URL and PostgreSQL are set
-(the second pass of .ci/run); skipped on the zero-service default.
+"""Two workers (Daphne, and again Uvicorn) on one PostgreSQL and Redis: a watcher on one sees a stream running
+on the other, and a stop sent to one ends the stream on the other, whether the stream was started over the
+WebSocket or over SSE. Runs for real when REDIS_URL and PostgreSQL are set (the second pass of .ci/run);
+skipped on the zero-service default.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 import websockets
 from django.conf import settings
@@ -40,9 +42,17 @@ def _database_url() -> str:
     return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
-@pytest.fixture
-def workers(fake_ollama, transactional_db):
-    """Two Daphne processes sharing the test database, Redis and the fake Ollama."""
+SERVERS = {
+    "daphne": lambda port: [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+                            "chatproject.asgi:application"],
+    "uvicorn": lambda port: [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port),
+                             "--no-access-log", "--log-level", "warning", "chatproject.asgi:application"],
+}
+
+
+@pytest.fixture(params=sorted(SERVERS))
+def workers(request, fake_ollama, transactional_db):
+    """Two worker processes of one ASGI server sharing the test database, Redis and the fake Ollama."""
     env = {
         **os.environ,
         "DATABASE_URL": _database_url(),
@@ -53,10 +63,8 @@ def workers(fake_ollama, transactional_db):
     }
     ports = [free_port(), free_port()]
     processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "chatproject.asgi:application"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )
+        subprocess.Popen(SERVERS[request.param](port), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE)
         for port in ports
     ]
     try:
@@ -121,4 +129,52 @@ def test_watch_and_stop_across_workers(workers, fake_ollama):
     assert fake_ollama.stats.aborted == 1  # the worker running the job freed the backend
     # The stop reached the job on the other worker and closed its upstream request within 100 ms (the fake
     # sees the hang-up at its next token, at most 5 ms later).
+    assert fake_ollama.stats.aborted_at - stop_sent_at < 0.1, fake_ollama.stats.aborted_at - stop_sent_at
+
+
+def test_an_sse_reply_is_watched_and_stopped_from_the_other_worker(workers, fake_ollama):
+    """Started over SSE (the fast path) on one worker; watched over the WebSocket and stopped with
+    `session_stop` on the other."""
+    fake_ollama.configure(tokens=1000, delay_ms=5)
+    user = UserFactory()
+    room = RoomFactory(owner=user)
+    _t, token = create_api_token(user=user, name="scale-out")
+    port_a, port_b = workers
+    auth = {"Authorization": f"Bearer {token}"}
+
+    async def scenario():
+        url = f"ws://127.0.0.1:{port_b}/ws/chat/{room.pk}/?token={token}"
+        async with websockets.connect(url, additional_headers={"Origin": "http://127.0.0.1:8000"}) as watcher, \
+                httpx.AsyncClient(headers=auth, timeout=15) as client:
+            await _frames_until(watcher, lambda f: f["type"] == "presence")
+            body = {"content": "over sse", "model": "fake-llm:latest"}
+            async with client.stream("POST", f"http://127.0.0.1:{port_a}/api/v1/chat/sessions/{room.pk}/messages",
+                                     json=body) as response:
+                assert response.status_code == 200
+                chunks = response.aiter_text()
+                received = await anext(chunks)
+                seen = await _frames_until(watcher, lambda f: f["type"] == "token" and f["seq"] >= 5)
+                session = await client.post(f"http://127.0.0.1:{port_b}/api/v1/session/",
+                                            json={"room_id": str(room.pk)})
+                sent_at = time.monotonic()
+                stop = await client.post(f"http://127.0.0.1:{port_b}/api/v1/session/{session.json()['id']}/stop")
+                assert stop.json() == {"stopped": 1}
+                rest = await _frames_until(watcher, lambda f: f["type"] == "stream_end")
+                async for chunk in chunks:
+                    received += chunk
+            return seen + rest, received, sent_at
+
+    watcher_frames, sse_text, stop_sent_at = asyncio.run(scenario())
+    assert watcher_frames[-1]["status"] == "cancelled"
+    events = [block.split("\n", 1) for block in sse_text.strip().split("\n\n")]
+    assert events[0][0] == "event: start" and events[-1][0] == "event: done"
+    assert json.loads(events[-1][1].removeprefix("data: "))["status"] == "cancelled"
+    sse_text_tokens = "".join(json.loads(data.removeprefix("data: "))["delta"]
+                              for name, data in events if name == "event: token")
+    reply = Message.objects.get(pk=watcher_frames[-1]["message_id"])
+    assert reply.status == MessageStatus.CANCELLED and reply.content == sse_text_tokens
+    deadline = time.monotonic() + 5
+    while fake_ollama.stats.aborted < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert fake_ollama.stats.aborted == 1
     assert fake_ollama.stats.aborted_at - stop_sent_at < 0.1, fake_ollama.stats.aborted_at - stop_sent_at
