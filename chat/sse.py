@@ -12,6 +12,7 @@ from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
@@ -67,11 +68,25 @@ async def begin_stream(*, start: Callable[..., generation.StartedGeneration], mo
     return job, queue
 
 
+class EventStreamNegotiation(DefaultContentNegotiation):
+    """Clients of an event stream ask for `text/event-stream` (EventSource-style libraries always do): the
+    stream is the answer to that, and an error before the stream starts is JSON, as for every other client.
+    DRF alone would refuse such a request with 406, having no renderer of that type."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        if "text/event-stream" in request.META.get("HTTP_ACCEPT", ""):
+            renderer = next(renderer for renderer in renderers if renderer.media_type == "application/json")
+            return renderer, renderer.media_type
+        return super().select_renderer(request, renderers, format_suffix)
+
+
 @extend_schema(tags=["chat"])
 class MessageSendApi(APIView):
     """An async DRF view: auth, permissions and throttles run in one hop to the database thread, and the
     stream starts from the event loop. DRF's own dispatch is sync, which kept the whole request (and Django's
     single sync thread, shared with every other start and flush) busy for the start of each stream."""
+
+    content_negotiation_class = EventStreamNegotiation
 
     async def dispatch(self, request, *args, **kwargs):
         self.args, self.kwargs = args, kwargs

@@ -171,3 +171,18 @@ async def test_sse_scope_holds_whether_or_not_a_model_is_named(fake_ollama):
     owner = await BearerClient(tokens["owner"]).post(url, {"content": "x", "model": "fake-llm:latest"},
                                                      content_type="application/json")
     assert owner.status_code == 200 and '"status":"complete"' in await read(owner)
+
+
+async def test_an_event_stream_client_gets_the_stream_and_json_errors(fake_ollama):
+    """Asking for text/event-stream (as EventSource-style clients do) gets the stream; an error before the
+    stream starts still comes as the JSON envelope."""
+    _user, room, client = await _setup()
+    url = f"/api/v1/chat/sessions/{room.pk}/messages"
+    streamed = await client.post(url, {"content": "hi"}, content_type="application/json",
+                                 headers={"Accept": "text/event-stream"})
+    assert streamed.status_code == 200 and streamed["Content-Type"] == "text/event-stream"
+    assert parse_sse(await read(streamed))[-1][0] == "done"
+    refused = await client.post(url, {"content": ""}, content_type="application/json",
+                                headers={"Accept": "text/event-stream"})
+    assert refused.status_code == 400 and refused["Content-Type"] == "application/json"
+    assert refused.json()["error"]["code"] == "validation_error"

@@ -105,10 +105,12 @@ async def test_a_bearer_start_streams_and_stores_through_the_fast_path(fake_olla
     assert token.last_used_at is not None  # authenticated as the view does, bookkeeping included
 
 
-async def test_the_fast_path_answers_as_the_view_does(fake_ollama, settings, fast_starts):
+@pytest.mark.parametrize("accept", [None, "text/event-stream", "application/json", "*/*"])
+async def test_the_fast_path_answers_as_the_view_does(fake_ollama, settings, fast_starts, accept):
     user, raw = await _owner()
     rooms = [await _room(user), await _room(user)]
-    fast, view = await both_ways(settings, lambda: post(rooms.pop().pk, {"content": "hi", "model": MODEL}, bearer(raw)))
+    headers = bearer(raw) | ({"accept": accept} if accept else {})
+    fast, view = await both_ways(settings, lambda: post(rooms.pop().pk, {"content": "hi", "model": MODEL}, headers))
     assert len(fast_starts) == 1
     assert shape(fast) == shape(view)
     assert fast.status == 200 and fast.headers["x-frame-options"] == "DENY"
@@ -118,7 +120,7 @@ async def test_the_fast_path_answers_as_the_view_does(fake_ollama, settings, fas
     "case",
     [
         "anonymous", "not-bearer", "bad-token", "bad-json", "empty-content", "string-temperature", "no-model",
-        "unknown-model", "form-body", "html-accept", "bad-host", "bad-room-id",
+        "unknown-model", "form-body", "html-accept", "weighted-accept", "bad-host", "bad-room-id",
     ],
 )
 async def test_what_the_fast_path_does_not_take_gets_the_views_answer(fake_ollama, settings, fast_starts, case):
@@ -146,6 +148,8 @@ async def test_what_the_fast_path_does_not_take_gets_the_views_answer(fake_ollam
                                                                    "application/x-www-form-urlencoded"}
     elif case == "html-accept":
         headers = {**headers, "accept": "text/html"}
+    elif case == "weighted-accept":  # an event stream, asked for in a way the fast path leaves to the view
+        headers = {**headers, "accept": "text/event-stream, application/json;q=0.9"}
     elif case == "bad-host":
         headers = {**headers, "host": "evil.example"}
     room_id = "nope" if case == "bad-room-id" else room.pk
@@ -154,7 +158,7 @@ async def test_what_the_fast_path_does_not_take_gets_the_views_answer(fake_ollam
     assert shape(fast) == shape(view)
     expected = {"anonymous": 401, "not-bearer": 401, "bad-token": 401, "bad-json": 400, "empty-content": 400,
                 "string-temperature": 200, "no-model": 200, "unknown-model": 400, "form-body": 200,
-                "bad-host": 400, "bad-room-id": 404}
+                "weighted-accept": 200, "bad-host": 400, "bad-room-id": 404}
     if case in expected:
         assert fast.status == expected[case]
     if case == "bad-token":
