@@ -26,6 +26,22 @@ def _fresh_limits(settings):
     cache.clear()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _close_shared_sync_thread_connections(django_db_setup):
+    """Close the database connections of asgiref's shared sync thread before the test database is dropped.
+
+    Outside a request's own thread (Django's ASGI handler gives each request one, the test clients do not),
+    sync code called from async tests, `database_sync_to_async` included, runs on that one shared thread,
+    which keeps its connection open as a worker's does. On PostgreSQL that connection is checked out of the
+    pool, so dropping the test database at the end failed ("being accessed by other users").
+    """
+    from asgiref.sync import SyncToAsync
+    from django.db import connections
+
+    yield
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=30)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_channel_layer():
     """A new channel layer per test. Each async test runs on its own event loop, and channels-redis keeps
