@@ -141,7 +141,7 @@ class FastSSEStart:
             raise HandOver
         try:
             raw_token = authorization[1].decode("ascii")
-            values = plainly_valid(MessageSendSerializer, json.loads(body))
+            values = plainly_valid(MessageSendSerializer, json.loads(body.decode("utf-8"), parse_constant=_refuse))
             room_id = selectors.room_id_or_404(chat_id)
         except Exception as exc:  # noqa: BLE001 - the view words these errors
             raise HandOver from exc
@@ -156,6 +156,11 @@ class FastSSEStart:
                                None if forwarded_for is None else forwarded_for.decode("latin-1"))
         return await begin_stream(start=send_as_token_holder, model=model, values=values, raw_token=raw_token,
                                   client=client, room=room_id)
+
+
+def _refuse(constant: str):
+    """NaN and Infinity are not JSON; DRF's strict parser refuses them, so this path leaves them to it."""
+    raise ValueError(constant)
 
 
 def _replaying(messages: list[dict], receive):

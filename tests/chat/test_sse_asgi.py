@@ -120,7 +120,8 @@ async def test_the_fast_path_answers_as_the_view_does(fake_ollama, settings, fas
     "case",
     [
         "anonymous", "not-bearer", "bad-token", "bad-json", "empty-content", "string-temperature", "no-model",
-        "unknown-model", "form-body", "html-accept", "weighted-accept", "bad-host", "bad-room-id",
+        "unknown-model", "form-body", "html-accept", "weighted-accept", "bad-host", "bad-room-id", "nan",
+        "utf-16",
     ],
 )
 async def test_what_the_fast_path_does_not_take_gets_the_views_answer(fake_ollama, settings, fast_starts, case):
@@ -135,6 +136,10 @@ async def test_what_the_fast_path_does_not_take_gets_the_views_answer(fake_ollam
         headers = bearer("not-a-token")
     elif case == "bad-json":
         content = b'{"content": '
+    elif case == "nan":  # Python's json reads it; DRF's strict parser refuses it
+        content = b'{"content": "hi", "model": "fake-llm:latest", "temperature": NaN}'
+    elif case == "utf-16":  # Python's json guesses the encoding; DRF decodes UTF-8 as the header says
+        content = json.dumps(body).encode("utf-16")
     elif case == "empty-content":
         body["content"] = ""
     elif case == "string-temperature":  # valid for DRF, which coerces it; not plainly valid
@@ -158,7 +163,7 @@ async def test_what_the_fast_path_does_not_take_gets_the_views_answer(fake_ollam
     assert shape(fast) == shape(view)
     expected = {"anonymous": 401, "not-bearer": 401, "bad-token": 401, "bad-json": 400, "empty-content": 400,
                 "string-temperature": 200, "no-model": 200, "unknown-model": 400, "form-body": 200,
-                "weighted-accept": 200, "bad-host": 400, "bad-room-id": 404}
+                "weighted-accept": 200, "bad-host": 400, "bad-room-id": 404, "nan": 400, "utf-16": 400}
     if case in expected:
         assert fast.status == expected[case]
     if case == "bad-token":
