@@ -241,3 +241,16 @@ async def test_the_fast_path_can_be_turned_off(fake_ollama, settings, fast_start
     response = await post(room.pk, {"content": "hi", "model": MODEL}, bearer(raw))
     assert response.status == 200 and b"event: done" in response.body
     assert fast_starts == []
+
+
+async def test_the_view_checks_only_what_the_fast_path_checks():
+    """The fast path authenticates with a Bearer token, requires a user and applies the view's throttles: if
+    the view's policy grows (another permission, another authenticator first), the fast path must too."""
+    from rest_framework.permissions import IsAuthenticated
+
+    from accounts.authentication import BearerTokenAuthentication
+    from chat.sse import MessageSendApi
+
+    assert MessageSendApi.permission_classes == [IsAuthenticated]
+    assert MessageSendApi.authentication_classes[0] is BearerTokenAuthentication
+    assert MessageSendApi.versioning_class is None
