@@ -54,11 +54,9 @@ def send_as_token_holder(*, raw_token: str, client: ClientAddress, **send) -> ge
     resolved = user_for_raw_token(raw_token)
     if resolved is None:
         raise HandOver
-    user = resolved[0]
-    subject = client
-    subject.user = user
+    user = client.user = resolved[0]
     throttles = [throttle() for throttle in MessageSendApi.throttle_classes]
-    if not all(throttle.would_allow(subject, None) for throttle in throttles):
+    if not all(throttle.would_allow(client, None) for throttle in throttles):
         raise HandOver
     for throttle in throttles:
         throttle.record()
@@ -66,6 +64,7 @@ def send_as_token_holder(*, raw_token: str, client: ClientAddress, **send) -> ge
 
 
 def _header_values(scope) -> dict[bytes, bytes]:
+    """The request's headers by (lower-case) name, repeated ones joined as HTTP allows."""
     headers: dict[bytes, bytes] = {}
     for name, value in scope["headers"]:
         headers[name] = headers[name] + b"," + value if name in headers else value
@@ -147,8 +146,8 @@ class FastSSEStart:
             raise HandOver from exc
         if values is None or not values["model"]:
             raise HandOver  # the view runs the serializer, or looks up the room's own model first
-        try:
-            model = await registry.resolve(values["model"])
+        try:  # not authenticated yet: a name the cached list lacks must not make it ask the backends
+            model = await registry.resolve(values["model"], ask_backends_on_miss=False)
         except ProviderError as exc:
             raise HandOver from exc
         forwarded_for = headers.get(b"x-forwarded-for")

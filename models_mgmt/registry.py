@@ -58,9 +58,10 @@ class ModelRegistry:
                     self._listed_at = time.monotonic()
         return list(self._models)
 
-    async def resolve(self, name: str | None) -> ModelInfo:
-        """Exact `provider/model` or plain name; empty means the default model."""
-        for refresh in (False, True):
+    async def resolve(self, name: str | None, *, ask_backends_on_miss: bool = True) -> ModelInfo:
+        """Exact `provider/model` or plain name; empty means the default model. A name not in the cached list
+        makes the backends be asked again, unless the caller (one not yet authenticated) says not to."""
+        for refresh in (False, True) if ask_backends_on_miss else (False,):
             models = await self.list_models(refresh=refresh)
             if not models:
                 continue

@@ -254,3 +254,15 @@ async def test_the_view_checks_only_what_the_fast_path_checks():
     assert MessageSendApi.permission_classes == [IsAuthenticated]
     assert MessageSendApi.authentication_classes[0] is BearerTokenAuthentication
     assert MessageSendApi.versioning_class is None
+
+
+async def test_an_unauthenticated_start_never_makes_the_backends_be_asked(fake_ollama, fast_starts):
+    """The fast path looks the model up before the start authenticates: only in the cached list."""
+    user, raw = await _owner()
+    room = await _room(user)
+    assert (await post(room.pk, {"content": "hi", "model": MODEL}, bearer(raw))).status == 200
+    asked = fake_ollama.stats.tags
+    for i in range(3):
+        refused = await post(room.pk, {"content": "hi", "model": f"made-up-{i}"}, bearer("not-a-token"))
+        assert refused.status == 401
+    assert fake_ollama.stats.tags == asked

@@ -37,6 +37,7 @@ class Stats:
     died: int = 0  # we dropped the connection on purpose
     active: int = 0
     connections: int = 0  # TCP connections accepted (keep-alive reuses one for many requests)
+    tags: int = 0  # model lists served (GET /api/tags)
     last_request: dict = field(default_factory=dict)
 
 
@@ -133,6 +134,7 @@ class FakeOllama:
 
     async def _route(self, method, path, body, reader, writer) -> bool:
         if method == "GET" and path == "/api/tags":
+            self.stats.tags += 1
             return await self._json(writer, 200, {"models": [self._model_entry(m) for m in self.behaviour.models]})
         if method == "GET" and path == "/api/ps":
             return await self._json(writer, 200, {"models": []})
