@@ -30,22 +30,40 @@ def sse_frame(event: str, data: dict) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
+def _event_frame(event: dict) -> tuple[bytes | None, bool]:
+    """One job event as an SSE frame (None: nothing to send), and whether it ends the stream."""
+    name = SSE_NAMES.get(event["type"])
+    if name == "start":
+        return sse_frame(name, {k: event[k] for k in ("stream_id", "message_id", "model")}), False
+    if name == "token":
+        return sse_frame(name, {"seq": event["seq"], "delta": event["delta"]}), False
+    if name == "error":
+        return sse_frame(name, {"code": event["code"], "message": event["message"]}), False
+    if name == "done":
+        if event["status"] != "error":
+            return sse_frame(name, {k: event[k] for k in ("status", "usage", "timings")}), True
+        return None, True
+    return None, False
+
+
 async def relay(job: jobs.GenerationJob, queue) -> AsyncIterator[bytes]:
     """Relay one job's events (`queue` subscribed before it started); a client that goes away stops the
-    relay, never the job."""
+    relay, never the job. Events already waiting go out as one chunk (a start and its first token always
+    are), one socket write instead of several."""
     try:
         while True:
+            frames, ended = [], False
             event = await queue.get()
-            name = SSE_NAMES.get(event["type"])
-            if name == "start":
-                yield sse_frame(name, {k: event[k] for k in ("stream_id", "message_id", "model")})
-            elif name == "token":
-                yield sse_frame(name, {"seq": event["seq"], "delta": event["delta"]})
-            elif name == "error":
-                yield sse_frame(name, {"code": event["code"], "message": event["message"]})
-            elif name == "done":
-                if event["status"] != "error":
-                    yield sse_frame(name, {k: event[k] for k in ("status", "usage", "timings")})
+            while True:
+                frame, ended = _event_frame(event)
+                if frame is not None:
+                    frames.append(frame)
+                if ended or queue.empty():
+                    break
+                event = queue.get_nowait()
+            if frames:
+                yield b"".join(frames)
+            if ended:
                 return
     finally:
         job.unsubscribe(queue)

@@ -266,3 +266,15 @@ async def test_an_unauthenticated_start_never_makes_the_backends_be_asked(fake_o
         refused = await post(room.pk, {"content": "hi", "model": f"made-up-{i}"}, bearer("not-a-token"))
         assert refused.status == 401
     assert fake_ollama.stats.tags == asked
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+async def test_a_start_and_its_first_token_go_out_in_one_write(fake_ollama, settings, fast_path):
+    settings.SSE_FAST_PATH = fast_path
+    user, raw = await _owner()
+    room = await _room(user)
+    response = await post(room.pk, {"content": "hi", "model": MODEL}, bearer(raw))
+    first = [chunk for chunk in response.chunks if chunk][0]
+    assert [name for name, _ in parse_sse(first.decode())][:2] == ["start", "token"]
+    events = parse_sse(response.body.decode())
+    assert events[-1][0] == "done" and sum(1 for name, _ in events if name == "start") == 1
