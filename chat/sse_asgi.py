@@ -19,7 +19,10 @@ import logging
 import re
 
 from django.conf import settings
+from django.http import HttpResponse
 from django.http.request import split_domain_port, validate_host
+from django.middleware.clickjacking import XFrameOptionsMiddleware
+from django.middleware.security import SecurityMiddleware
 
 from accounts.authentication import user_for_raw_token
 from chat import generation, selectors
@@ -34,6 +37,7 @@ logger = logging.getLogger(__name__)
 START_PATH = re.compile(r"^/api/v1/chat/sessions/(?P<chat_id>[^/]+)/messages$")
 JSON_TYPE = re.compile(rb"^application/json\s*(;\s*charset\s*=\s*\"?utf-8\"?\s*)?$", re.IGNORECASE)
 ACCEPTED = {b"", b"*/*", b"text/event-stream", b"application/json"}
+STREAM = "text/event-stream"
 
 
 class HandOver(Exception):  # noqa: N818 - not an error: the DRF view takes the request
@@ -71,32 +75,40 @@ def _header_values(scope) -> dict[bytes, bytes]:
     return headers
 
 
-def _response_headers(secure: bool) -> list[tuple[bytes, bytes]]:
-    """The headers the DRF view's response gets from the view and Django's middleware, from the same settings."""
-    headers = [
-        (b"content-type", b"text/event-stream"),
-        (b"cache-control", b"no-cache"),
-        (b"x-accel-buffering", b"no"),
-        (b"vary", b"Accept"),
-        (b"allow", b"POST, OPTIONS"),
-    ]
-    if settings.SECURE_CONTENT_TYPE_NOSNIFF:
-        headers.append((b"x-content-type-options", b"nosniff"))
-    if settings.SECURE_REFERRER_POLICY:
-        policy = settings.SECURE_REFERRER_POLICY
-        headers.append((b"referrer-policy", (policy if isinstance(policy, str) else ",".join(policy)).encode()))
-    if settings.SECURE_CROSS_ORIGIN_OPENER_POLICY:
-        headers.append((b"cross-origin-opener-policy", settings.SECURE_CROSS_ORIGIN_OPENER_POLICY.encode()))
-    if settings.X_FRAME_OPTIONS:
-        headers.append((b"x-frame-options", settings.X_FRAME_OPTIONS.upper().encode()))
-    if secure and settings.SECURE_HSTS_SECONDS:
-        value = f"max-age={settings.SECURE_HSTS_SECONDS}"
-        if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS:
-            value += "; includeSubDomains"
-        if settings.SECURE_HSTS_PRELOAD:
-            value += "; preload"
-        headers.append((b"strict-transport-security", value.encode()))
-    return headers
+class _SchemeOnly:
+    """All that Django's security and clickjacking middleware read of a request to set response headers."""
+
+    def __init__(self, secure: bool):
+        self.secure = secure
+
+    def is_secure(self) -> bool:
+        return self.secure
+
+
+def _middleware_headers(content_type: str, secure: bool) -> list[tuple[bytes, bytes]]:
+    """The headers the DRF view's responses get from the view and from Django's own middleware (its code, not
+    a copy: HSTS, nosniff, referrer and opener policies, X-Frame-Options), for responses of this kind."""
+    response = HttpResponse(content_type=content_type)
+    response["Vary"] = "Accept"  # DRF's, on every response of an APIView
+    response["Allow"] = ", ".join(MessageSendApi().allowed_methods)
+    request = _SchemeOnly(secure)
+    for middleware in (SecurityMiddleware, XFrameOptionsMiddleware):  # only their process_response is called
+        response = middleware(get_response=_never_called).process_response(request, response)
+    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in response.items()]
+
+
+def _never_called(request):  # pragma: no cover - middleware needs a get_response; nothing calls it here
+    raise AssertionError
+
+
+def _is_secure(scope, headers: dict[bytes, bytes]) -> bool:
+    """HTTPS or not, as Django decides it (`SECURE_PROXY_SSL_HEADER` first, then the connection)."""
+    if settings.SECURE_PROXY_SSL_HEADER:
+        header, secure_value = settings.SECURE_PROXY_SSL_HEADER
+        value = headers.get(header.removeprefix("HTTP_").replace("_", "-").lower().encode("latin-1"))
+        if value is not None:
+            return value.decode("latin-1").split(",", 1)[0].strip() == secure_value
+    return scope.get("scheme") == "https"
 
 
 class FastSSEStart:
@@ -104,6 +116,15 @@ class FastSSEStart:
 
     def __init__(self, fallback):
         self.fallback = fallback
+        self._headers: dict[tuple[str, bool], list[tuple[bytes, bytes]]] = {}
+
+    def headers_for(self, content_type: str, secure: bool) -> list[tuple[bytes, bytes]]:
+        """Response headers, worked out once per kind (Django's middleware reads its settings once too)."""
+        key = (content_type, secure)
+        if key not in self._headers:
+            extra = [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")] if content_type == STREAM else []
+            self._headers[key] = _middleware_headers(content_type, secure) + extra
+        return self._headers[key]
 
     async def __call__(self, scope, receive, send) -> None:
         match = START_PATH.match(scope["path"]) if scope["method"] == "POST" else None
@@ -118,13 +139,14 @@ class FastSSEStart:
             body += message.get("body", b"")
             if not message.get("more_body") or len(body) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
                 break
+        secure = _is_secure(scope, _header_values(scope))
         try:
             job, queue = await self._begin(scope, match["chat_id"], messages, body)
         except HandOver:
             return await self.fallback(scope, _replaying(messages, receive), send)
         except Exception as exc:  # noqa: BLE001 - answered in the API's error envelope, as the view does
-            return await _send_error(scope, send, exc)
-        await _stream(scope, receive, send, job, queue)
+            return await _send_error(send, exc, self.headers_for("application/json", secure))
+        await _stream(receive, send, job, queue, self.headers_for(STREAM, secure))
 
     async def _begin(self, scope, chat_id: str, messages: list[dict], body: bytes):
         if messages[-1]["type"] != "http.request" or messages[-1].get("more_body"):
@@ -136,8 +158,10 @@ class FastSSEStart:
         if not JSON_TYPE.match(headers.get(b"content-type", b"")) or headers.get(b"accept", b"") not in ACCEPTED:
             raise HandOver
         host, _port = split_domain_port(headers.get(b"host", b"").decode("latin-1"))
-        if not host or not validate_host(host, settings.ALLOWED_HOSTS) or settings.SECURE_SSL_REDIRECT:
+        if not host or not validate_host(host, settings.ALLOWED_HOSTS):
             raise HandOver
+        if settings.SECURE_SSL_REDIRECT and not _is_secure(scope, headers):
+            raise HandOver  # Django's security middleware redirects it
         try:
             raw_token = authorization[1].decode("ascii")
             values = plainly_valid(MessageSendSerializer, json.loads(body.decode("utf-8"), parse_constant=_refuse))
@@ -172,7 +196,7 @@ def _replaying(messages: list[dict], receive):
     return replay
 
 
-async def _send_error(scope, send, exc: Exception) -> None:
+async def _send_error(send, exc: Exception, headers: list[tuple[bytes, bytes]]) -> None:
     """The DRF view's error answer for an exception raised after the request was counted."""
     response = api_exception_handler(exc, {})
     if response is None:
@@ -181,25 +205,19 @@ async def _send_error(scope, send, exc: Exception) -> None:
     else:
         status, data = response.status_code, response.data
         extra = [(name.lower().encode(), str(value).encode()) for name, value in response.items()
-                 if name.lower() != "content-type"]
+                 if name.lower() not in ("content-type", "vary", "allow")]
     content = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
-    secure = scope.get("scheme") == "https"
-    common = [header for header in _response_headers(secure) if header[0] not in _STREAM_HEADERS]
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(content)).encode()), *extra, *common]
+    headers = [*headers, (b"content-length", str(len(content)).encode()), *extra]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": content})
 
 
-_STREAM_HEADERS = {b"content-type", b"cache-control", b"x-accel-buffering"}
-
-
-async def _stream(scope, receive, send, job, queue) -> None:
+async def _stream(receive, send, job, queue, headers: list[tuple[bytes, bytes]]) -> None:
     """Relay the reply; a client that goes away ends the relay, never the job."""
     events = relay(job, queue)
-    secure = scope.get("scheme") == "https"
 
     async def write() -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": _response_headers(secure)})
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
         async for frame in events:
             await send({"type": "http.response.body", "body": frame, "more_body": True})
         await send({"type": "http.response.body", "body": b""})

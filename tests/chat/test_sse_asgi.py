@@ -14,6 +14,7 @@ from accounts.models import ApiToken, Role
 from accounts.services import create_api_token
 from chat import sse_asgi
 from chat.models import Message, MessageStatus
+from chat.sse_asgi import FastSSEStart
 from tests.asgi_driver import AsgiResponse, asgi_request
 from tests.chat.test_sse import parse_sse
 from tests.factories import MembershipFactory, RoomFactory, TeamFactory, UserFactory
@@ -278,3 +279,42 @@ async def test_a_start_and_its_first_token_go_out_in_one_write(fake_ollama, sett
     assert [name for name, _ in parse_sse(first.decode())][:2] == ["start", "token"]
     events = parse_sse(response.body.decode())
     assert events[-1][0] == "done" and sum(1 for name, _ in events if name == "start") == 1
+
+
+SECURITY_SETTINGS = {
+    "hsts-behind-proxy": {"SECURE_HSTS_SECONDS": 3600, "SECURE_HSTS_INCLUDE_SUBDOMAINS": True,
+                          "SECURE_HSTS_PRELOAD": True, "SECURE_PROXY_SSL_HEADER": ("HTTP_X_FORWARDED_PROTO", "https")},
+    "other-policies": {"X_FRAME_OPTIONS": "SAMEORIGIN", "SECURE_REFERRER_POLICY": ["no-referrer", "strict-origin"],
+                       "SECURE_CROSS_ORIGIN_OPENER_POLICY": None, "SECURE_CONTENT_TYPE_NOSNIFF": False},
+    "ssl-redirect": {"SECURE_SSL_REDIRECT": True},
+}
+
+
+@pytest.mark.parametrize("variant", sorted(SECURITY_SETTINGS))
+async def test_security_headers_follow_the_settings_as_djangos_middleware_does(fake_ollama, settings, variant):
+    """The headers come from Django's own middleware code, under whatever security settings are set."""
+    from chatproject.asgi import SharedThreadASGIHandler
+
+    for name, value in SECURITY_SETTINGS[variant].items():
+        setattr(settings, name, value)
+    app = FastSSEStart(fallback=SharedThreadASGIHandler())  # both read their settings when made, as a worker's do
+    owner, raw = await _owner()
+    _stranger, other = await _owner()
+    headers = bearer(raw) | {"content-type": "application/json", "x-forwarded-proto": "https"}
+
+    async def ask(room_id, token_headers):
+        return await asgi_request(app, "POST", f"/api/v1/chat/sessions/{room_id}/messages",
+                                  json.dumps({"content": "hi", "model": MODEL}).encode(), token_headers)
+
+    room = await _room(owner)
+    started, view_started = await both_ways(settings, lambda: ask(room.pk, headers))
+    assert shape(started) == shape(view_started)
+    refused, view_refused = await both_ways(settings, lambda: ask(room.pk, headers | bearer(other)))  # a stranger
+    assert shape(refused) == shape(view_refused)
+    if variant == "ssl-redirect":  # plain HTTP (no proxy header is trusted here): Django redirects both
+        assert started.status == refused.status == 301
+    else:
+        assert started.status == 200 and refused.status == 404
+    if variant == "hsts-behind-proxy":
+        assert started.headers["strict-transport-security"] == "max-age=3600; includeSubDomains; preload"
+        assert refused.headers["strict-transport-security"] == "max-age=3600; includeSubDomains; preload"
