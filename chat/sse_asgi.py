@@ -139,19 +139,19 @@ class FastSSEStart:
             body += message.get("body", b"")
             if not message.get("more_body") or len(body) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
                 break
-        secure = _is_secure(scope, _header_values(scope))
+        headers = _header_values(scope)
+        secure = _is_secure(scope, headers)
         try:
-            job, queue = await self._begin(scope, match["chat_id"], messages, body)
+            job, queue = await self._begin(scope, headers, match["chat_id"], messages, body)
         except HandOver:
             return await self.fallback(scope, _replaying(messages, receive), send)
         except Exception as exc:  # noqa: BLE001 - answered in the API's error envelope, as the view does
             return await _send_error(send, exc, self.headers_for("application/json", secure))
         await _stream(receive, send, job, queue, self.headers_for(STREAM, secure))
 
-    async def _begin(self, scope, chat_id: str, messages: list[dict], body: bytes):
+    async def _begin(self, scope, headers: dict[bytes, bytes], chat_id: str, messages: list[dict], body: bytes):
         if messages[-1]["type"] != "http.request" or messages[-1].get("more_body"):
             raise HandOver  # gone already, or a body too large for this path
-        headers = _header_values(scope)
         authorization = headers.get(b"authorization", b"").split()
         if len(authorization) != 2 or authorization[0].lower() != b"bearer":
             raise HandOver
