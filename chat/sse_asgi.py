@@ -38,6 +38,9 @@ START_PATH = re.compile(r"^/api/v1/chat/sessions/(?P<chat_id>[^/]+)/messages$")
 JSON_TYPE = re.compile(rb"^application/json\s*(;\s*charset\s*=\s*\"?utf-8\"?\s*)?$", re.IGNORECASE)
 ACCEPTED = {b"", b"*/*", b"text/event-stream", b"application/json"}
 STREAM = "text/event-stream"
+# Bodies above this go to the view as they come: the path buffers before it authenticates, so it holds
+# little for anyone (a megabyte of JSON is a very long message; the view takes up to DATA_UPLOAD_MAX_MEMORY_SIZE).
+MAX_BODY = 1 << 20
 
 
 class HandOver(Exception):  # noqa: N818 - not an error: the DRF view takes the request
@@ -137,7 +140,7 @@ class FastSSEStart:
             if message["type"] != "http.request":
                 break
             body += message.get("body", b"")
-            if not message.get("more_body") or len(body) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+            if not message.get("more_body") or len(body) > MAX_BODY:
                 break
         headers = _header_values(scope)
         secure = _is_secure(scope, headers)
@@ -150,7 +153,7 @@ class FastSSEStart:
         await _stream(receive, send, job, queue, self.headers_for(STREAM, secure))
 
     async def _begin(self, scope, headers: dict[bytes, bytes], chat_id: str, messages: list[dict], body: bytes):
-        if messages[-1]["type"] != "http.request" or messages[-1].get("more_body"):
+        if messages[-1]["type"] != "http.request" or messages[-1].get("more_body") or len(body) > MAX_BODY:
             raise HandOver  # gone already, or a body too large for this path
         authorization = headers.get(b"authorization", b"").split()
         if len(authorization) != 2 or authorization[0].lower() != b"bearer":

@@ -19,9 +19,10 @@ class AsgiResponse:
 
 async def asgi_request(app, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None,
                        hang_up_after: bytes | None = None, client: tuple[str, int] = ("127.0.0.1", 50000),
-                       ) -> AsgiResponse:
+                       chunk_size: int | None = None) -> AsgiResponse:
     """One HTTP request through an ASGI app, sending `http.disconnect` once the response is complete, as
-    Daphne does, or as soon as a body chunk contains `hang_up_after`. Header names come back lower-cased."""
+    Daphne does, or as soon as a body chunk contains `hang_up_after`. With `chunk_size` the request body
+    arrives in pieces of that size. Header names come back lower-cased."""
     all_headers = {"host": "127.0.0.1", "content-length": str(len(body)), **(headers or {})}
     scope = {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
@@ -30,7 +31,10 @@ async def asgi_request(app, method: str, path: str, body: bytes = b"", headers: 
         "client": client, "server": ("127.0.0.1", 8000),
     }
     inbox: asyncio.Queue = asyncio.Queue()
-    inbox.put_nowait({"type": "http.request", "body": body, "more_body": False})
+    size = chunk_size or max(len(body), 1)
+    pieces = [body[i:i + size] for i in range(0, len(body), size)] or [b""]
+    for index, piece in enumerate(pieces):
+        inbox.put_nowait({"type": "http.request", "body": piece, "more_body": index < len(pieces) - 1})
     response, gone = AsgiResponse(), False
 
     async def send(message):

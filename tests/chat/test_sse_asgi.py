@@ -318,3 +318,23 @@ async def test_security_headers_follow_the_settings_as_djangos_middleware_does(f
     if variant == "hsts-behind-proxy":
         assert started.headers["strict-transport-security"] == "max-age=3600; includeSubDomains; preload"
         assert refused.headers["strict-transport-security"] == "max-age=3600; includeSubDomains; preload"
+
+
+@pytest.mark.parametrize("size", ["small", "large"])
+async def test_a_body_in_pieces_is_read_whole_and_a_large_one_goes_to_the_view(fake_ollama, fast_starts, size):
+    """The path reads a body sent in pieces; above a megabyte it hands the pieces read so far, then the rest
+    as they come, to the view (which takes up to DATA_UPLOAD_MAX_MEMORY_SIZE)."""
+    from chatproject.asgi import application
+
+    user, raw = await _owner()
+    room = await _room(user)
+    content = "hi " * 10
+    padding = "" if size == "small" else "x" * 1_200_000  # an unknown field: DRF ignores it, as the path does
+    body = json.dumps({"content": content, "model": MODEL, "padding": padding}).encode()
+    response = await asgi_request(application, "POST", f"/api/v1/chat/sessions/{room.pk}/messages", body,
+                                  bearer(raw) | {"content-type": "application/json"}, chunk_size=64 * 1024 if
+                                  size == "large" else 7)
+    assert response.status == 200 and parse_sse(response.body.decode())[-1][0] == "done"
+    assert fast_starts == ([str(room.pk)] if size == "small" else [])
+    stored = await sync_to_async(Message.objects.filter(room=room, role="user").get)()
+    assert stored.content == content
