@@ -39,7 +39,8 @@ JSON_TYPE = re.compile(rb"^application/json\s*(;\s*charset\s*=\s*\"?utf-8\"?\s*)
 ACCEPTED = {b"", b"*/*", b"text/event-stream", b"application/json"}
 STREAM = "text/event-stream"
 # Bodies above this go to the view as they come: the path buffers before it authenticates, so it holds
-# little for anyone (a megabyte of JSON is a very long message; the view takes up to DATA_UPLOAD_MAX_MEMORY_SIZE).
+# little for anyone. The longest valid start (a 32,000-character message and a 20,000-character system
+# prompt, every character escaped) is about a third of it.
 MAX_BODY = 1 << 20
 
 
