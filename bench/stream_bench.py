@@ -4,12 +4,13 @@ and the bundled model through the WebSocket compared with llama.cpp called direc
     .venv/bin/python bench/stream_bench.py [--quick] [--out docs/bench-results.json]
 
 Starts its own processes on loopback (the fake Ollama, one Daphne worker on a throw-away SQLite database)
-and stops them at the end; BENCH_SERVER_STDERR=1 shows the worker's stderr. `--workers N` runs N Daphne
-workers on one listening socket as the README's scale-out does, on PostgreSQL (a throw-away database on
-BENCH_POSTGRES, default postgres://postgres@127.0.0.1:5432) and the Redis channel layer (BENCH_REDIS_URL,
-default redis://127.0.0.1:6379/0); `--postgres-redis` runs one worker that way. Reports per scenario:
-time to first token p50/p99, inter-token gap p99, relayed tokens per second, and the servers' CPU and
-peak RSS (summed over workers).
+and stops them at the end; BENCH_SERVER_STDERR=1 shows the worker's stderr, `--server uvicorn` runs Uvicorn
+instead, and the server's environment is this process's (`SSE_FAST_PATH=false` measures the DRF view).
+`--workers N` runs N Daphne workers on one listening socket as the README's scale-out does, on PostgreSQL
+(a throw-away database on BENCH_POSTGRES, default postgres://postgres@127.0.0.1:5432) and the Redis channel
+layer (BENCH_REDIS_URL, default redis://127.0.0.1:6379/0); `--postgres-redis` runs one worker that way.
+Reports per scenario: time to first token p50/p99, inter-token gap p99, relayed tokens per second, and the
+servers' CPU and peak RSS (summed over workers).
 """
 
 from __future__ import annotations
