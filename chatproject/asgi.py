@@ -2,7 +2,6 @@
 
 import gc
 import os
-import re
 
 import django
 from django.conf import settings
@@ -16,7 +15,7 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from accounts.ws_auth import TokenOrSessionAuthMiddlewareStack  # noqa: E402
 from chat.generation import recover_at_startup  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
-from chat.sse_asgi import FastSSEStart  # noqa: E402
+from chat.sse_asgi import START_PATH, FastSSEStart  # noqa: E402
 from chatproject.handlers import ChatASGIHandler  # noqa: E402
 
 django_asgi_app = ChatASGIHandler()
@@ -58,13 +57,12 @@ class SharedThreadASGIHandler(ChatASGIHandler):
         await self.handle(scope, receive, send)
 
 
-SSE_START = re.compile(r"^/api/v1/chat/sessions/[^/]+/messages$")
 sse_django_app = SharedThreadASGIHandler()
 sse_asgi_app = FastSSEStart(fallback=sse_django_app)
 
 
 async def http_application(scope, receive, send):
-    if scope["method"] == "POST" and SSE_START.match(scope["path"]):
+    if scope["method"] == "POST" and START_PATH.match(scope["path"]):
         return await sse_asgi_app(scope, receive, send)
     return await django_asgi_app(scope, receive, send)
 

@@ -46,6 +46,17 @@ class BearerClient(AsyncClient):
         return super().generic(*args, headers={**(headers or {}), "Authorization": f"Bearer {self.token}"}, **kwargs)
 
 
+def team_room_with_tokens():
+    """A team room, and Bearer tokens for its owner, a founder of the team (read-only) and a stranger."""
+    team = TeamFactory()
+    owner, founder, stranger = UserFactory(), UserFactory(), UserFactory()
+    MembershipFactory(team=team, user=owner, role=Role.MEMBER)
+    MembershipFactory(team=team, user=founder, role=Role.FOUNDER)
+    room = RoomFactory(owner=owner, team=team)
+    return room, {name: create_api_token(user=user, name="t")[1]
+                  for name, user in (("owner", owner), ("founder", founder), ("stranger", stranger))}
+
+
 async def read(response) -> str:
     return b"".join([chunk async for chunk in response.streaming_content]).decode()
 
@@ -147,17 +158,7 @@ async def test_sse_needs_auth_and_respects_throttles(fake_ollama, settings):
 async def test_sse_scope_holds_whether_or_not_a_model_is_named(fake_ollama):
     """Naming a model skips the separate room lookup: the start itself must then answer 404 and 403."""
 
-    def build():
-        team = TeamFactory()
-        owner, founder, stranger = UserFactory(), UserFactory(), UserFactory()
-        MembershipFactory(team=team, user=owner, role=Role.MEMBER)
-        MembershipFactory(team=team, user=founder, role=Role.FOUNDER)
-        room = RoomFactory(owner=owner, team=team)
-        tokens = {name: create_api_token(user=user, name="t")[1]
-                  for name, user in (("owner", owner), ("founder", founder), ("stranger", stranger))}
-        return room, tokens
-
-    room, tokens = await sync_to_async(build)()
+    room, tokens = await sync_to_async(team_room_with_tokens)()
     url = f"/api/v1/chat/sessions/{room.pk}/messages"
     for body in ({"content": "x"}, {"content": "x", "model": "fake-llm:latest"}):
         founder = await BearerClient(tokens["founder"]).post(url, body, content_type="application/json")

@@ -10,14 +10,14 @@ from asgiref.sync import sync_to_async
 from django.core.cache import cache
 from django.test import Client
 
-from accounts.models import ApiToken, Role
+from accounts.models import ApiToken
 from accounts.services import create_api_token
 from chat import sse_asgi
 from chat.models import Message, MessageStatus
 from chat.sse_asgi import FastSSEStart
 from tests.asgi_driver import AsgiResponse, asgi_request
-from tests.chat.test_sse import parse_sse
-from tests.factories import MembershipFactory, RoomFactory, TeamFactory, UserFactory
+from tests.chat.test_sse import parse_sse, team_room_with_tokens
+from tests.factories import RoomFactory, UserFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 
@@ -195,16 +195,7 @@ async def test_errors_after_the_request_counted_match_the_view(fake_ollama, sett
     """Scope and limits are decided in the start itself: another user's room is a 404, a founder's a 403,
     the sixth stream a 429, in the view's words, and nothing is written."""
 
-    def build():
-        team = TeamFactory()
-        owner, founder, stranger = UserFactory(), UserFactory(), UserFactory()
-        MembershipFactory(team=team, user=owner, role=Role.MEMBER)
-        MembershipFactory(team=team, user=founder, role=Role.FOUNDER)
-        room = RoomFactory(owner=owner, team=team)
-        return room, {name: create_api_token(user=user, name="t")[1]
-                      for name, user in (("owner", owner), ("founder", founder), ("stranger", stranger))}
-
-    room, tokens = await sync_to_async(build)()
+    room, tokens = await sync_to_async(team_room_with_tokens)()
     body = {"content": "x", "model": MODEL}
     for who, status in (("stranger", 404), ("founder", 403)):
         fast, view = await both_ways(settings, lambda who=who: post(room.pk, body, bearer(tokens[who])))
