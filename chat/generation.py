@@ -174,6 +174,20 @@ def send_user_message(
     max_turns: int | None = None,
 ) -> StartedGeneration:
     """A new user turn on the active branch, and the assistant reply that will stream under it."""
+    return send_user_message_in_caller_atomic(
+        room=room, user=user, content=content, model=model, control_channel=control_channel,
+        system_prompt=system_prompt, max_turns=max_turns,
+    )
+
+
+def send_user_message_in_caller_atomic(
+    *, room: Room | uuid.UUID, user: User, content: str, model: str, control_channel: str = "", system_prompt: str = "",
+    max_turns: int | None = None,
+) -> StartedGeneration:
+    """`send_user_message` for a caller whose own atomic block covers it: one savepoint in a batch, not two
+    (each costs two statements)."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("send_user_message_in_caller_atomic must run inside an atomic block.")
     validate_message_content(content)
     locked = _lock_room(room, user)
     user_message = _new_user_message(room=locked, user=user, parent_id=locked.active_leaf_id, content=content)

@@ -187,3 +187,11 @@ def test_finish_leaves_the_preview_of_a_branch_switched_away(user):
                              tokens_per_second=None)
     room.refresh_from_db()
     assert room.active_leaf_id == second.assistant.pk and room.last_message_preview == "Q"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_in_caller_atomic_send_refuses_to_run_outside_an_atomic_block(user):
+    room = RoomFactory(owner=user)
+    with pytest.raises(RuntimeError):
+        generation.send_user_message_in_caller_atomic(room=room, user=user, content="Q", model="m")
+    assert not Message.objects.filter(room=room).exists()

@@ -8,11 +8,13 @@ import json
 import pytest
 from asgiref.sync import sync_to_async
 from django.core.cache import cache
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from accounts.models import ApiToken
 from accounts.services import create_api_token
-from chat import sse_asgi
+from chat import broadcast, sse_asgi
 from chat.models import Message, MessageStatus
 from chat.sse_asgi import FastSSEStart
 from tests.asgi_driver import AsgiResponse, asgi_request
@@ -329,3 +331,24 @@ async def test_a_body_in_pieces_is_read_whole_and_a_large_one_goes_to_the_view(f
     assert fast_starts == ([str(room.pk)] if size == "small" else [])
     stored = await sync_to_async(Message.objects.filter(room=room, role="user").get)()
     assert stored.content == content
+
+
+async def test_a_fast_start_is_one_atomic_block_on_the_database_thread():
+    """Authentication, throttles and the start's rows share one atomic block: in a batch of starts that is
+    one savepoint (two statements) a start, not one around the call and another around the send."""
+    user, raw = await _owner()
+    rooms = [await _room(user) for _ in range(3)]
+
+    def as_one_batch():
+        calls = [(sse_asgi.send_as_token_holder,
+                  {"raw_token": raw, "client": sse_asgi.ClientAddress("127.0.0.1", None), "room": room.pk,
+                   "content": "hi", "model": MODEL}) for room in rooms]
+        with CaptureQueriesContext(connection) as queries:
+            outcomes = broadcast._run_batch(calls)
+        return outcomes, [query["sql"] for query in queries.captured_queries]
+
+    outcomes, statements = await sync_to_async(as_one_batch)()
+    assert [ok for ok, _value, _messages in outcomes] == [True, True, True]
+    assert {str(value.user_message.room_id) for _ok, value, _messages in outcomes} == {str(r.pk) for r in rooms}
+    savepoints = [sql for sql in statements if sql.upper().startswith("SAVEPOINT")]
+    assert len(savepoints) == 3
