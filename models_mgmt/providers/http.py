@@ -31,7 +31,7 @@ class BackendClient(httpx.AsyncClient):
 
     One client serves every user of a worker, so a cookie that one backend response set would go out with
     everyone's later requests to that host; model backends authenticate with headers. Reading cookies out
-    of every streamed response was also a fifth of the CPU of a reply's upstream request.
+    of every streamed response was also about an eighth of the CPU of a reply's upstream request.
     """
 
     def __init__(self, **kwargs) -> None:
