@@ -295,7 +295,11 @@ def combine(runs: list[dict]) -> dict:
     On a shared machine one burst's median moves by a third from one burst to the next; the median of
     several is what a change or a target can be judged by.
     """
-    row = {key: round(statistics.median(run[key] for run in runs), 2) for key in runs[0]}
+    row = {}
+    for key in runs[0]:
+        values = [run[key] for run in runs]
+        integral = all(isinstance(value, int) for value in values)  # counts stay counts
+        row[key] = statistics.median_low(values) if integral else round(statistics.median(values), 2)
     row["bursts"] = len(runs)
     row["ttft_p50_ms_each"] = [run["ttft_p50_ms"] for run in runs]
     return row
