@@ -40,12 +40,8 @@ class BackendClient(httpx.AsyncClient):
 
     @property
     def cookies(self) -> httpx.Cookies:
+        """Read-only: setting a jar on this client is refused."""
         return self._cookies
-
-    @cookies.setter
-    def cookies(self, cookies) -> None:
-        if cookies:
-            raise ValueError("Backend clients keep no cookies: model backends authenticate with headers.")
 
 
 def client() -> httpx.AsyncClient:
