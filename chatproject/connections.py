@@ -5,6 +5,8 @@ from __future__ import annotations
 from asgiref.sync import SyncToAsync
 from django.db import connections
 
+from chatproject.handlers import runs_on_kept_request_thread
+
 
 def close_request_thread_connections(**kwargs) -> None:
     """Close this thread's connections when it is a request's own thread (request_finished runs there).
@@ -15,7 +17,8 @@ def close_request_thread_connections(**kwargs) -> None:
     left 41, then 81 connections open, and the next burst failed with "too many clients". With the pool
     (DB_POOL) closing hands the connection back, which request threads otherwise did only when collected.
     The worker's shared database thread (WebSocket consumers, generation jobs, SSE starts) runs outside any
-    such context and keeps its connection.
+    such context and keeps its connection, as do the threads the handler keeps for requests
+    (chatproject/handlers.py), whose connections Django's own close_old_connections ages out.
     """
-    if SyncToAsync.thread_sensitive_context.get(None) is not None:
+    if SyncToAsync.thread_sensitive_context.get(None) is not None and not runs_on_kept_request_thread():
         connections.close_all()

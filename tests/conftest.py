@@ -27,19 +27,23 @@ def _fresh_limits(settings):
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _close_shared_sync_thread_connections(django_db_setup):
-    """Close the database connections of asgiref's shared sync thread before the test database is dropped.
+def _close_kept_sync_thread_connections(django_db_setup):
+    """Close the database connections of the sync threads kept between calls before the test database goes.
 
-    Outside a request's own thread (Django's ASGI handler gives each request one, the test clients do not),
+    Outside a request's thread (Django's ASGI handler lends each request one, the test clients do not),
     sync code called from async tests, `database_sync_to_async` included, runs on that one shared thread,
     which keeps its connection open as a worker's does. On PostgreSQL that connection is checked out of the
-    pool, so dropping the test database at the end failed ("being accessed by other users").
+    pool, so dropping the test database at the end failed ("being accessed by other users"). The threads
+    Django's ASGI handler keeps for requests (chatproject/handlers.py) keep theirs too.
     """
     from asgiref.sync import SyncToAsync
     from django.db import connections
 
+    from chatproject.handlers import RequestThreads
+
     yield
     SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=30)
+    RequestThreads.close_all_connections()  # the threads the ASGI handler keeps for requests, likewise
 
 
 @pytest.fixture(autouse=True)

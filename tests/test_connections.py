@@ -1,5 +1,6 @@
-"""Connections under ASGI: a request's own sync thread closes its connections when the request ends; the
-worker's shared database thread keeps its own."""
+"""Connections under ASGI: the handler keeps a few request threads with their connections from one request to
+the next; a request's own (overflow) thread closes its connections when the request ends; the worker's shared
+database thread keeps its own."""
 
 from __future__ import annotations
 
@@ -15,10 +16,13 @@ import httpx
 import pytest
 from asgiref.sync import SyncToAsync, ThreadSensitiveContext, sync_to_async
 from django.conf import settings
-from django.core.signals import request_finished
+from django.core.signals import request_finished, request_started
 from django.db import connection, connections
+from django.db.backends.signals import connection_created
 
 from accounts.services import create_api_token
+from chatproject.handlers import ChatASGIHandler, RequestThreads
+from tests.asgi_driver import asgi_request
 from tests.factories import UserFactory
 from tests.procs import free_port, wait_for_http
 
@@ -41,6 +45,80 @@ async def test_a_request_thread_closes_its_connections_and_the_shared_thread_kee
     assert SyncToAsync.thread_sensitive_context.get(None) is None  # as consumers, jobs and SSE starts run
     await sync_to_async(_finish_a_request)()
     assert closed_on == [request_thread]  # the shared database thread keeps its persistent connection
+
+
+class _RequestThreadLog:
+    """Which thread each request started on, and how many database connections were opened meanwhile."""
+
+    def __init__(self, hold_seconds: float = 0.0):
+        self.threads: list[int] = []
+        self.connections_opened = 0
+        self.hold_seconds = hold_seconds
+
+    def started(self, **kwargs) -> None:
+        self.threads.append(threading.get_ident())
+        time.sleep(self.hold_seconds)  # on the request's sync thread: keeps it busy, as a slow view would
+
+    def opened(self, **kwargs) -> None:
+        self.connections_opened += 1
+
+    def __enter__(self):
+        request_started.connect(self.started, dispatch_uid="request-thread-log")
+        connection_created.connect(self.opened, dispatch_uid="request-thread-log")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        request_started.disconnect(dispatch_uid="request-thread-log")
+        connection_created.disconnect(dispatch_uid="request-thread-log")
+
+
+async def _me(handler, raw_token: str) -> int | None:
+    response = await asgi_request(handler, "GET", "/api/v1/auth/me", headers={"authorization": f"Bearer {raw_token}"})
+    return response.status
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_sequential_requests_reuse_one_kept_thread_and_its_connection(settings):
+    settings.REQUEST_THREADS = 4
+    handler = ChatASGIHandler()
+    _t, raw = await sync_to_async(create_api_token)(user=await sync_to_async(UserFactory)(), name="kept")
+    try:
+        assert await _me(handler, raw) == 200  # the kept thread opens its connection once
+        with _RequestThreadLog() as log:
+            assert [await _me(handler, raw) for _ in range(5)] == [200] * 5
+        # Before: a new thread per request, and on it a new database connection, every time.
+        assert len(set(log.threads)) == 1, log.threads
+        if settings.DATABASES["default"]["CONN_MAX_AGE"]:  # persistent connections (with a pool, the pool reuses)
+            assert log.connections_opened == 0
+        assert handler.request_threads.made == 1
+    finally:
+        RequestThreads.close_all_connections()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_requests_beyond_the_kept_threads_get_their_own_and_close_their_connections(settings, monkeypatch):
+    settings.REQUEST_THREADS = 2
+    handler = ChatASGIHandler()
+    _t, raw = await sync_to_async(create_api_token)(user=await sync_to_async(UserFactory)(), name="kept")
+    closed_on: list[int] = []
+    real_close_all = connections.close_all
+    monkeypatch.setattr(connections, "close_all", lambda: (closed_on.append(threading.get_ident()), real_close_all()))
+    kept_each_burst = []
+    try:
+        # One request first: it records the token's use, so the bursts only read (the in-memory test database
+        # answers concurrent writers "table is locked" where a file with WAL waits).
+        assert await _me(handler, raw) == 200
+        for _ in range(2):  # the second burst finds the two kept threads idle again
+            with _RequestThreadLog(hold_seconds=0.1) as log:
+                assert await asyncio.gather(*(_me(handler, raw) for _ in range(5))) == [200] * 5
+            assert len(set(log.threads)) == 5  # five at once: none waited for another's thread
+            kept_each_burst.append(set(log.threads) - set(closed_on))  # the other three closed their connections
+            closed_on.clear()
+        assert len(kept_each_burst[0]) == 2 and kept_each_burst[1] == kept_each_burst[0]
+        assert handler.request_threads.made == 2 and len(handler.request_threads.idle) == 2
+    finally:
+        monkeypatch.undo()
+        RequestThreads.close_all_connections()
 
 
 def _database_url() -> str:
@@ -95,7 +173,8 @@ def test_bursts_of_api_requests_do_not_pile_up_database_connections(transactiona
     """Each burst of concurrent requests used to leave one PostgreSQL connection per request open, until
     max_connections ran out and requests failed with 500."""
     _t, token = create_api_token(user=UserFactory(), name="bursts")
-    before, after = _run_bursts(token, {"DB_POOL": "false"})  # no pool: each request thread closes its own
-    assert max(after) - before <= 2, (before, after)  # it was one more per request, every burst
+    # No pool: the four kept request threads keep a connection each, the others close theirs.
+    before, after = _run_bursts(token, {"DB_POOL": "false", "REQUEST_THREADS": "4"})
+    assert max(after) - before <= 4 + 2 and after[-1] == after[0], (before, after)  # was one more per request
     before, after = _run_bursts(token, {"DB_POOL": "true", "DB_POOL_MAX_SIZE": "8"})  # the pool bounds them
     assert max(after) - before <= 8 and after[-1] == after[0], (before, after)
