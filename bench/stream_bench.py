@@ -248,6 +248,9 @@ async def run_scenario(kind: str, concurrency: int, fake_url: str, server: Serve
                                for conn in connections))
     else:
         sockets = await asyncio.gather(*(open_ws(server, room) for room in rooms))
+    # The setup's requests leave work behind on the server (a request's thread and connection are closed
+    # after its response went out): the clock starts once the server is idle, as a user's send finds it.
+    settled = await quiesce(server) if server else 0.0
     go = asyncio.Event()
     if kind == "direct":
         runs = [one_direct(conn) for conn in connections]
@@ -271,12 +274,27 @@ async def run_scenario(kind: str, concurrency: int, fake_url: str, server: Serve
         cpu_after = server.ps.cpu_times()
         cpu = (cpu_after.user + cpu_after.system - cpu_before.user - cpu_before.system) / wall * 100
         row = summarise(results, wall, cpu, rss_peak[0] / 2**20)
+        row["settle_ms"] = round(settled * 1000, 1)
     else:
         row = summarise(results, wall)
     # The client and the fake share the machine with the server: their CPU is CPU the server did not get.
     for name, used in others_after.items():
         row[f"{name}_cpu_pct"] = round((used - others_before[name]) / wall * 100, 1)
     return row
+
+
+async def quiesce(server: Server, window: float = 0.02, idle_share: float = 0.05, limit: float = 2.0) -> float:
+    """Wait until the server has finished the work the connections' setup left behind; return the wait.
+
+    Idle means at most `idle_share` of a core used over `window` seconds."""
+    began = time.perf_counter()
+    while time.perf_counter() - began < limit:
+        before = server.ps.cpu_times()
+        await asyncio.sleep(window)
+        after = server.ps.cpu_times()
+        if after.user + after.system - before.user - before.system <= window * idle_share:
+            break
+    return time.perf_counter() - began
 
 
 def cpu_of(processes: dict[str, psutil.Process] | None) -> dict[str, float]:

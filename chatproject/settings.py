@@ -248,7 +248,7 @@ STREAM_START_PRIORITY_MS = env_int("STREAM_START_PRIORITY_MS", 50)
 SSE_FAST_PATH = env_bool("SSE_FAST_PATH", True)
 # Sync threads an ASGI worker keeps for API requests, each with its own database connection (0: a new thread
 # per request, as Django does); requests beyond these get a thread of their own (chatproject/handlers.py).
-REQUEST_THREADS = env_int("REQUEST_THREADS", 8)
+REQUEST_THREADS = env_int("REQUEST_THREADS", 32)
 # ASGI workers freeze their startup objects out of the garbage collector (chatproject/asgi.py).
 GC_TUNING = env_bool("GC_TUNING", True)
 GC_GEN0_THRESHOLD = env_int("GC_GEN0_THRESHOLD", 20000)
