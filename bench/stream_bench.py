@@ -5,7 +5,8 @@ and the bundled model through the WebSocket compared with llama.cpp called direc
 
 Starts its own processes on loopback (the fake Ollama, one Daphne worker on a throw-away SQLite database)
 and stops them at the end; BENCH_SERVER_STDERR=1 shows the worker's stderr, `--server uvicorn` runs Uvicorn
-instead, and the server's environment is this process's (`SSE_FAST_PATH=false` measures the DRF view).
+instead (as the README does, without WebSocket compression; BENCH_UVICORN_ARGS adds arguments), and the
+server's environment is this process's (`SSE_FAST_PATH=false` measures the DRF view).
 `--workers N` runs N Daphne workers on one listening socket as the README's scale-out does, on PostgreSQL
 (a throw-away database on BENCH_POSTGRES, default postgres://postgres@127.0.0.1:5432) and the Redis channel
 layer (BENCH_REDIS_URL, default redis://127.0.0.1:6379/0); `--postgres-redis` runs one worker that way.
@@ -101,7 +102,9 @@ class Server:
         stderr = None if os.environ.get("BENCH_SERVER_STDERR") else subprocess.DEVNULL
         if Server.kind == "uvicorn":
             command = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(self.port),
-                       "--no-access-log", "--log-level", "warning", "chatproject.asgi:application"]
+                       "--no-access-log", "--log-level", "warning", "--ws-per-message-deflate", "false",  # README
+                       *os.environ.get("BENCH_UVICORN_ARGS", "").split(),
+                       "chatproject.asgi:application"]
             self.processes = [subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL,
                                                stderr=stderr)]
         elif self.workers == 1:

@@ -46,7 +46,8 @@ SERVERS = {
     "daphne": lambda port: [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
                             "chatproject.asgi:application"],
     "uvicorn": lambda port: [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port),
-                             "--no-access-log", "--log-level", "warning", "chatproject.asgi:application"],
+                             "--no-access-log", "--log-level", "warning", "--ws-per-message-deflate", "false",
+                             "chatproject.asgi:application"],  # as the README runs it
 }
 
 
@@ -103,6 +104,9 @@ def test_watch_and_stop_across_workers(workers, fake_ollama):
                 websockets.connect(url.format(port=port_b, room=room.pk, token=token),
                                    additional_headers=origin) as watcher:
             await _frames_until(watcher, lambda f: f["type"] == "presence")
+            # The client offered permessage-deflate; neither server, run as the README runs it, compresses
+            # (token frames are tiny: compressing each was CPU for nothing, docs/benchmarks.md).
+            assert sender.response.headers.get("Sec-WebSocket-Extensions") is None
             await sender.send(json.dumps({"type": "send_message", "content": "across workers"}))
             seen = await _frames_until(watcher, lambda f: f["type"] == "token" and f["seq"] >= 5)
             stream_id = next(f["stream_id"] for f in seen if f["type"] == "stream_start")
