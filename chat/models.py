@@ -32,7 +32,9 @@ class Room(models.Model):
     """One conversation: a tree of messages with an active branch ending at `active_leaf`."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="rooms")
+    # No index of its own: every lookup by owner uses the leading column of `room_owner_activity`.
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="rooms",
+                              db_index=False)
     team = models.ForeignKey("accounts.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="rooms")
     project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.SET_NULL, related_name="rooms")
     name = models.CharField(max_length=100, default="New Chat")
@@ -97,7 +99,8 @@ class Message(models.Model):
     """One turn; edits and regenerations are siblings under the same parent."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="messages")
+    # Served by `message_room_created` (room first): a second index would only cost every insert.
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="messages", db_index=False)
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="children")
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -159,7 +162,9 @@ class Stream(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="streams")
     message = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="stream")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="streams")
+    # Served by `stream_user_running` (user first).
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="streams",
+                             db_index=False)
     model = models.CharField(max_length=200, blank=True)
     worker = models.CharField(max_length=100, blank=True)
     control_channel = models.CharField(max_length=200, blank=True)  # where stop/snapshot requests reach the job
