@@ -16,7 +16,7 @@ from accounts.ws_auth import TokenOrSessionAuthMiddlewareStack  # noqa: E402
 from chat.generation import recover_at_startup  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
 from chat.sse_asgi import START_PATH, FastSSEStart  # noqa: E402
-from chatproject.handlers import ChatASGIHandler  # noqa: E402
+from chatproject.handlers import ChatASGIHandler, SharedThreadASGIHandler  # noqa: E402
 
 django_asgi_app = ChatASGIHandler()
 
@@ -39,22 +39,6 @@ def tune_gc_for_serving() -> None:
 
 if settings.GC_TUNING:
     tune_gc_for_serving()
-
-
-class SharedThreadASGIHandler(ChatASGIHandler):
-    """Django without a sync thread of its own per request, for the SSE stream start only.
-
-    Django gives every ASGI request a new thread for its sync work (ThreadSensitiveContext), created on first
-    use. The SSE view already does its database work on the worker's shared database thread, so for it that
-    thread only ran Django's request signals, at the cost of creating and starting a thread per reply (4% of
-    the CPU of fifty concurrent SSE replies). Other views keep their own threads: a slow sync view must never
-    hold up the shared one.
-    """
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
-        await self.handle(scope, receive, send)
 
 
 sse_django_app = SharedThreadASGIHandler()

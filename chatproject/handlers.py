@@ -63,8 +63,8 @@ class RequestThreads:
              timeout=30)
 
 
-class ChatASGIHandler(ASGIHandler):
-    """Django's handler on kept request threads, whose disconnect listener returns when the client goes away.
+class ReturningDisconnectHandler(ASGIHandler):
+    """Django's handler whose disconnect listener returns when the client goes away, instead of raising.
 
     Daphne sends `http.disconnect` as soon as a response is complete, so Django's listener raised
     `RequestAborted` at the end of every request. Its traceback holds the handler's frame, which holds the
@@ -74,6 +74,15 @@ class ChatASGIHandler(ASGIHandler):
     returned exactly like one that raised `RequestAborted`: a request still being processed is cancelled
     either way, which tests/test_handlers.py checks.
     """
+
+    async def listen_for_disconnect(self, receive):
+        message = await receive()
+        if message["type"] != "http.disconnect":
+            raise AssertionError(f"Invalid ASGI message after request body: {message['type']}")
+
+
+class ChatASGIHandler(ReturningDisconnectHandler):
+    """The worker's handler for every HTTP request but the SSE start: on kept request threads."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -90,7 +99,18 @@ class ChatASGIHandler(ASGIHandler):
         finally:
             self.request_threads.give_back(executor, kept)
 
-    async def listen_for_disconnect(self, receive):
-        message = await receive()
-        if message["type"] != "http.disconnect":
-            raise AssertionError(f"Invalid ASGI message after request body: {message['type']}")
+
+class SharedThreadASGIHandler(ReturningDisconnectHandler):
+    """Django without a sync thread of its own per request, for the SSE stream start only.
+
+    Django gives every ASGI request a new thread for its sync work (ThreadSensitiveContext), created on first
+    use. The SSE view already does its database work on the worker's shared database thread, so for it that
+    thread only ran Django's request signals, at the cost of creating and starting a thread per reply (4% of
+    the CPU of fifty concurrent SSE replies). Other views keep their own threads: a slow sync view must never
+    hold up the shared one.
+    """
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
+        await self.handle(scope, receive, send)

@@ -100,3 +100,19 @@ async def test_a_client_that_goes_away_mid_stream_ends_the_relay_not_the_job(fak
     # database thread holds a connection again: a worker keeps it, a test database must not.
     await database_sync_to_async(connections.close_all)()
 
+
+
+async def test_the_sse_handler_shares_the_returning_disconnect_listener_and_keeps_no_request_threads():
+    """The SSE start's handler runs Django on the shared database thread: it must neither make a pool of
+    request threads of its own nor fall back to Django's raising listener (the reference cycle)."""
+    from chatproject.handlers import ChatASGIHandler, RequestThreads, SharedThreadASGIHandler
+
+    pools_before = len(RequestThreads.every)
+    handler = SharedThreadASGIHandler()
+    assert not hasattr(handler, "request_threads")
+    assert len(RequestThreads.every) == pools_before
+    assert SharedThreadASGIHandler.listen_for_disconnect is ChatASGIHandler.listen_for_disconnect
+
+    inbox: asyncio.Queue = asyncio.Queue()
+    inbox.put_nowait({"type": "http.disconnect"})
+    assert await handler.listen_for_disconnect(inbox.get) is None  # returns, never raises RequestAborted
