@@ -10,6 +10,10 @@ server's environment is this process's (`SSE_FAST_PATH=false` measures the DRF v
 `--workers N` runs N Daphne workers on one listening socket as the README's scale-out does, on PostgreSQL
 (a throw-away database on BENCH_POSTGRES, default postgres://postgres@127.0.0.1:5432) and the Redis channel
 layer (BENCH_REDIS_URL, default redis://127.0.0.1:6379/0); `--postgres-redis` runs one worker that way.
+With one worker on a machine of two or more CPUs, the server is pinned to the last CPU and the benchmark
+client and the fake to the others (`--pin auto`, the default since the eighth session; `--pin off` lets
+them share every CPU as earlier sessions did; `--pin 3/0-2` names them): the client and the fake are the
+measuring apparatus, and on two shared cores they took the server's core from under it mid-burst.
 Each scenario runs as `--bursts` bursts (5) on the same server; every figure reported is the median over them,
 and `ttft_p50_ms_each` lists each burst's TTFT p50. Reports per scenario: time to first token p50/p99,
 inter-token gap p99, relayed tokens per second, and the servers' CPU and peak RSS (summed over workers).
@@ -306,6 +310,34 @@ def cpu_of(processes: dict[str, psutil.Process] | None) -> dict[str, float]:
     return {name: t.user + t.system for name, t in times.items()}
 
 
+def parse_cpus(text: str) -> list[int]:
+    """"0-2+5" -> [0, 1, 2, 5]."""
+    cpus: list[int] = []
+    for part in text.split("+"):
+        first, _, last = part.partition("-")
+        cpus.extend(range(int(first), int(last or first) + 1))
+    return cpus
+
+
+def pinning(spec: str, workers: int) -> tuple[list[int], list[int]] | None:
+    """(server CPUs, client and fake CPUs) for `--pin`, or None to let every process use every CPU."""
+    if spec == "off":
+        return None
+    if spec == "auto":
+        available = sorted(os.sched_getaffinity(0))
+        if workers != 1 or len(available) < 2:
+            return None
+        return available[-1:], available[:-1]
+    server, _, apparatus = spec.partition("/")
+    return parse_cpus(server), parse_cpus(apparatus)
+
+
+def pin_process(process: psutil.Process, cpus: list[int]) -> None:
+    """Every thread of the process (Linux sets affinity per thread; threads started later inherit it)."""
+    for thread in process.threads():
+        os.sched_setaffinity(thread.id, cpus)
+
+
 def configure_fake(fake_url: str, delay_ms: float, tokens: int = TOKENS) -> None:
     httpx.post(f"{fake_url}/_control", json={"tokens": tokens, "delay_ms": delay_ms, "reset_stats": True})
 
@@ -326,16 +358,23 @@ def combine(runs: list[dict]) -> dict:
     return row
 
 
-async def relay_benchmarks(quick: bool, only: set[str] | None = None, bursts: int = 5) -> list[dict]:
+async def relay_benchmarks(quick: bool, only: set[str] | None = None, bursts: int = 5,
+                           pin: tuple[list[int], list[int]] | None = None) -> list[dict]:
     fake_port = free_port()
     fake = subprocess.Popen([sys.executable, "-m", "tests.fakes.ollama", "--port", str(fake_port)], cwd=ROOT,
                             stdout=subprocess.DEVNULL)
     fake_url = f"http://127.0.0.1:{fake_port}"
     wait_for_http(f"{fake_url}/api/tags", fake)
     others = {"client": psutil.Process(), "fake": psutil.Process(fake.pid)}
+    all_cpus = sorted(os.sched_getaffinity(0))
     rows = []
     try:
         with Server({"OLLAMA_URLS": fake_url, "LOCAL_MODELS_ENABLED": "false"}) as server:
+            if pin is not None:
+                for process in server.ps.processes:
+                    pin_process(process, pin[0])
+                for process in others.values():
+                    pin_process(process, pin[1])
             # Warm up as a server that has been running a while: code paths run once, and a pool of keep-alive
             # connections to the backend as large as the largest burst (short replies; results dropped).
             configure_fake(fake_url, 0, tokens=5)
@@ -359,6 +398,8 @@ async def relay_benchmarks(quick: bool, only: set[str] | None = None, bursts: in
     finally:
         fake.terminate()
         fake.wait(10)
+        if pin is not None:
+            pin_process(others["client"], all_cpus)
     return rows
 
 
@@ -432,15 +473,19 @@ def main() -> None:
                         help="bursts per scenario; each figure reported is the median over them")
     parser.add_argument("--only", nargs="*", metavar="KIND:GAP:STREAMS",
                         help="run only these relay scenarios, e.g. ws:20:50 sse:0:50 (implies --skip-model)")
+    parser.add_argument("--pin", default="auto", metavar="auto|off|SERVER/CLIENT",
+                        help="CPUs for the server and for the client and fake, e.g. 1/0 (default: auto)")
     args = parser.parse_args()
     Server.kind = args.server
     Server.workers = args.workers
     Server.scale_out = args.postgres_redis
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatproject.settings")
-    relay = asyncio.run(relay_benchmarks(args.quick, set(args.only or ()), args.bursts))
+    pin = pinning(args.pin, args.workers)
+    relay = asyncio.run(relay_benchmarks(args.quick, set(args.only or ()), args.bursts, pin))
+    pinned = {"server": pin[0], "client_and_fake": pin[1]} if pin else None
     if args.skip_model or args.only:
-        Path(args.out).write_text(json.dumps({"server": args.server, "workers": args.workers, "relay": relay},
-                                             indent=2) + "\n")
+        Path(args.out).write_text(json.dumps({"server": args.server, "workers": args.workers, "pinned": pinned,
+                                              "relay": relay}, indent=2) + "\n")
         return
     model = asyncio.run(model_comparison(args.model_tokens))
     print("bundled model: median of pair ratios", model["ratio"], "ratio of medians", model["ratio_of_medians"],
@@ -448,6 +493,7 @@ def main() -> None:
     result = {
         "server": args.server,
         "workers": args.workers,
+        "pinned": pinned,
         "machine": {"cpus": psutil.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1)},
         "tokens_per_reply": TOKENS,
         "relay": relay,
