@@ -241,7 +241,7 @@ DEFAULT_MAX_TOKENS = env_int("DEFAULT_MAX_TOKENS", 512)
 
 # Streaming (spec section 5).
 STREAM_FLUSH_SECONDS = float(os.environ.get("STREAM_FLUSH_SECONDS", "0.5"))
-STREAM_START_CONCURRENCY = env_int("STREAM_START_CONCURRENCY", 16)
+STREAM_START_CONCURRENCY = env_int("STREAM_START_CONCURRENCY", 32)
 # While replies start, running replies pause reading for at most this long (0: never): first tokens first.
 STREAM_START_PRIORITY_MS = env_int("STREAM_START_PRIORITY_MS", 50)
 # SSE starts with a Bearer token and a plain JSON body skip Django's and DRF's layers (chat/sse_asgi.py).
