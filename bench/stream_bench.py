@@ -311,7 +311,7 @@ def cpu_of(processes: dict[str, psutil.Process] | None) -> dict[str, float]:
 
 
 def parse_cpus(text: str) -> list[int]:
-    """"0-2+5" -> [0, 1, 2, 5]."""
+    """A `--pin` CPU list: "0-2+5" means [0, 1, 2, 5]."""
     cpus: list[int] = []
     for part in text.split("+"):
         first, _, last = part.partition("-")

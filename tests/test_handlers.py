@@ -101,7 +101,6 @@ async def test_a_client_that_goes_away_mid_stream_ends_the_relay_not_the_job(fak
     await database_sync_to_async(connections.close_all)()
 
 
-
 async def test_the_sse_handler_shares_the_returning_disconnect_listener_and_keeps_no_request_threads():
     """The SSE start's handler runs Django on the shared database thread: it must neither make a pool of
     request threads of its own nor fall back to Django's raising listener (the reference cycle)."""
