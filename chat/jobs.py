@@ -120,7 +120,7 @@ class GenerationJob:
         if layer is not None:
             send_nowait = getattr(layer, "group_send_nowait", None)
             if send_nowait is not None:
-                send_nowait(self.group, event)
+                send_nowait(self.group, event, fresh=True)  # every event is built for its one send
             else:
                 await layer.group_send(self.group, event)
 

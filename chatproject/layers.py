@@ -6,7 +6,8 @@ Channels' InMemoryChannelLayer does, for every token sent to a room:
 - a new `asyncio.Queue` built on every send (the default argument of a `setdefault`), and a deep copy
   of the message per watcher.
 Here the sweep runs at most once a second (expiry is measured in seconds, default 60, so nothing visible
-changes), a group send puts one deep copy straight into each watcher's queue, and queues are only built
+changes), a group send puts one deep copy straight into each watcher's queue (none for a message its
+sender marks fresh: generation jobs' events and services' after-commit events), and queues are only built
 for new channels. Receivers of one group message share that copy and must treat it as read-only (the chat
 consumer does). A consumer may `attach` its own inbox to its channel (chatproject.consumers): messages then
 land in the queue it reads anyway, with no receive task in between.

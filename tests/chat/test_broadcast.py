@@ -107,3 +107,25 @@ async def test_callers_are_not_left_waiting_when_the_drain_is_cancelled():
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(caller, 2)
     await asyncio.sleep(0.3)  # a thread cannot be cancelled: let it finish its transaction before teardown
+
+
+async def test_events_go_to_the_in_memory_layer_uncopied(monkeypatch):
+    """A service's after-commit event is built for its one send: watchers get that very dict, not a copy."""
+    layer = get_channel_layer()
+    if not hasattr(layer, "group_send_nowait"):
+        pytest.skip("only the in-process layer copies on send")
+    built = []
+    real_message_event = generation.message_event
+
+    def recording_message_event(kind, message):
+        built.append(real_message_event(kind, message))
+        return built[-1]
+
+    monkeypatch.setattr(generation, "message_event", recording_message_event)
+    user, (room,) = await _rooms(1)
+    first, second = await _listen(room.group_name), await _listen(room.group_name)
+    await call_service(generation.send_user_message, room=room, user=user, content="shared", model="m")
+    seen_by_first = await asyncio.wait_for(layer.receive(first), 1)
+    seen_by_second = await asyncio.wait_for(layer.receive(second), 1)
+    assert seen_by_first["message"]["content"] == "shared"
+    assert seen_by_first is seen_by_second is built[0]
