@@ -6,7 +6,9 @@ cost about 0.9 ms of CPU and each chunk its own trip up five layers of async gen
 checked every idle connection with a system call on every request. With fifty replies starting together
 that was the largest share of a worker's CPU after the database.
 
-This transport keeps httpx's client, requests, responses and errors, and replaces only the wire work:
+Under httpx's client this transport keeps httpx's requests, responses and errors and replaces only the
+wire work; the providers' streamed requests to plain-HTTP backends skip httpx's objects as well and call
+`LeanTransport.open` with the request's bytes (`http.stream`). Either way:
 - one write per request; the status line and headers read in one go;
 - the body (Content-Length, chunked, or until the server closes) yielded as it arrives, de-chunked, one
   piece per socket read however many chunks it held;
@@ -47,17 +49,17 @@ def _timeouts(request: httpx.Request) -> dict:
 class _Body(httpx.AsyncByteStream):
     """A response body read straight off the connection."""
 
-    def __init__(self, transport: LeanTransport, key: tuple, connection: _Connection, request: httpx.Request,
-                 *, length: int | None, chunked: bool, keep_alive: bool):
+    def __init__(self, transport: LeanTransport, key: tuple, connection: _Connection, request: httpx.Request | None,
+                 *, length: int | None, chunked: bool, keep_alive: bool, read_timeout: float | None):
         self.transport = transport
         self.key = key
         self.connection = connection
-        self.request = request
+        self.request = request  # for httpx's errors; None on the direct path (`LeanTransport.open`)
         self.length = length
         self.chunked = chunked
         self.keep_alive = keep_alive
         self.complete = False
-        self.read_timeout = _timeouts(request).get("read")
+        self.read_timeout = read_timeout
         # The read timeout is one timer per body that re-arms itself, not one per read: a timer per
         # socket read (asyncio.timeout) was a visible share of the CPU at a few thousand reads a second.
         self._timer: asyncio.TimerHandle | None = None
@@ -215,9 +217,9 @@ class LeanTransport(httpx.AsyncBaseTransport):
             connection.close()
         return None
 
-    async def _connect(self, request: httpx.Request, host: str, port: int) -> _Connection:
+    async def _connect(self, request: httpx.Request | None, timeouts: dict, host: str, port: int) -> _Connection:
         try:
-            async with asyncio.timeout(_timeouts(request).get("connect")):
+            async with asyncio.timeout(timeouts.get("connect")):
                 reader, writer = await asyncio.open_connection(host, port, limit=READ_SIZE)
         except TimeoutError as exc:
             raise httpx.ConnectTimeout(f"Timed out connecting to {host}:{port}.", request=request) from exc
@@ -235,18 +237,29 @@ class LeanTransport(httpx.AsyncBaseTransport):
         head = [f"{request.method} {url.raw_path.decode('ascii')} HTTP/1.1\r\n".encode("ascii")]
         head.extend(name + b": " + value + b"\r\n" for name, value in request.headers.raw)
         payload = b"".join(head) + b"\r\n" + body
-        key = (url.host, url.port or 80)
-        await self._take_slot(request)
+        status, headers, stream = await self.open(
+            (url.host, url.port or 80), payload, _timeouts(request), method=request.method, request=request
+        )
+        return httpx.Response(status, headers=headers, stream=stream, extensions={"http_version": b"HTTP/1.1"})
+
+    async def open(self, key: tuple[str, int], payload: bytes, timeouts: dict, *, method: str,
+                   request: httpx.Request | None = None) -> tuple[int, list, _Body]:
+        """Send one complete request (`payload`: head and body) to `key` (host, port) on a pooled connection;
+        the status, the headers and the body, to be read and then closed.
+
+        The providers call this directly for plain-HTTP backends (`http.stream`), without httpx's request
+        and response objects; errors are httpx's either way."""
+        await self._take_slot(timeouts, request)
         try:
             connection = self._reuse(key)
             if connection is not None:
                 try:
-                    return await self._exchange(request, key, connection, payload)
+                    return await self._exchange(request, method, key, connection, payload, timeouts)
                 except _StaleConnection:
                     pass  # the server had closed it while it sat idle: once more on a new connection
-            connection = await self._connect(request, *key)
+            connection = await self._connect(request, timeouts, *key)
             try:
-                return await self._exchange(request, key, connection, payload)
+                return await self._exchange(request, method, key, connection, payload, timeouts)
             except _StaleConnection as exc:
                 raise httpx.RemoteProtocolError("Server disconnected without sending a response.",
                                                 request=request) from exc
@@ -254,11 +267,11 @@ class LeanTransport(httpx.AsyncBaseTransport):
             self._give_slot()
             raise
 
-    async def _take_slot(self, request: httpx.Request) -> None:
+    async def _take_slot(self, timeouts: dict, request: httpx.Request | None) -> None:
         if self._slots is None:
             return
         try:
-            async with asyncio.timeout(_timeouts(request).get("pool")):
+            async with asyncio.timeout(timeouts.get("pool")):
                 await self._slots.acquire()
         except TimeoutError as exc:
             raise httpx.PoolTimeout("Timed out waiting for a connection slot.", request=request) from exc
@@ -267,11 +280,11 @@ class LeanTransport(httpx.AsyncBaseTransport):
         if self._slots is not None:
             self._slots.release()
 
-    async def _exchange(self, request: httpx.Request, key: tuple, connection: _Connection,
-                        payload: bytes) -> httpx.Response:
+    async def _exchange(self, request: httpx.Request | None, method: str, key: tuple, connection: _Connection,
+                        payload: bytes, timeouts: dict) -> tuple[int, list, _Body]:
         try:
             connection.writer.write(payload)
-            status, headers = await self._read_head(request, connection)
+            status, headers = await self._read_head(request, connection, timeouts.get("read"))
         except BaseException:
             connection.close()
             raise
@@ -284,21 +297,22 @@ class LeanTransport(httpx.AsyncBaseTransport):
             except ValueError as exc:
                 connection.close()
                 raise httpx.RemoteProtocolError("A malformed Content-Length.", request=request) from exc
-        if request.method == "HEAD" or status in (204, 304):
+        if method == "HEAD" or status in (204, 304):
             length, chunked = 0, False
         keep_alive = names.get(b"connection", b"").lower() != b"close"
         stream = _Body(self, key, connection, request, length=length, chunked=chunked,
-                       keep_alive=keep_alive)
+                       keep_alive=keep_alive, read_timeout=timeouts.get("read"))
         if length == 0 and not chunked:
             stream.complete = True
-        return httpx.Response(status, headers=headers, stream=stream, extensions={"http_version": b"HTTP/1.1"})
+        return status, headers, stream
 
-    async def _read_head(self, request: httpx.Request, connection: _Connection) -> tuple[int, list]:
+    async def _read_head(self, request: httpx.Request | None, connection: _Connection,
+                         read_timeout: float | None) -> tuple[int, list]:
         """Status and headers; whatever of the body came with them stays in the reader's buffer."""
         reader = connection.reader
         while True:
             try:
-                async with asyncio.timeout(_timeouts(request).get("read")):
+                async with asyncio.timeout(read_timeout):
                     raw = await reader.readuntil(b"\r\n\r\n")
             except asyncio.IncompleteReadError as exc:
                 if not exc.partial:
