@@ -15,6 +15,8 @@ is recording queries (DEBUG, tests capturing them) or has execute wrappers insta
 
 from __future__ import annotations
 
+import datetime as dt
+import threading
 import uuid
 from collections.abc import Callable
 from functools import cache
@@ -24,9 +26,21 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.sqlite3.base import FORMAT_QMARK_REGEX
 from django.db.models import Model
 
+_thread = threading.local()
+
 
 def _conn():
-    return connections[DEFAULT_DB_ALIAS]
+    """The default connection of this thread, remembered per thread.
+
+    `connections[alias]` goes through asgiref's Local, which asks for a running event loop (an exception
+    raised and caught) on every lookup, and a start and a finish made about thirty. Services run in sync
+    threads, where that Local is a plain thread-local whose wrapper stays the thread's for good (Django only
+    sets another in its live-server threads, as they start, before any query).
+    """
+    conn = getattr(_thread, "conn", None)
+    if conn is None:
+        conn = _thread.conn = connections[DEFAULT_DB_ALIAS]
+    return conn
 
 
 # Names are quoted once per process (a process talks to one database): quoting through Django's connection
@@ -64,6 +78,11 @@ def _preparer(model: type[Model], name: str, vendor: str) -> Callable[[Any, Any]
     plain = _PLAIN_TYPES.get(kind)
     if plain is not None:
         return lambda value, conn: value if value is None or type(value) is plain else slow(value, conn)
+    if kind == "DateTimeField" and vendor == "sqlite" and _conn().timezone is dt.UTC:
+        # What Django's SQLite adapter makes of an aware UTC datetime (make it naive in UTC, then str()).
+        return lambda value, conn: (str(value.replace(tzinfo=None))
+                                    if type(value) is dt.datetime and value.tzinfo is dt.UTC
+                                    else slow(value, conn))
     if kind == "UUIDField":
         if _conn().features.has_native_uuid_field:
             return lambda value, conn: value if value is None or type(value) is uuid.UUID else slow(value, conn)

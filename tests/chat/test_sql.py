@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 
 from chat import sql
 from chat.models import Message, MessageStatus, Room, Stream
@@ -15,7 +16,8 @@ from tests.factories import RoomFactory
 pytestmark = pytest.mark.django_db
 
 SAMPLES = [None, "", "text", "ünïcode ✓", 0, 7, -1, 3.5, True, False, uuid.uuid4(), MessageStatus.STREAMING,
-           datetime(2026, 11, 23, 10, 0, 0, 123456, tzinfo=UTC), {"k": [1, 2]}]
+           datetime(2026, 11, 23, 10, 0, 0, 123456, tzinfo=UTC), datetime(2026, 11, 23, 10, 0, tzinfo=UTC),
+           datetime(2026, 11, 23, 10, 0, 0, 5, tzinfo=timezone(timedelta(hours=2))), {"k": [1, 2]}]
 
 
 @pytest.mark.parametrize("model", [Message, Stream, Room])
@@ -64,3 +66,17 @@ def test_a_failed_statement_raises_djangos_database_error_and_rolls_back():
         sql.execute("UPDATE no_such_table SET x = 1", [])
     room.refresh_from_db()
     assert room.name != "renamed"
+
+
+def test_each_thread_remembers_its_own_connection():
+    assert sql._conn() is sql._conn() is connections["default"]
+    seen = {}
+
+    def other_thread():
+        seen["sql"], seen["django"] = sql._conn(), connections["default"]
+        connections["default"].close()
+
+    worker = threading.Thread(target=other_thread)
+    worker.start()
+    worker.join()
+    assert seen["sql"] is seen["django"] and seen["sql"] is not connections["default"]
