@@ -65,6 +65,7 @@ _PLAIN_TYPES = {
     "CharField": str, "TextField": str, "SlugField": str, "EmailField": str, "BooleanField": bool,
     "IntegerField": int, "SmallIntegerField": int, "BigIntegerField": int, "PositiveIntegerField": int,
     "PositiveSmallIntegerField": int, "PositiveBigIntegerField": int, "FloatField": float,
+    "AutoField": int, "BigAutoField": int, "SmallAutoField": int,  # e.g. a foreign key to a user
 }
 
 
@@ -76,11 +77,14 @@ def _preparer(model: type[Model], name: str, vendor: str) -> Callable[[Any, Any]
     target = field.target_field if field.is_relation else field
     kind = target.get_internal_type()
     plain = _PLAIN_TYPES.get(kind)
+    if plain is str:  # choices (a TextChoices member is a str) are stored as they are, as the field does
+        return lambda value, conn: value if value is None or isinstance(value, str) else slow(value, conn)
     if plain is not None:
         return lambda value, conn: value if value is None or type(value) is plain else slow(value, conn)
     if kind == "DateTimeField" and vendor == "sqlite" and _conn().timezone is dt.UTC:
         # What Django's SQLite adapter makes of an aware UTC datetime (make it naive in UTC, then str()).
-        return lambda value, conn: (str(value.replace(tzinfo=None))
+        return lambda value, conn: (value if value is None
+                                    else str(value.replace(tzinfo=None))
                                     if type(value) is dt.datetime and value.tzinfo is dt.UTC
                                     else slow(value, conn))
     if kind == "UUIDField":
