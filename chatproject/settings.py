@@ -143,6 +143,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     )
+    # Django's SQLite backend with savepoints on the driver (chatproject/sqlite_backend/base.py).
+    DATABASES["default"]["ENGINE"] = "chatproject.sqlite_backend"
 
 REDIS_URL = os.environ.get("REDIS_URL", "").strip()
 

@@ -1,0 +1,1 @@
+"""Django's SQLite backend with savepoints run on the driver (see base.py)."""
