@@ -139,14 +139,15 @@ def _request_bytes(method: str, target: _Target, body: Any, headers: dict[str, s
 class LeanResponse:
     """A response read straight off a pooled connection: what the providers use of httpx's Response."""
 
-    __slots__ = ("status_code", "headers", "_body", "_decoder")
+    __slots__ = ("status_code", "_raw_headers", "_body", "_decoder")
 
     def __init__(self, status_code: int, headers: list[tuple[bytes, bytes]], body) -> None:
         self.status_code = status_code
-        self.headers = httpx.Headers(headers)
+        self._raw_headers = headers
         self._body = body
         # Identity was asked for; a server that compresses anyway is still understood (gzip, deflate).
-        encoding = self.headers.get("content-encoding", "identity").strip().lower()
+        encoding = next((value for name, value in headers if name.lower() == b"content-encoding"), b"identity")
+        encoding = encoding.decode("latin-1").strip().lower()
         if encoding in ("", "identity"):
             self._decoder = None
         elif encoding in ("gzip", "x-gzip"):
@@ -155,6 +156,11 @@ class LeanResponse:
             self._decoder = zlib.decompressobj()
         else:
             raise httpx.DecodingError(f"Unsupported Content-Encoding {encoding!r}.")
+
+    @property
+    def headers(self) -> httpx.Headers:
+        """Built only when asked for: the providers read the status and the body."""
+        return httpx.Headers(self._raw_headers)
 
     def aiter_bytes(self) -> AsyncIterator[bytes]:
         return self._body.__aiter__() if self._decoder is None else self._decoded()
