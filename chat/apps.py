@@ -6,8 +6,4 @@ class ChatConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from django.core.signals import request_finished
-
-        from chatproject.connections import close_request_thread_connections
-
-        request_finished.connect(close_request_thread_connections, dispatch_uid="close_request_thread_connections")
+        from chat import realtime  # noqa: F401 - connects the signal receivers that end a login's sockets

@@ -33,17 +33,13 @@ def _close_kept_sync_thread_connections(django_db_setup):
     Outside a request's thread (Django's ASGI handler lends each request one, the test clients do not),
     sync code called from async tests, `database_sync_to_async` included, runs on that one shared thread,
     which keeps its connection open as a worker's does. On PostgreSQL that connection is checked out of the
-    pool, so dropping the test database at the end failed ("being accessed by other users"). The threads
-    Django's ASGI handler keeps for requests (chatproject/handlers.py) keep theirs too.
+    pool, so dropping the test database at the end failed ("being accessed by other users").
     """
-    from asgiref.sync import SyncToAsync
+    from asgiref.sync import async_to_sync, sync_to_async
     from django.db import connections
 
-    from chatproject.handlers import RequestThreads
-
     yield
-    SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=30)
-    RequestThreads.close_all_connections()  # the threads the ASGI handler keeps for requests, likewise
+    async_to_sync(sync_to_async(connections.close_all))()  # runs on that shared thread
 
 
 @pytest.fixture(autouse=True)

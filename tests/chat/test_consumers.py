@@ -7,7 +7,8 @@ import asyncio
 import pytest
 from channels.db import database_sync_to_async
 
-from chat import generation, jobs
+from chat import services
+from chat.streaming import jobs, writes
 from chat.models import Message, MessageStatus, Room
 from tests.chat.wsutil import connect, frames_until, is_end, text_of
 from tests.factories import RoomFactory, UserFactory
@@ -170,6 +171,14 @@ async def test_malformed_frames_get_errors_and_the_socket_stays_open(fake_ollama
         ('{"type": "edit_message", "message_id": "00000000-0000-0000-0000-000000000000", "content": "x"}',
          "not_found"),
         ('{"type": "resume", "last_seq": -1}', "validation_error"),
+        ('{"type": "send_message", "content": "\\ud800"}', "validation_error"),
+        ('{"type": "send_message", "content": "a\\u0000b"}', "validation_error"),
+        ('{"type": "stop", "stream_id": "not-a-uuid"}', "validation_error"),
+        ('{"type": "stop", "stream_id": 5}', "validation_error"),
+        ('{"type": "delete_message", "message_id": "x"}', "validation_error"),
+        ('{"type": "send_message", "content": "x", "model": 5}', "validation_error"),
+        ("[" * 5000 + "]" * 5000, "invalid_json"),
+        ('{"type": "send_message", "content": ' + "[" * 5000 + "]" * 5000 + "}", "invalid_json"),
     ]
     for raw, code in cases:
         await ws.send_to(text_data=raw)
@@ -177,6 +186,7 @@ async def test_malformed_frames_get_errors_and_the_socket_stays_open(fake_ollama
         assert frame["type"] == "error" and frame["code"] == code, (raw, frame)
     await ws.send_json_to({"type": "ping"})
     assert await ws.receive_json_from(timeout=5) == {"type": "pong"}
+    assert await database_sync_to_async(Message.objects.filter(room=room).count)() == 0
     await ws.disconnect()
 
 
@@ -233,16 +243,40 @@ async def test_founder_watches_read_only(fake_ollama, drain_jobs):
 
 async def test_concurrent_stream_limit(fake_ollama, owner_room, drain_jobs, settings):
     user, room = owner_room
+    second_room = await database_sync_to_async(RoomFactory)(owner=user)
     settings.STREAMS_PER_USER = 1
     fake_ollama.configure(tokens=200, delay_ms=20)
     ws = await connect(user, room.pk)
+    other = await connect(user, second_room.pk)
     await ws.send_json_to({"type": "send_message", "content": "one"})
     await frames_until(ws, lambda f: f["type"] == "token")
-    await ws.send_json_to({"type": "send_message", "content": "two"})
-    frame = await frames_until(ws, lambda f: f["type"] == "error")
+    await other.send_json_to({"type": "send_message", "content": "two"})
+    frame = await frames_until(other, lambda f: f["type"] == "error")
     assert frame[-1]["code"] == "too_many_streams"
     await ws.send_json_to({"type": "stop"})
     await frames_until(ws, is_end)
+    await ws.disconnect()
+    await other.disconnect()
+
+
+async def test_a_send_while_a_reply_streams_is_refused_and_nothing_interleaves(
+    fake_ollama, owner_room, drain_jobs
+):
+    user, room = owner_room
+    fake_ollama.configure(tokens=40, delay_ms=10)
+    ws = await connect(user, room.pk)
+    await ws.send_json_to({"type": "send_message", "content": "one"})
+    await frames_until(ws, lambda f: f["type"] == "token")
+    for frame in ({"type": "send_message", "content": "two"}, {"type": "regenerate"}):
+        await ws.send_json_to(frame)
+        refused = await frames_until(ws, lambda f: f["type"] == "error")
+        assert refused[-1]["code"] == "reply_in_progress"
+    frames = await frames_until(ws, is_end)
+    assert frames[-1]["status"] == "complete"
+    assert await database_sync_to_async(Message.objects.filter(room=room).count)() == 2
+    await ws.send_json_to({"type": "send_message", "content": "two"})  # once it has ended, the next one goes
+    frames = await frames_until(ws, is_end)
+    assert frames[-1]["status"] == "complete"
     await ws.disconnect()
 
 
@@ -299,16 +333,31 @@ async def test_partial_text_is_flushed_while_streaming(fake_ollama, owner_room, 
     await ws.disconnect()
 
 
-async def test_typing_goes_to_the_others(fake_ollama, owner_room):
-    user, room = owner_room
-    a = await connect(user, room.pk)
-    b = await connect(user, room.pk)
-    await a.receive_json_from(timeout=5)  # b's presence
-    await a.send_json_to({"type": "typing", "is_typing": True})
-    assert await b.receive_json_from(timeout=5) == {"type": "typing", "user": user.username, "is_typing": True}
-    assert await a.receive_nothing(timeout=0.2)
-    await a.disconnect()
-    await b.disconnect()
+async def test_typing_goes_to_the_others_and_clears_on_send(fake_ollama, drain_jobs):
+    from accounts.models import Role
+    from tests.factories import MembershipFactory, TeamFactory
+
+    def setup():
+        team = TeamFactory()
+        owner, founder = UserFactory(), UserFactory()
+        MembershipFactory(team=team, user=owner)
+        MembershipFactory(team=team, user=founder, role=Role.FOUNDER)
+        return owner, founder, RoomFactory(owner=owner, team=team)
+
+    owner, founder, room = await database_sync_to_async(setup)()
+    fake_ollama.configure(tokens=3, delay_ms=1)
+    tab, other_tab = await connect(owner, room.pk), await connect(owner, room.pk)
+    watcher = await connect(founder, room.pk)
+    await tab.send_json_to({"type": "typing", "is_typing": True})
+    typing = await frames_until(watcher, lambda f: f["type"] == "typing")
+    assert typing[-1] == {"type": "typing", "user": owner.username, "is_typing": True}
+    await tab.send_json_to({"type": "send_message", "content": "hi"})
+    cleared = await frames_until(watcher, lambda f: f["type"] == "typing")
+    assert cleared[-1]["is_typing"] is False
+    frames = await frames_until(other_tab, is_end)  # your own typing never shows, not even in another tab
+    assert not [f for f in frames if f["type"] == "typing"]
+    for ws in (tab, other_tab, watcher):
+        await ws.disconnect()
 
 
 async def test_room_changes_reach_watchers_and_the_next_send(fake_ollama, owner_room, drain_jobs):
@@ -328,7 +377,7 @@ async def test_room_changes_reach_watchers_and_the_next_send(fake_ollama, owner_
 
 
 async def test_branch_switch_reaches_other_tabs(fake_ollama, owner_room, drain_jobs):
-    from chat import generation, services
+    from chat import services
 
     user, room = owner_room
 
@@ -340,7 +389,7 @@ async def test_branch_switch_reaches_other_tabs(fake_ollama, owner_room, drain_j
 
     first = await database_sync_to_async(tree)()
     ws = await connect(user, room.pk)
-    await database_sync_to_async(generation.switch_branch)(room=room, message=first)
+    await database_sync_to_async(services.switch_branch)(room=room, message=first)
     assert await ws.receive_json_from(timeout=5) == {"type": "branch_switched", "active_leaf": str(first.pk)}
     await ws.disconnect()
 
@@ -368,13 +417,12 @@ class DroppingLayer:
 async def _stream_with_losses(monkeypatch, user, room, drop, *, hide_local_job: bool = False):
     from channels.layers import get_channel_layer
 
-    import chat.consumers
-    import chat.jobs
+    import chat.streaming.replies
 
     dropping = DroppingLayer(get_channel_layer(), drop)
-    monkeypatch.setattr(chat.jobs, "get_channel_layer", lambda: dropping)
+    monkeypatch.setattr(jobs, "get_channel_layer", lambda: dropping)
     if hide_local_job:  # the consumer must then ask the job through its control channel, as across workers
-        monkeypatch.setattr(chat.consumers.jobs, "JOBS", {})
+        monkeypatch.setattr(chat.streaming.replies, "JOBS", {})
     ws = await connect(user, room.pk)
     await ws.send_json_to({"type": "send_message", "content": "Hello"})
     frames = await frames_until(ws, is_end)
@@ -447,15 +495,17 @@ async def test_a_stop_lost_before_the_job_subscribed_still_stops_it_soon(
     in the database once its subscription is out, rather than at its first heartbeat seconds later."""
     from chat.models import Stream
 
-    monkeypatch.setattr(jobs, "_keeps_undelivered", lambda layer: False)
-    real_begin = generation._begin
+    from channels.layers import InMemoryChannelLayer
+
+    monkeypatch.setattr(jobs, "RedisPubSubChannelLayer", InMemoryChannelLayer)  # treat it as a pub/sub layer
+    real_begin = writes._begin
 
     def begin_with_an_early_stop(**kwargs):
         started = real_begin(**kwargs)
         Stream.objects.filter(pk=started.stream.pk).update(cancel_requested=True)  # its message went nowhere
         return started
 
-    monkeypatch.setattr(generation, "_begin", begin_with_an_early_stop)
+    monkeypatch.setattr(writes, "_begin", begin_with_an_early_stop)
     user, room = owner_room
     fake_ollama.configure(tokens=200, delay_ms=20)
     ws = await connect(user, room.pk)

@@ -1,0 +1,305 @@
+"""The rows a reply writes: its start (turns, placeholder, stream row), its partial text, its end, recovery."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+import psutil
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Case, F, Value, When
+from django.utils import timezone
+
+from accounts.models import User
+from chat import selectors
+from chat.broadcast import broadcast_after_commit, group_send_after_commit, room_group
+from chat.models import Message, MessageRole, MessageStatus, Project, Room, Stream
+from chat.services import PREVIEW_CHARS, validate_message_content
+from chatproject.errors import ApiError
+from models_mgmt.providers import ChatTurn, Usage
+
+logger = logging.getLogger(__name__)
+
+HOSTNAME = socket.gethostname()
+WORKER_ID = f"{HOSTNAME}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def message_event(kind: str, message: Message) -> dict:
+    """The channel-layer event for a created/updated message; consumers turn it into a frame."""
+    return {
+        "type": f"message.{kind}",
+        "message": {
+            "id": str(message.pk),
+            "room": str(message.room_id),
+            "parent": str(message.parent_id) if message.parent_id else None,
+            "role": message.role,
+            "content": message.content,
+            "model": message.model,
+            "status": message.status,
+            "author": message.author.username if message.author_id else None,
+            "created_at": message.created_at.isoformat(),
+            "edited_at": message.edited_at.isoformat() if message.edited_at else None,
+        },
+    }
+
+
+@dataclass
+class StartedReply:
+    """What the job needs to run and report a new reply, decided in the transaction that began it."""
+
+    stream: Stream
+    assistant: Message
+    user_message: Message | None
+    turns: list[ChatTurn]
+
+
+def _preview(text: str) -> str:
+    return " ".join(text.split())[:PREVIEW_CHARS]
+
+
+def _running(**filters) -> int:
+    return Stream.objects.filter(finished_at__isnull=True, **filters).count()
+
+
+def _ensure_stream_capacity(user: User) -> None:
+    """At most STREAMS_PER_USER running; dead workers' jobs are reaped before refusing."""
+    User.objects.select_for_update().filter(pk=user.pk).exists()  # serialises one user's starts (PostgreSQL)
+    if _running(user_id=user.pk) >= settings.STREAMS_PER_USER:
+        recover_interrupted_streams()
+        if _running(user_id=user.pk) >= settings.STREAMS_PER_USER:
+            raise ApiError(
+                f"You already have {settings.STREAMS_PER_USER} replies generating; wait or stop one.",
+                code="too_many_streams",
+                status_code=429,
+                details={"limit": settings.STREAMS_PER_USER},
+            )
+
+
+def _ensure_room_idle(room: Room) -> None:
+    """One reply at a time per room: a second one would interleave with the first on the same branch."""
+    if _running(room_id=room.pk):
+        recover_interrupted_streams()
+        if _running(room_id=room.pk):
+            raise ApiError(
+                "A reply is still being generated in this chat; wait for it to finish or stop it.",
+                code="reply_in_progress",
+                status_code=409,
+            )
+
+
+def _lock_room(room_id: uuid.UUID, user: User) -> Room:
+    """Re-read the room inside the transaction (its active leaf may have moved) and check ownership."""
+    room = Room.objects.select_for_update().filter(pk=room_id, owner=user, is_deleted=False).first()
+    if room is None:
+        selectors.get_room_for_write(user=user, room_id=room_id)  # raises the 404, or 403 for a founder
+        raise ApiError("Room not found.", code="not_found", status_code=404)
+    _ensure_room_idle(room)
+    _ensure_stream_capacity(user)
+    return room
+
+
+def _new_user_message(*, room: Room, user: User, parent_id, content: str, edited: bool = False) -> Message:
+    now = timezone.now()
+    return Message(
+        room=room, parent_id=parent_id, role=MessageRole.USER, content=content, author=user, created_at=now,
+        edited_at=now if edited else None,
+    )
+
+
+def _begin(
+    *, room: Room, user: User, parent: Message, model: str, control_channel: str, system_prompt: str,
+    new_user_message: Message | None = None, max_turns: int | None = None,
+) -> StartedReply:
+    """The assistant placeholder, its stream row, the room's summary and the prompt, in one transaction."""
+    now = timezone.now()
+    assistant = Message(
+        room=room, parent_id=parent.pk, role=MessageRole.ASSISTANT, model=model, status=MessageStatus.STREAMING,
+        created_at=now + timedelta(microseconds=1),  # sorts after its question
+    )
+    created = [m for m in (new_user_message, assistant) if m is not None]
+    Message.objects.bulk_create(created)
+    stream = Stream.objects.create(
+        room=room, message=assistant, user=user, model=model, worker=WORKER_ID, control_channel=control_channel,
+        started_at=now, heartbeat_at=now,
+    )
+    Room.objects.filter(pk=room.pk).update(
+        active_leaf=assistant, message_count=F("message_count") + len(created),
+        last_message_preview=_preview(parent.content), last_activity=now,
+    )
+    if room.project_id:
+        Project.objects.filter(pk=room.project_id).update(last_chat_at=now)
+    for message in created:
+        broadcast_after_commit(room, message_event("created", message))
+    turns = branch_turns(room_id=room.pk, parent_id=parent.pk, system_prompt=system_prompt or room.system_prompt,
+                         max_turns=max_turns)
+    return StartedReply(stream=stream, assistant=assistant, user_message=new_user_message, turns=turns)
+
+
+@transaction.atomic
+def send_user_message(
+    *, room_id: uuid.UUID, user: User, content: str, model: str, control_channel: str = "", system_prompt: str = "",
+    max_turns: int | None = None,
+) -> StartedReply:
+    """A new user turn on the active branch, and the assistant reply that will stream under it."""
+    validate_message_content(content)
+    room = _lock_room(room_id, user)
+    user_message = _new_user_message(room=room, user=user, parent_id=room.active_leaf_id, content=content)
+    return _begin(room=room, user=user, parent=user_message, model=model, control_channel=control_channel,
+                  system_prompt=system_prompt, new_user_message=user_message, max_turns=max_turns)
+
+
+@transaction.atomic
+def edit_user_message(
+    *, room_id: uuid.UUID, user: User, message: Message, content: str, model: str, control_channel: str = "",
+    system_prompt: str = "", max_turns: int | None = None,
+) -> StartedReply:
+    """An edit is a sibling of the original turn (the original stays reachable), then a fresh reply."""
+    if message.role != MessageRole.USER:
+        raise ApiError("Only your own messages can be edited.", code="not_editable", status_code=400)
+    validate_message_content(content)
+    room = _lock_room(room_id, user)
+    edited = _new_user_message(room=room, user=user, parent_id=message.parent_id, content=content, edited=True)
+    return _begin(room=room, user=user, parent=edited, model=model, control_channel=control_channel,
+                  system_prompt=system_prompt, new_user_message=edited, max_turns=max_turns)
+
+
+@transaction.atomic
+def regenerate_reply(
+    *, room_id: uuid.UUID, user: User, message: Message | None, model: str, control_channel: str = "",
+    system_prompt: str = "", max_turns: int | None = None,
+) -> StartedReply:
+    """A new assistant sibling for an assistant turn (default: the active leaf), or a reply to a user turn."""
+    room = _lock_room(room_id, user)
+    target = message or (Message.objects.filter(pk=room.active_leaf_id).first() if room.active_leaf_id else None)
+    if target is None:
+        raise ApiError("There is nothing to regenerate yet.", code="nothing_to_regenerate", status_code=409)
+    parent = target.parent if target.role == MessageRole.ASSISTANT else target
+    if parent is None or parent.role != MessageRole.USER:
+        raise ApiError("A reply needs a user message to answer.", code="nothing_to_regenerate", status_code=409)
+    return _begin(room=room, user=user, parent=parent, model=model or target.model, control_channel=control_channel,
+                  system_prompt=system_prompt, max_turns=max_turns)
+
+
+def branch_turns(*, room_id, parent_id, system_prompt: str, max_turns: int | None = None) -> list[ChatTurn]:
+    """System prompt plus the branch ending at `parent_id` (the turn being answered), oldest first.
+
+    The room's parent links are read first (small rows), then the text of at most `max_turns` live turns of
+    the branch: no more can fit in the model's window, and other branches' text is never read.
+    """
+    turns = [ChatTurn(role="system", content=system_prompt)] if system_prompt else []
+    if not parent_id:
+        return turns
+    links = dict(Message.objects.filter(room_id=room_id).values_list("id", "parent_id"))
+    deleted = set(Message.objects.filter(room_id=room_id, is_deleted=True).values_list("id", flat=True))
+    limit = max_turns if max_turns is not None else len(links)
+    chain: list[uuid.UUID] = []
+    cursor, seen = parent_id, set()
+    while cursor is not None and cursor in links and cursor not in seen and len(chain) < limit:
+        seen.add(cursor)
+        if cursor not in deleted:  # deleted turns keep the chain, and count for nothing
+            chain.append(cursor)
+        cursor = links[cursor]
+    rows = Message.objects.in_bulk(chain)
+    turns.extend(
+        ChatTurn(role=rows[pk].role, content=rows[pk].content) for pk in reversed(chain) if rows[pk].content
+    )
+    return turns
+
+
+def save_partial(*, message_id, stream_id, text: str) -> None:
+    """Periodic flush so a crash loses at most one flush interval; doubles as the job's heartbeat."""
+    Message.objects.filter(pk=message_id).update(content=text)
+    Stream.objects.filter(pk=stream_id).update(heartbeat_at=timezone.now())
+
+
+def stop_requested(*, stream_id) -> bool:
+    """Whether a stop for this stream was recorded in the database (by any worker)."""
+    return Stream.objects.filter(pk=stream_id, cancel_requested=True).exists()
+
+
+def heartbeat(*, stream_id) -> bool:
+    """Mark the job alive; returns whether a stop was requested through the database."""
+    Stream.objects.filter(pk=stream_id).update(heartbeat_at=timezone.now())
+    return stop_requested(stream_id=stream_id)
+
+
+@transaction.atomic
+def finish_stream(
+    *, stream_id, message_id, room_id, text: str, status: str, usage: Usage, ttft_ms: float | None,
+    tokens_per_second: float | None, error: str = "",
+) -> None:
+    """Write the final text, status, counts and timings; the room's sidebar fields follow.
+
+    The message count did not change since the start counted this reply, so only the preview (when this reply
+    is still the active leaf) and the activity time move.
+    """
+    now = timezone.now()
+    Message.objects.filter(pk=message_id).update(
+        content=text, status=status, error=error, prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens, time_to_first_token_ms=ttft_ms,
+        tokens_per_second=tokens_per_second,
+    )
+    Stream.objects.filter(pk=stream_id).update(finished_at=now)
+    room = Room.objects.filter(pk=room_id, is_deleted=False)
+    room.update(
+        last_activity=now,
+        last_message_preview=Case(When(active_leaf_id=message_id, then=Value(_preview(text))),
+                                  default=F("last_message_preview")),
+    )
+    Project.objects.filter(pk__in=room.values("project_id")).update(last_chat_at=now)
+
+
+def _worker_is_dead(worker: str) -> bool:
+    host, _, rest = worker.partition(":")
+    pid_text = rest.split(":", 1)[0]
+    if worker == WORKER_ID or host != HOSTNAME or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    return pid == os.getpid() or not psutil.pid_exists(pid)
+
+
+@transaction.atomic
+def recover_interrupted_streams() -> int:
+    """Replies left `streaming` by a dead process become `interrupted`, keeping the text they had.
+
+    Watchers of those rooms are told, so an open page stops showing the reply as generating.
+    """
+    stale_before = timezone.now() - timedelta(seconds=settings.STREAM_HEARTBEAT_TIMEOUT_SECONDS)
+    running = Stream.objects.filter(finished_at__isnull=True).exclude(worker=WORKER_ID)
+    dead = [s for s in running if s.heartbeat_at < stale_before or _worker_is_dead(s.worker)]
+    if not dead:
+        return 0
+    now = timezone.now()
+    ids = [stream.pk for stream in dead]
+    Message.objects.filter(stream__pk__in=ids, status=MessageStatus.STREAMING).update(
+        status=MessageStatus.INTERRUPTED
+    )
+    Stream.objects.filter(pk__in=ids).update(finished_at=now)
+    for stream in dead:
+        group_send_after_commit(room_group(stream.room_id), interrupted_event(stream))
+    return len(dead)
+
+
+def interrupted_event(stream: Stream) -> dict:
+    """The end of a reply whose worker died: watchers learn it ended, with the text it had."""
+    return {
+        "type": "stream.end", "stream_id": str(stream.pk), "message_id": str(stream.message_id), "seq": None,
+        "status": MessageStatus.INTERRUPTED, "usage": {"prompt_tokens": None, "completion_tokens": None},
+        "timings": {"time_to_first_token_ms": None, "tokens_per_second": None, "total_ms": None},
+    }
+
+
+def recover_at_startup() -> None:
+    """Run once when a worker boots; a database that is not ready yet must not stop the worker."""
+    try:
+        recovered = recover_interrupted_streams()
+    except Exception as exc:  # noqa: BLE001 - e.g. not migrated yet, or no database access (tests)
+        logger.debug("stream recovery skipped: %s", exc)
+        return
+    if recovered:
+        logger.warning("marked %d interrupted replies from a dead worker", recovered)

@@ -1,1 +1,0 @@
-"""Django's SQLite backend with savepoints run on the driver (see base.py)."""
