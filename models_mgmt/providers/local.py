@@ -173,7 +173,7 @@ class LocalProvider:
                 elif kind == "usage":
                     usage = value
                 elif kind == "error":
-                    raise ProviderError(f"Local model failed: {value}", code="backend_error")
+                    raise ProviderError("The local model failed.", code="backend_error") from value
                 else:
                     break
             yield ProviderChunk(done=True, usage=usage)

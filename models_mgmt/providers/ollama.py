@@ -1,15 +1,16 @@
-"""Ollama over its HTTP API: /api/tags to list, streaming NDJSON /api/chat to generate."""
+"""Ollama through the official `ollama` client: /api/tags to list, streaming /api/chat to generate."""
 
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 import logging
 from collections.abc import AsyncIterator
+from datetime import datetime
 
 import httpx
+import ollama
 
-from models_mgmt.providers import http
 from models_mgmt.providers.base import (
     ChatTurn,
     GenerationOptions,
@@ -19,10 +20,33 @@ from models_mgmt.providers.base import (
     Usage,
     estimate_tokens,
 )
+from models_mgmt.providers.clients import (
+    BODY_END_TIMEOUT,
+    CONNECT_TIMEOUT,
+    LIST_TIMEOUT,
+    READ_TIMEOUT,
+    PerLoop,
+    forget_cookies,
+)
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_CONTEXT = 4096
+
+TIMEOUT = httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT, write=30.0, pool=30.0)
+# Idle connections are kept long enough to serve the next reply after a pause in a conversation.
+LIMITS = httpx.Limits(max_connections=500, max_keepalive_connections=100, keepalive_expiry=30.0)
+
+UNREACHABLE = "The Ollama server is not reachable."
+FAILED = "The Ollama server returned an error."
+
+
+def _client_for(url: str) -> ollama.AsyncClient:
+    return ollama.AsyncClient(host=url, timeout=TIMEOUT, limits=LIMITS, event_hooks={"request": [forget_cookies]})
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
 
 
 class OllamaProvider:
@@ -33,16 +57,16 @@ class OllamaProvider:
     def __init__(self, *, urls: list[str], keep_alive: str | None = None):
         self.urls = [url.rstrip("/") for url in urls]
         self.keep_alive = keep_alive
+        self._clients: PerLoop[ollama.AsyncClient] = PerLoop(_client_for)
         self._in_flight: dict[str, int] = {url: 0 for url in self.urls}
         self._servers_for: dict[str, list[str]] = {}
 
-    async def _tags(self, url: str) -> list[dict]:
+    async def _tags(self, url: str) -> list[ollama.ListResponse.Model]:
         try:
-            response = await http.client().get(f"{url}/api/tags", timeout=3.0)
-            response.raise_for_status()
-            return response.json().get("models", [])
-        except (httpx.HTTPError, ValueError) as exc:
-            logger.warning("Ollama at %s is unreachable: %s", url, exc)
+            async with asyncio.timeout(LIST_TIMEOUT):
+                return list((await self._clients.get(url).list()).models)
+        except (ollama.ResponseError, httpx.HTTPError, ConnectionError, TimeoutError, ValueError) as exc:
+            logger.warning("Ollama at %s could not list its models: %r", url, exc)
             return []
 
     async def list_models(self) -> list[ModelInfo]:
@@ -51,21 +75,20 @@ class OllamaProvider:
         servers_for: dict[str, list[str]] = {}
         for url, models in zip(self.urls, results, strict=True):
             for item in models:
-                name = item.get("name") or item.get("model")
+                name = item.model
                 if not name:
                     continue
                 servers_for.setdefault(name, []).append(url)
                 if name in seen:
                     continue
-                details = item.get("details") or {}
                 seen[name] = ModelInfo(
                     name=name,
                     provider=self.name,
                     upstream=name,
-                    context_length=int(item.get("context_length") or DEFAULT_CONTEXT),
-                    size=item.get("size"),
-                    modified_at=item.get("modified_at"),
-                    family=details.get("family", ""),
+                    context_length=DEFAULT_CONTEXT,
+                    size=int(item.size) if item.size is not None else None,
+                    modified_at=_iso(item.modified_at),
+                    family=(item.details.family or "") if item.details else "",
                     capabilities=("embed",) if "embed" in name else ("chat",),
                     server=url,
                 )
@@ -83,56 +106,60 @@ class OllamaProvider:
     async def stream_chat(
         self, *, model: ModelInfo, messages: list[ChatTurn], options: GenerationOptions
     ) -> AsyncIterator[ProviderChunk]:
-        """Stream NDJSON lines; leaving early closes the connection, which makes Ollama stop generating."""
+        """Stream the reply; leaving early closes the response, and so the connection, which stops Ollama."""
         url = self._pick_server(model)
-        body = {
-            "model": model.upstream,
-            "messages": [{"role": m.role, "content": m.content} for m in messages],
-            "stream": True,
-            "options": {
-                "temperature": options.temperature,
-                "top_p": options.top_p,
-                "top_k": options.top_k,
-                "repeat_penalty": options.repeat_penalty,
-                "num_predict": options.max_tokens,
-                "num_ctx": model.context_length,
-            },
-        }
-        if self.keep_alive:
-            body["keep_alive"] = self.keep_alive
         self._in_flight[url] = self._in_flight.get(url, 0) + 1
-        finished = False
         try:
-            async with http.stream("POST", f"{url}/api/chat", json=body) as response:
-                if response.status_code != 200:
-                    text = (await response.aread()).decode(errors="replace")[:500]
-                    raise ProviderError(f"Ollama answered {response.status_code}: {text}", code="backend_error")
-                lines = http.iter_lines(response)
-                async for line in lines:
-                    if not line.strip():
-                        continue
-                    try:
-                        item = json.loads(line)
-                    except ValueError as exc:
-                        raise ProviderError("Ollama sent a malformed stream line.") from exc
-                    if item.get("error"):
-                        raise ProviderError(f"Ollama error: {item['error']}")
-                    delta = (item.get("message") or {}).get("content") or ""
+            parts = await self._clients.get(url).chat(
+                model=model.upstream,
+                messages=[{"role": m.role, "content": m.content} for m in messages],
+                stream=True,
+                options={
+                    "temperature": options.temperature,
+                    "top_p": options.top_p,
+                    "top_k": options.top_k,
+                    "repeat_penalty": options.repeat_penalty,
+                    "num_predict": options.max_tokens,
+                    "num_ctx": model.context_length,
+                },
+                keep_alive=self.keep_alive or None,
+            )
+            # The client's stream is an async generator around the streamed response: closing it closes both.
+            async with contextlib.aclosing(parts):
+                async for part in parts:
+                    delta = part.message.content or ""
                     if delta:
                         yield ProviderChunk(delta=delta)
-                    if item.get("done"):
-                        finished = True
-                        await http.drain(lines)
+                    if part.done:
+                        await _read_to_end(parts)
                         yield ProviderChunk(
                             done=True,
-                            usage=Usage(
-                                prompt_tokens=item.get("prompt_eval_count"), completion_tokens=item.get("eval_count")
-                            ),
+                            usage=Usage(prompt_tokens=part.prompt_eval_count, completion_tokens=part.eval_count),
                         )
                         return
-        except httpx.HTTPError as exc:
-            raise ProviderError(f"Ollama at {url} failed: {exc.__class__.__name__}") from exc
+        except ollama.ResponseError as exc:
+            logger.warning("Ollama at %s refused %s: %r", url, model.upstream, exc)
+            if exc.status_code == 404:
+                raise ProviderError(
+                    "The model is not available on the Ollama server.", code="model_not_found", status=400
+                ) from exc
+            raise ProviderError(FAILED) from exc
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            logger.warning("Ollama at %s is unreachable: %r", url, exc)
+            raise ProviderError(UNREACHABLE, code="backend_unavailable") from exc
+        except (httpx.HTTPError, ValueError) as exc:
+            logger.warning("Ollama at %s failed during a reply: %r", url, exc)
+            raise ProviderError(FAILED) from exc
         finally:
             self._in_flight[url] -= 1
-        if not finished:
-            raise ProviderError("Ollama closed the stream before it was done.")
+        logger.warning("Ollama at %s ended a reply before it was done", url)
+        raise ProviderError("The Ollama server ended the reply before it was done.")
+
+
+async def _read_to_end(parts: AsyncIterator[ollama.ChatResponse]) -> None:
+    """Read what follows the final part, so the connection goes back to the pool instead of being closed."""
+    # The reply is complete by now: a server that ends the body badly only costs its connection.
+    with contextlib.suppress(TimeoutError, httpx.HTTPError, ValueError, ollama.ResponseError):
+        async with asyncio.timeout(BODY_END_TIMEOUT):
+            async for _ in parts:
+                pass

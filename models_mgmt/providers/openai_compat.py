@@ -1,15 +1,16 @@
-"""Any OpenAI-compatible server (llama.cpp server, vLLM, NVIDIA NIM, OpenAI): /models and SSE /chat/completions."""
+"""Any OpenAI-compatible server (llama.cpp server, vLLM, NVIDIA NIM, OpenAI) through the official `openai` client."""
 
 from __future__ import annotations
 
-import json
+import asyncio
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
-import httpx
+import openai
 
-from models_mgmt.providers import http
 from models_mgmt.providers.base import (
+    NO_USAGE,
     ChatTurn,
     GenerationOptions,
     ModelInfo,
@@ -18,8 +19,15 @@ from models_mgmt.providers.base import (
     Usage,
     estimate_tokens,
 )
+from models_mgmt.providers.clients import CONNECT_TIMEOUT, LIST_TIMEOUT, READ_TIMEOUT, PerLoop, forget_cookies
 
 logger = logging.getLogger(__name__)
+
+UNREACHABLE = "The model server is not reachable."
+FAILED = "The model server returned an error."
+# The client insists on a key; with none configured (a local server) it stands in, and each request
+# leaves the Authorization header out.
+NO_KEY = "none"
 
 
 class OpenAICompatibleProvider:
@@ -32,17 +40,30 @@ class OpenAICompatibleProvider:
         self.api_key = api_key
         self.context_length = context_length
         self.send_extra_options = send_extra_options
+        self._headers: dict[str, Any] = {} if api_key else {"Authorization": openai.omit}
+        self._clients: PerLoop[openai.AsyncOpenAI] = PerLoop(self._new_client)
 
-    def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+    def _new_client(self, base_url: str) -> openai.AsyncOpenAI:
+        # Retries would hold a reply's error back for seconds; the user can send again.
+        return openai.AsyncOpenAI(
+            base_url=base_url,
+            api_key=self.api_key or NO_KEY,
+            max_retries=0,
+            timeout=openai.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT),
+            http_client=openai.DefaultAsyncHttpxClient(event_hooks={"request": [forget_cookies]}),
+        )
+
+    def client(self) -> openai.AsyncOpenAI:
+        """The running loop's client, because a client's connections belong to the loop that opened them."""
+        return self._clients.get(self.base_url)
 
     async def list_models(self) -> list[ModelInfo]:
         try:
-            response = await http.client().get(f"{self.base_url}/models", headers=self._headers(), timeout=3.0)
-            response.raise_for_status()
-            items = response.json().get("data", [])
-        except (httpx.HTTPError, ValueError) as exc:
-            logger.warning("OpenAI-compatible server at %s is unreachable: %s", self.base_url, exc)
+            async with asyncio.timeout(LIST_TIMEOUT):
+                page = await self.client().models.list(extra_headers=self._headers)
+            items = [model.model_dump() for model in page.data]
+        except (openai.OpenAIError, TimeoutError, ValueError) as exc:
+            logger.warning("OpenAI-compatible server at %s could not list its models: %r", self.base_url, exc)
             return []
         return [
             ModelInfo(
@@ -50,8 +71,8 @@ class OpenAICompatibleProvider:
                 provider=self.name,
                 upstream=item["id"],
                 context_length=int((item.get("meta") or {}).get("n_ctx_train") or self.context_length),
-                modified_at=str(item.get("created", "")) or None,
-                family=item.get("owned_by", ""),
+                modified_at=str(item.get("created") or "") or None,
+                family=item.get("owned_by") or "",
                 server=self.base_url,
             )
             for item in items
@@ -64,50 +85,48 @@ class OpenAICompatibleProvider:
     async def stream_chat(
         self, *, model: ModelInfo, messages: list[ChatTurn], options: GenerationOptions
     ) -> AsyncIterator[ProviderChunk]:
-        """Parse `data:` lines until `[DONE]`; leaving early closes the connection and frees the server."""
-        body: dict = {
-            "model": model.upstream,
-            "messages": [{"role": m.role, "content": m.content} for m in messages],
-            "stream": True,
-            "stream_options": {"include_usage": True},
-            "temperature": options.temperature,
-            "top_p": options.top_p,
-            "max_tokens": options.max_tokens,
-        }
+        """Stream the completion; leaving early closes the response, and so the connection, which frees the server."""
+        extra_body: dict[str, Any] | None = None
         if self.send_extra_options:
-            body.update(top_k=options.top_k, repeat_penalty=options.repeat_penalty)
-        usage = Usage()
+            extra_body = {"top_k": options.top_k, "repeat_penalty": options.repeat_penalty}
+        usage, finished, received = NO_USAGE, False, False
         try:
-            async with http.stream(
-                "POST", f"{self.base_url}/chat/completions", json=body, headers=self._headers()
-            ) as response:
-                if response.status_code != 200:
-                    text = (await response.aread()).decode(errors="replace")[:500]
-                    raise ProviderError(f"Server answered {response.status_code}: {text}")
-                lines = http.iter_lines(response)
-                async for line in lines:
-                    if not line.startswith("data:"):
-                        continue
-                    payload = line[5:].strip()
-                    if payload == "[DONE]":
-                        await http.drain(lines)
-                        yield ProviderChunk(done=True, usage=usage)
-                        return
-                    try:
-                        item = json.loads(payload)
-                    except ValueError as exc:
-                        raise ProviderError("The server sent a malformed event.") from exc
-                    if item.get("error"):
-                        raise ProviderError(f"Server error: {item['error']}")
-                    if item.get("usage"):
+            stream = await self.client().chat.completions.create(
+                model=model.upstream,
+                messages=[{"role": m.role, "content": m.content} for m in messages],
+                stream=True,
+                stream_options={"include_usage": True},
+                temperature=options.temperature,
+                top_p=options.top_p,
+                max_tokens=options.max_tokens,
+                extra_body=extra_body,
+                extra_headers=self._headers,
+            )
+            async with stream:  # closes the response however the loop is left
+                async for chunk in stream:
+                    received = True
+                    if chunk.usage:
                         usage = Usage(
-                            prompt_tokens=item["usage"].get("prompt_tokens"),
-                            completion_tokens=item["usage"].get("completion_tokens"),
+                            prompt_tokens=chunk.usage.prompt_tokens, completion_tokens=chunk.usage.completion_tokens
                         )
-                    for choice in item.get("choices") or []:
-                        delta = (choice.get("delta") or {}).get("content") or ""
-                        if delta:
-                            yield ProviderChunk(delta=delta)
-        except httpx.HTTPError as exc:
-            raise ProviderError(f"Server at {self.base_url} failed: {exc.__class__.__name__}") from exc
-        raise ProviderError("The server closed the stream before it was done.")
+                    for choice in chunk.choices:
+                        if choice.delta and choice.delta.content:
+                            yield ProviderChunk(delta=choice.delta.content)
+                        if choice.finish_reason:
+                            finished = True
+        except openai.APIConnectionError as exc:
+            logger.warning("OpenAI-compatible server at %s failed: %r", self.base_url, exc)
+            if received:
+                raise ProviderError(FAILED) from exc
+            raise ProviderError(UNREACHABLE, code="backend_unavailable") from exc
+        except openai.NotFoundError as exc:
+            logger.warning("OpenAI-compatible server at %s has no %s: %r", self.base_url, model.upstream, exc)
+            raise ProviderError("The model is not available on the model server.", code="model_not_found",
+                                status=400) from exc
+        except (openai.OpenAIError, ValueError) as exc:
+            logger.warning("OpenAI-compatible server at %s failed: %r", self.base_url, exc)
+            raise ProviderError(FAILED) from exc
+        if not finished:
+            logger.warning("OpenAI-compatible server at %s ended a reply before it was done", self.base_url)
+            raise ProviderError("The model server ended the reply before it was done.")
+        yield ProviderChunk(done=True, usage=usage)

@@ -1,26 +1,30 @@
-"""Providers: the bundled llama.cpp model, Ollama (fake server) and OpenAI-compatible (llama_cpp.server)."""
+"""Providers: the bundled llama.cpp model, Ollama (fake server) and OpenAI-compatible (a fake, and llama_cpp.server)."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import re
 import subprocess
 import sys
 import time
 
 import pytest
 
-from models_mgmt.providers import ChatTurn, GenerationOptions, ProviderError
+from models_mgmt.providers import ChatTurn, GenerationOptions, ModelInfo, ProviderError
 from models_mgmt.providers.local import LocalProvider, bundled_model_path
 from models_mgmt.providers.ollama import OllamaProvider
 from models_mgmt.providers.openai_compat import OpenAICompatibleProvider
 from models_mgmt.registry import ModelRegistry
 from tests.fakes.ollama import FakeOllama
+from tests.models_mgmt.fake_openai import FakeOpenAI
 from tests.procs import free_port, wait_for_http
 
 pytestmark = pytest.mark.asyncio
 
 HELLO = [ChatTurn(role="user", content="Say hello.")]
+ADDRESS = re.compile(r"https?://|\d+\.\d+\.\d+\.\d+|localhost|:\d{2,5}\b")
 
 
 SHORT = GenerationOptions(max_tokens=16)
@@ -91,11 +95,12 @@ async def test_ollama_lists_models_with_spec_fields(fake):
     provider = OllamaProvider(urls=[fake.url])
     models = await provider.list_models()
     assert [m.name for m in models] == ["fake-llm:latest", "fake-coder:7b"]
-    assert models[0].size == 1_000_000 and models[0].modified_at == "2026-11-01T10:00:00Z"
+    assert models[0].size == 1_000_000 and models[0].modified_at == "2026-11-01T10:00:00+00:00"
+    assert models[0].family == "llm" and models[0].server == fake.url
 
 
 async def test_ollama_maps_options_and_streams(fake):
-    provider = OllamaProvider(urls=[fake.url])
+    provider = OllamaProvider(urls=[fake.url], keep_alive="10m")
     model = (await provider.list_models())[0]
     options = GenerationOptions(temperature=0.2, top_p=0.5, top_k=7, repeat_penalty=1.3, max_tokens=5)
     messages = [ChatTurn("system", "Be terse."), ChatTurn("user", "Hi")]
@@ -106,6 +111,7 @@ async def test_ollama_maps_options_and_streams(fake):
     assert sent["messages"][0] == {"role": "system", "content": "Be terse."}
     assert sent["options"] == {"temperature": 0.2, "top_p": 0.5, "top_k": 7, "repeat_penalty": 1.3,
                                "num_predict": 5, "num_ctx": 4096}
+    assert sent["keep_alive"] == "10m" and sent["stream"] is True
 
 
 async def test_ollama_reuses_its_connection_between_replies(fake):
@@ -127,15 +133,106 @@ async def test_ollama_failure_mid_stream_raises(fake):
     provider = OllamaProvider(urls=[fake.url])
     model = (await provider.list_models())[0]
     got = []
-    with pytest.raises(ProviderError):
+    with pytest.raises(ProviderError) as failed:
         async for chunk in provider.stream_chat(model=model, messages=HELLO, options=GenerationOptions()):
             got.append(chunk.delta)
     assert got == ["t0 ", "t1 ", "t2 "]
+    assert failed.value.code == "backend_error" and not ADDRESS.search(failed.value.message)
 
 
-async def test_ollama_unreachable_server_lists_nothing():
+async def test_ollama_unreachable_server_lists_nothing_and_is_logged(caplog):
     provider = OllamaProvider(urls=["http://127.0.0.1:9"])
-    assert await provider.list_models() == []
+    with caplog.at_level(logging.WARNING, logger="models_mgmt"):
+        assert await provider.list_models() == []
+    assert "http://127.0.0.1:9" in caplog.text
+
+
+async def test_ollama_dead_server_in_the_list_is_skipped(fake):
+    provider = OllamaProvider(urls=["http://127.0.0.1:9", fake.url])
+    models = await provider.list_models()
+    assert [m.name for m in models] == ["fake-llm:latest", "fake-coder:7b"]
+    deltas, final = await collect(provider, models[0])
+    assert final is not None and len(deltas) == 16
+
+
+async def test_ollama_unreachable_error_shows_no_address(caplog):
+    """The user is told the server is unreachable; where it lives is only logged."""
+    provider = OllamaProvider(urls=["http://127.0.0.1:9"])
+    model = ModelInfo(name="m", provider="ollama", upstream="m", context_length=4096, server="http://127.0.0.1:9")
+    with caplog.at_level(logging.WARNING, logger="models_mgmt"), pytest.raises(ProviderError) as failed:
+        await collect(provider, model)
+    assert failed.value.code == "backend_unavailable"
+    assert failed.value.message == "The Ollama server is not reachable."
+    assert not ADDRESS.search(str(failed.value))
+    assert "http://127.0.0.1:9" in caplog.text
+
+
+async def test_ollama_model_missing_on_the_server(fake):
+    provider = OllamaProvider(urls=[fake.url])
+    ghost = ModelInfo(name="gone", provider="ollama", upstream="gone:1b", context_length=4096, server=fake.url)
+    with pytest.raises(ProviderError) as failed:
+        await collect(provider, ghost)
+    assert failed.value.code == "model_not_found" and not ADDRESS.search(failed.value.message)
+
+
+@pytest.mark.parametrize("how", ["close", "cancel"])
+async def test_ollama_stop_closes_the_upstream_request(fake, how):
+    """Closing the stream (or cancelling its reader) hangs up on Ollama, which then stops generating."""
+    fake.configure(tokens=500, delay_ms=20)
+    provider = OllamaProvider(urls=[fake.url])
+    model = (await provider.list_models())[0]
+    stream = provider.stream_chat(model=model, messages=HELLO, options=GenerationOptions(max_tokens=500))
+    if how == "close":
+        assert [(await stream.__anext__()).delta for _ in range(2)] == ["t0 ", "t1 "]
+        stopped_at = time.monotonic()
+        await stream.aclose()
+    else:
+        two = asyncio.Event()
+
+        async def read() -> None:
+            count = 0
+            async for _chunk in stream:
+                count += 1
+                if count == 2:
+                    two.set()
+
+        reader = asyncio.create_task(read())
+        await asyncio.wait_for(two.wait(), 5)
+        stopped_at = time.monotonic()
+        reader.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reader
+    for _ in range(100):
+        if fake.stats.aborted:
+            break
+        await asyncio.sleep(0.01)
+    assert fake.stats.aborted == 1 and fake.stats.completed == 0 and fake.stats.active == 0
+    assert fake.stats.aborted_at - stopped_at < 1.0
+    fake.configure(tokens=3, delay_ms=0)
+    deltas, final = await collect(provider, model)  # the provider carries on
+    assert deltas == ["t0 ", "t1 ", "t2 "] and final is not None
+
+
+async def test_ollama_sends_no_cookie_a_backend_set():
+    """One client serves every user of a worker: a cookie a backend set must not go out with later requests."""
+    heads: list[bytes] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        body = b'{"models": []}'
+        while head := await reader.readuntil(b"\r\n\r\n"):
+            heads.append(head)
+            writer.write(b"HTTP/1.1 200 OK\r\nSet-Cookie: session=alice-secret; Path=/\r\n"
+                         b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            await writer.drain()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    try:
+        provider = OllamaProvider(urls=[f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"])
+        assert await provider.list_models() == []
+        assert await provider.list_models() == []
+    finally:
+        server.close()
+    assert len(heads) == 2 and b"alice-secret" not in heads[1] and b"cookie:" not in heads[1].lower()
 
 
 async def test_ollama_spreads_load_over_servers():
@@ -164,6 +261,72 @@ async def test_registry_resolves_default_and_qualified_names(fake, settings):
     assert missing.value.code == "model_not_found"
 
 
+async def test_openai_compatible_lists_and_streams_with_extra_options():
+    async with FakeOpenAI(tokens=4) as server:
+        provider = OpenAICompatibleProvider(base_url=server.base_url, context_length=2048)
+        models = await provider.list_models()
+        assert [(m.name, m.context_length, m.family) for m in models] == [("fake-gpt", 8192, "tests")]
+        options = GenerationOptions(temperature=0.2, top_p=0.5, top_k=7, repeat_penalty=1.3, max_tokens=3)
+        deltas, final = await collect(provider, models[0], [ChatTurn("system", "Be terse."), ChatTurn("user", "Hi")],
+                                      options)
+        assert deltas == ["w0 ", "w1 ", "w2 "]
+        assert final.usage.prompt_tokens == 3 and final.usage.completion_tokens == 3
+        sent = server.seen.bodies[-1]
+        assert sent["messages"] == [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "Hi"}]
+        assert sent["stream"] is True and sent["stream_options"] == {"include_usage": True}
+        assert (sent["temperature"], sent["top_p"], sent["max_tokens"]) == (0.2, 0.5, 3)
+        assert (sent["top_k"], sent["repeat_penalty"]) == (7, 1.3)
+        assert all("authorization:" not in head.lower() for head in server.seen.heads)  # no key configured
+
+
+async def test_openai_compatible_strict_mode_sends_key_and_no_extra_options():
+    async with FakeOpenAI() as server:
+        provider = OpenAICompatibleProvider(base_url=server.base_url, api_key="sk-test", send_extra_options=False)
+        model = (await provider.list_models())[0]
+        _deltas, final = await collect(provider, model)
+        assert final is not None
+        assert "top_k" not in server.seen.bodies[-1] and "repeat_penalty" not in server.seen.bodies[-1]
+        assert "authorization: bearer sk-test" in server.seen.heads[-1].lower()
+
+
+async def test_openai_compatible_stop_closes_the_upstream_request():
+    async with FakeOpenAI(tokens=500, delay=0.02) as server:
+        provider = OpenAICompatibleProvider(base_url=server.base_url)
+        model = (await provider.list_models())[0]
+        stream = provider.stream_chat(model=model, messages=HELLO, options=GenerationOptions(max_tokens=500))
+        assert [(await stream.__anext__()).delta for _ in range(2)] == ["w0 ", "w1 "]
+        stopped_at = time.monotonic()
+        await stream.aclose()
+        for _ in range(100):
+            if server.seen.aborted_at:
+                break
+            await asyncio.sleep(0.01)
+        assert server.seen.aborted_at is not None and server.seen.aborted_at - stopped_at < 1.0
+        assert server.seen.completed == 0
+
+
+async def test_openai_compatible_backend_error_shows_no_address(caplog):
+    async with FakeOpenAI(status=500) as server:
+        provider = OpenAICompatibleProvider(base_url=server.base_url)
+        model = (await provider.list_models())[0]
+        with caplog.at_level(logging.WARNING, logger="models_mgmt"), pytest.raises(ProviderError) as failed:
+            await collect(provider, model)
+        assert server.base_url in caplog.text and "10.0.0.7" in caplog.text  # the details are logged
+    assert failed.value.code == "backend_error"
+    assert failed.value.message == "The model server returned an error." and not ADDRESS.search(str(failed.value))
+
+
+async def test_openai_compatible_unreachable_server(caplog):
+    provider = OpenAICompatibleProvider(base_url="http://127.0.0.1:9/v1")
+    with caplog.at_level(logging.WARNING, logger="models_mgmt"):
+        assert await provider.list_models() == []
+        ghost = ModelInfo(name="x", provider="openai", upstream="x", context_length=100)
+        with pytest.raises(ProviderError) as failed:
+            await collect(provider, ghost)
+    assert failed.value.code == "backend_unavailable" and not ADDRESS.search(str(failed.value))
+    assert "http://127.0.0.1:9/v1" in caplog.text
+
+
 @pytest.fixture(scope="module")
 def llama_server():
     """The real `python -m llama_cpp.server` serving the bundled GGUF."""
@@ -189,21 +352,13 @@ async def test_openai_compatible_against_llama_cpp_server(llama_server):
     assert final is not None
 
 
-async def test_openai_compatible_stop_closes_the_request(llama_server):
+async def test_openai_compatible_stop_frees_llama_cpp_server(llama_server):
     provider = OpenAICompatibleProvider(base_url=llama_server)
     model = (await provider.list_models())[0]
     stream = provider.stream_chat(model=model, messages=HELLO, options=GenerationOptions(max_tokens=300))
     assert (await stream.__anext__()).delta is not None
     await stream.aclose()
+    started = time.monotonic()
     deltas, final = await collect(provider, model, options=GenerationOptions(max_tokens=4))
     assert final is not None and deltas  # the server is free again
-
-
-async def test_openai_compatible_errors_are_provider_errors(llama_server):
-    provider = OpenAICompatibleProvider(base_url="http://127.0.0.1:9/v1")
-    assert await provider.list_models() == []
-    from models_mgmt.providers import ModelInfo
-
-    ghost = ModelInfo(name="x", provider="openai", upstream="x", context_length=100)
-    with pytest.raises(ProviderError):
-        await collect(provider, ghost)
+    assert time.monotonic() - started < 10  # did not wait for a 300-token generation
