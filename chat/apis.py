@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from chat import generation, selectors, services, transfer
+from chat import selectors, services, transfer
 from chat.serializers import (
     BranchMessageSerializer,
     BranchSwitchSerializer,
@@ -26,8 +26,10 @@ from chat.serializers import (
     ProjectSerializer,
     ProjectUpdateSerializer,
     RatingSerializer,
+    RoomCleanupQuerySerializer,
     RoomCreateSerializer,
     RoomImportSerializer,
+    RoomListQuerySerializer,
     RoomSerializer,
     RoomWriteSerializer,
     SessionCreateSerializer,
@@ -35,7 +37,8 @@ from chat.serializers import (
     SessionSerializer,
     StopResultSerializer,
 )
-from chatproject.pagination import paginate
+from chatproject.pagination import LimitOffsetPagination, paginate
+from chatproject.schema import error_response
 from models_mgmt.providers import ProviderError
 from models_mgmt.registry import registry
 
@@ -51,6 +54,8 @@ def _room_changes(user, validated: dict) -> dict:
     return changes
 
 
+ROOM_LIMIT = error_response("Your active-room limit is reached (code room_limit_reached).")
+
 ROOM_LIST_PARAMETERS = [
     OpenApiParameter("sort", str, enum=list(selectors.ROOM_SORTS), description="Default -last_activity."),
     OpenApiParameter("archived", str, enum=["true", "false", "all"], description="Default false."),
@@ -64,12 +69,18 @@ ROOM_LIST_PARAMETERS = [
 
 @extend_schema(tags=["rooms"])
 class RoomsApi(APIView):
+    pagination_class = LimitOffsetPagination
+
     @extend_schema(operation_id="rooms_list", parameters=ROOM_LIST_PARAMETERS, responses=RoomSerializer(many=True))
     def get(self, request: Request) -> Response:
-        return paginate(self, request, selectors.rooms_list(user=request.user, params=request.query_params),
-                         RoomSerializer)
+        params = RoomListQuerySerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        return paginate(self, request, selectors.rooms_list(user=request.user, params=params.validated_data),
+                        RoomSerializer)
 
-    @extend_schema(operation_id="rooms_create", request=RoomCreateSerializer, responses={201: RoomSerializer})
+    @extend_schema(
+        operation_id="rooms_create", request=RoomCreateSerializer, responses={201: RoomSerializer, 409: ROOM_LIMIT}
+    )
     def post(self, request: Request) -> Response:
         data = RoomCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -89,7 +100,11 @@ class RoomDetailApi(APIView):
     def get(self, request: Request, room_id: str) -> Response:
         return Response(RoomSerializer(selectors.get_room_for_read(user=request.user, room_id=room_id)).data)
 
-    @extend_schema(operation_id="rooms_update", request=RoomWriteSerializer, responses=RoomSerializer)
+    @extend_schema(
+        operation_id="rooms_update",
+        request=RoomWriteSerializer,
+        responses={200: RoomSerializer, 409: error_response("Un-archiving would pass the active-room limit.")},
+    )
     def patch(self, request: Request, room_id: str) -> Response:
         room = selectors.get_room_for_write(user=request.user, room_id=room_id)
         data = RoomWriteSerializer(data=request.data, partial=True)
@@ -105,6 +120,8 @@ class RoomDetailApi(APIView):
 
 @extend_schema(tags=["rooms"])
 class RoomHistoryApi(APIView):
+    pagination_class = LimitOffsetPagination
+
     @extend_schema(
         operation_id="rooms_history",
         parameters=[
@@ -140,7 +157,7 @@ class RoomFreshApi(APIView):
     @extend_schema(
         operation_id="rooms_fresh",
         request=FreshRoomSerializer,
-        responses={200: RoomSerializer, 201: RoomSerializer},
+        responses={200: RoomSerializer, 201: RoomSerializer, 409: ROOM_LIMIT},
         description="Returns your newest empty room (200) or creates one (201).",
     )
     def post(self, request: Request) -> Response:
@@ -152,7 +169,11 @@ class RoomFreshApi(APIView):
 
 @extend_schema(tags=["rooms"])
 class RoomTitleApi(APIView):
-    @extend_schema(operation_id="rooms_title_generate", request=None, responses=RoomSerializer)
+    @extend_schema(
+        operation_id="rooms_title_generate",
+        request=None,
+        responses={200: RoomSerializer, 409: error_response("The room has no message yet (code nothing_to_title).")},
+    )
     def post(self, request: Request, room_id: str) -> Response:
         room = selectors.get_room_for_write(user=request.user, room_id=room_id)
         room = services.generate_room_title(room=room, branch=selectors.active_branch(room).messages)
@@ -164,15 +185,15 @@ class RoomCleanupApi(APIView):
     @extend_schema(
         operation_id="rooms_cleanup_empty",
         request=None,
-        parameters=[OpenApiParameter("older_than_minutes", int, description="Only rooms idle this long (default 0).")],
+        parameters=[RoomCleanupQuerySerializer],
         responses=CountSerializer,
         description="Deletes your rooms that never got a message, keeping the newest one for reuse.",
     )
     def post(self, request: Request) -> Response:
-        raw = request.query_params.get("older_than_minutes", "0")
-        if not raw.isdigit():
-            raise exceptions.ValidationError({"older_than_minutes": ["Must be a whole number of minutes."]})
-        count = services.cleanup_empty_rooms(owner=request.user, older_than=timedelta(minutes=int(raw)))
+        params = RoomCleanupQuerySerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        minutes = params.validated_data["older_than_minutes"]
+        count = services.cleanup_empty_rooms(owner=request.user, older_than=timedelta(minutes=minutes))
         return Response({"count": count})
 
 
@@ -212,10 +233,13 @@ class RoomExportApi(APIView):
 
 @extend_schema(tags=["rooms"])
 class RoomImportApi(APIView):
-    @extend_schema(operation_id="rooms_import", request=RoomImportSerializer, responses={201: RoomSerializer})
+    @extend_schema(
+        operation_id="rooms_import", request=RoomImportSerializer, responses={201: RoomSerializer, 409: ROOM_LIMIT}
+    )
     def post(self, request: Request) -> Response:
         if not isinstance(request.data, dict):
             raise exceptions.ValidationError({"non_field_errors": ["Send the JSON object that rooms_export gives."]})
+        RoomImportSerializer(data=request.data).is_valid(raise_exception=True)
         room = transfer.import_room(owner=request.user, data=request.data)
         return Response(RoomSerializer(room).data, status=status.HTTP_201_CREATED)
 
@@ -229,6 +253,8 @@ def _projects_with_counts(user):
 
 @extend_schema(tags=["projects"])
 class ProjectsApi(APIView):
+    pagination_class = LimitOffsetPagination
+
     @extend_schema(operation_id="projects_list", responses=ProjectSerializer(many=True))
     def get(self, request: Request) -> Response:
         return paginate(self, request, _projects_with_counts(request.user), ProjectSerializer)
@@ -319,13 +345,17 @@ class SessionHistoryClearApi(APIView):
 
 @extend_schema(tags=["chat"])
 class ChatSessionsApi(APIView):
+    pagination_class = LimitOffsetPagination
+
     @extend_schema(operation_id="chat_sessions_list", responses=ChatSessionSerializer(many=True))
     def get(self, request: Request) -> Response:
         qs = selectors.rooms_list(user=request.user, params={})
         return paginate(self, request, qs, ChatSessionSerializer)
 
     @extend_schema(
-        operation_id="chat_sessions_create", request=ChatSessionCreateSerializer, responses={201: ChatSessionSerializer}
+        operation_id="chat_sessions_create",
+        request=ChatSessionCreateSerializer,
+        responses={201: ChatSessionSerializer, 409: ROOM_LIMIT},
     )
     def post(self, request: Request) -> Response:
         data = ChatSessionCreateSerializer(data=request.data)
@@ -372,7 +402,7 @@ class BranchSwitchApi(APIView):
         data = BranchSwitchSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         message = selectors.get_message_in_room(room=room, message_id=data.validated_data["message_id"])
-        generation.switch_branch(room=room, message=message)
+        services.switch_branch(room=room, message=message)
         room.refresh_from_db()
         return Response(RoomSerializer(room).data)
 

@@ -374,3 +374,38 @@ def rate_message(*, message: Message, rating: int) -> Message:
     message.rating = rating or None
     message.save(update_fields=["rating"])
     return message
+
+
+# --- branches --------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def delete_message(*, room: Room, message: Message) -> Message:
+    """Soft-delete a turn (a reply still writing it is stopped); if it ended the active branch, its parent does."""
+    room = Room.objects.select_for_update().get(pk=room.pk)
+    running = Stream.objects.filter(message=message, finished_at__isnull=True).values_list("pk", flat=True).first()
+    if running is not None:
+        _stop_running_streams(room, running)
+    message.is_deleted = True
+    message.save(update_fields=["is_deleted"])
+    if room.active_leaf_id == message.pk:
+        room.active_leaf = message.parent
+    refresh_room_summary(room, touch=False)
+    broadcast_after_commit(room, {"type": "message.deleted", "message_id": str(message.pk)})
+    return message
+
+
+@transaction.atomic
+def switch_branch(*, room: Room, message: Message) -> Message:
+    """Make the newest leaf under `message` the active one (the ‹ 2/3 › arrows)."""
+    room = Room.objects.select_for_update().get(pk=room.pk)
+    leaf = message
+    while True:
+        child = Message.objects.filter(parent=leaf, is_deleted=False).order_by("-created_at").first()
+        if child is None:
+            break
+        leaf = child
+    room.active_leaf = leaf
+    refresh_room_summary(room, touch=False)
+    broadcast_after_commit(room, {"type": "room.branch", "active_leaf": str(leaf.pk)})
+    return leaf

@@ -70,17 +70,15 @@ INSTALLED_APPS = [
     "learning",
 ]
 
-# Django's own middleware, with hooks that run on the event loop under ASGI (chatproject/middleware.py):
-# the stock classes hop to a thread for every hook of every request.
 MIDDLEWARE = [
-    "chatproject.middleware.SecurityMiddleware",
-    "chatproject.middleware.StaticFilesMiddleware",  # WhiteNoise, async-capable
-    "chatproject.middleware.SessionMiddleware",
-    "chatproject.middleware.CommonMiddleware",
-    "chatproject.middleware.CsrfViewMiddleware",
-    "chatproject.middleware.AuthenticationMiddleware",
-    "chatproject.middleware.MessageMiddleware",
-    "chatproject.middleware.XFrameOptionsMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "servestatic.middleware.ServeStaticMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "chatproject.middleware.ContentSecurityPolicyMiddleware",
 ]
 
@@ -114,16 +112,13 @@ TEMPLATES = [
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
-        # Persistent connections: the streaming path hops to the database thread often, and reconnecting
-        # on every hop dominated its profile.
         conn_max_age=env_int("DB_CONN_MAX_AGE", 600),
         conn_health_checks=True,
     )
 }
 if "postgresql" in DATABASES["default"]["ENGINE"] and env_bool("DB_POOL", True):
-    # Under ASGI Django's docs advise a pool over persistent connections: each request's sync code runs on a
-    # thread of its own, so a persistent connection there is never reused. The pool bounds a worker's
-    # connections and lends them to the database thread and to request threads alike.
+    # Under ASGI each request's sync code runs on a thread of its own, so Django's docs advise a pool over
+    # persistent connections: it bounds a worker's connections and lends them to every thread.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": env_int("DB_POOL_MIN_SIZE", 2),
@@ -143,15 +138,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     )
-    # Django's SQLite backend with savepoints on the driver (chatproject/sqlite_backend/base.py).
-    DATABASES["default"]["ENGINE"] = "chatproject.sqlite_backend"
 
 REDIS_URL = os.environ.get("REDIS_URL", "").strip()
 
 if REDIS_URL:
-    # Redis pub/sub by default: one PUBLISH per group message. The list-based core layer (a Lua script per
-    # send, a BRPOP per receive) cost ~8x the CPU per token event and broke down at 50 streams on one worker
-    # (docs/benchmarks.md); REDIS_CHANNEL_LAYER=core selects it.
+    # Redis pub/sub by default: one PUBLISH per group message, where the list-based core layer runs a Lua
+    # script per send and a BRPOP per receive; REDIS_CHANNEL_LAYER=core selects that one.
     if os.environ.get("REDIS_CHANNEL_LAYER", "pubsub") == "core":
         CHANNEL_LAYERS = {
             "default": {
@@ -162,9 +154,9 @@ if REDIS_URL:
     else:
         CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
                                       "CONFIG": {"hosts": [REDIS_URL]}}}
-    CACHES = {"default": {"BACKEND": "chatproject.cache.ChatRedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "chatproject.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 5000}}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 5000}}}
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 AUTH_USER_MODEL = "accounts.User"
@@ -185,7 +177,7 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 # Serve app and package static files straight from their folders, so no collectstatic step is needed.
-WHITENOISE_USE_FINDERS = True
+SERVESTATIC_USE_FINDERS = True
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / "media"))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -243,18 +235,16 @@ DEFAULT_MAX_TOKENS = env_int("DEFAULT_MAX_TOKENS", 512)
 
 # Streaming (spec section 5).
 STREAM_FLUSH_SECONDS = float(os.environ.get("STREAM_FLUSH_SECONDS", "0.5"))
-STREAM_START_CONCURRENCY = env_int("STREAM_START_CONCURRENCY", 32)
-# While replies start, running replies pause reading for at most this long (0: never): first tokens first.
-STREAM_START_PRIORITY_MS = env_int("STREAM_START_PRIORITY_MS", 50)
-# SSE starts with a Bearer token and a plain JSON body skip Django's and DRF's layers (chat/sse_asgi.py).
-SSE_FAST_PATH = env_bool("SSE_FAST_PATH", True)
-# Sync threads an ASGI worker keeps for API requests, each with its own database connection (0: a new thread
-# per request, as Django does); requests beyond these get a thread of their own (chatproject/handlers.py).
-REQUEST_THREADS = env_int("REQUEST_THREADS", 32)
-# ASGI workers freeze their startup objects out of the garbage collector (chatproject/asgi.py).
+# ASGI workers freeze their start-up objects out of the garbage collector (chatproject/asgi.py).
 GC_TUNING = env_bool("GC_TUNING", True)
 GC_GEN0_THRESHOLD = env_int("GC_GEN0_THRESHOLD", 20000)
 STREAM_HEARTBEAT_TIMEOUT_SECONDS = env_int("STREAM_HEARTBEAT_TIMEOUT_SECONDS", 15)
+
+# Proxies in front of the app that append to X-Forwarded-For (0: ignore the header, REMOTE_ADDR is the client).
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+# Failed logins for one account (from any IP) before further attempts get 429 for the rest of the window.
+LOGIN_FAILURES_PER_ACCOUNT = env_int("LOGIN_FAILURES_PER_ACCOUNT", 10)
+LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 900)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -283,7 +273,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "chatproject.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "chatproject.errors.api_exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "chatproject.schema.ApiAutoSchema",
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 
@@ -323,5 +314,5 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.request": {"level": "ERROR"}, "httpx": {"level": "WARNING"}},
+    "loggers": {"django.request": {"level": "ERROR"}, "httpx": {"level": "WARNING"}, "httpx2": {"level": "WARNING"}},
 }

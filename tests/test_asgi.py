@@ -1,4 +1,4 @@
-"""The ASGI worker's start-up: garbage-collector tuning for serving."""
+"""The ASGI worker: garbage-collector tuning, and every HTTP request (the SSE start too) through Django's stack."""
 
 from __future__ import annotations
 
@@ -7,6 +7,18 @@ import gc
 import httpx
 import pytest
 from django.conf import settings
+
+SEEN: list[str] = []
+
+
+def recording_middleware(get_response):
+    """A middleware added later, as an operator might: it must see the SSE start like any request."""
+
+    def middleware(request):
+        SEEN.append(request.path)
+        return get_response(request)
+
+    return middleware
 
 
 def test_worker_freezes_startup_objects_and_collects_young_objects_less_often():
@@ -19,36 +31,27 @@ def test_worker_freezes_startup_objects_and_collects_young_objects_less_often():
 
 @pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("fast_path", [True, False])
-async def test_sse_starts_take_the_fast_path_or_the_shared_thread_handler_and_stream(fake_ollama, settings, fast_path):
+async def test_sse_start_runs_through_django_middleware(fake_ollama, settings):
     from asgiref.sync import sync_to_async
+    from channels.routing import ProtocolTypeRouter
+    from django.core.asgi import get_asgi_application
 
     from accounts.services import create_api_token
-    from chatproject import asgi
     from tests.factories import RoomFactory, UserFactory
 
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "tests.test_asgi.recording_middleware"]
+    application = ProtocolTypeRouter({"http": get_asgi_application()})
     user = await sync_to_async(UserFactory)()
     room = await sync_to_async(RoomFactory)(owner=user)
     _token, raw = await sync_to_async(create_api_token)(user=user, name="asgi")
-    settings.SSE_FAST_PATH = fast_path
-    seen = []
-    real = asgi.sse_django_app.handle
-
-    async def spy(scope, receive, send):
-        seen.append(scope["path"])
-        return await real(scope, receive, send)
-
-    asgi.sse_django_app.handle = spy
-    try:
-        transport = httpx.ASGITransport(app=asgi.application)
-        headers = {"Authorization": f"Bearer {raw}", "Host": "127.0.0.1"}
-        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1", headers=headers) as client:
-            response = await client.post(f"/api/v1/chat/sessions/{room.pk}/messages",
-                                         json={"content": "hi", "model": "fake-llm:latest"})
-            assert response.status_code == 200 and "event: done" in response.text
-            assert (await client.get("/api/v1/chat/models")).status_code == 200  # the usual handler
-            assert (await client.get(f"/api/v1/chat/sessions/{room.pk}/messages")).status_code == 405
-    finally:
-        asgi.sse_django_app.handle = real
-    # The fast path takes a Bearer start itself; without it, Django's handler with the shared thread does.
-    assert seen == ([] if fast_path else [f"/api/v1/chat/sessions/{room.pk}/messages"])
+    SEEN.clear()
+    transport = httpx.ASGITransport(app=application)
+    headers = {"Authorization": f"Bearer {raw}", "Host": "127.0.0.1"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1", headers=headers) as client:
+        url = f"/api/v1/chat/sessions/{room.pk}/messages"
+        response = await client.post(url, json={"content": "hi", "model": "fake-llm:latest"})
+        assert response.status_code == 200 and "event: done" in response.text
+        assert response.headers["x-content-type-options"] == "nosniff"  # Django's SecurityMiddleware
+        assert response.headers["x-frame-options"] == "DENY"
+        assert (await client.get(url)).status_code == 405
+    assert SEEN == [url, url]

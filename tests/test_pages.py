@@ -78,7 +78,7 @@ def test_api_docs_are_exempt_from_the_page_csp():
 async def test_static_files_are_served_through_the_async_middleware_chain():
     response = await AsyncClient().get("/static/js/chat.js")
     assert response.status_code == 200
-    body = b"".join(response.streaming_content)  # a file: WhiteNoise serves it from a worker thread
+    body = b"".join([chunk async for chunk in response.streaming_content])
     assert b"WebSocket" in body
 
 

@@ -114,15 +114,19 @@ async def test_sse_rejects_bad_input_with_json_errors(fake_ollama, settings):
     assert not await sync_to_async(Message.objects.filter(room=room).exists)()
 
 
-async def test_sixth_stream_gets_429(fake_ollama, settings):
+async def test_sixth_stream_gets_429_and_a_second_reply_in_a_room_409(fake_ollama, settings):
     settings.STREAMS_PER_USER = 1
     fake_ollama.configure(tokens=2000, delay_ms=5)
-    _user, room, client = await _setup()
+    user, room, client = await _setup()
+    other_room = await sync_to_async(RoomFactory)(owner=user)
     url = f"/api/v1/chat/sessions/{room.pk}/messages"
     first = await client.post(url, {"content": "one"}, content_type="application/json")
     chunks = first.streaming_content.__aiter__()
     await chunks.__anext__()  # the job is running now
-    second = await client.post(url, {"content": "two"}, content_type="application/json")
+    same_room = await client.post(url, {"content": "two"}, content_type="application/json")
+    assert same_room.status_code == 409 and same_room.json()["error"]["code"] == "reply_in_progress"
+    second = await client.post(f"/api/v1/chat/sessions/{other_room.pk}/messages", {"content": "two"},
+                               content_type="application/json")
     assert second.status_code == 429 and second.json()["error"]["code"] == "too_many_streams"
     session = await client.post("/api/v1/session/", {"room_id": str(room.pk)}, content_type="application/json")
     stop_sent_at = time.monotonic()

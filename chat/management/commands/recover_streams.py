@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand
 
-from chat.generation import recover_interrupted_streams
+from chat.streaming import recover_interrupted_streams
 
 
 class Command(BaseCommand):

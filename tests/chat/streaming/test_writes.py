@@ -9,11 +9,13 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from chat import generation, jobs, services
-from chat.jobs import fit_to_context
+from chat import services
+from chat.streaming import jobs, writes
+from chat.streaming.jobs import fit_to_context
 from chat.models import Message, Stream
 from models_mgmt.providers import ChatTurn, GenerationOptions, ModelInfo, ProviderError
 from models_mgmt.providers.base import estimate_tokens
+from chatproject.errors import ApiError
 from tests.factories import RoomFactory
 
 pytestmark = pytest.mark.django_db
@@ -28,11 +30,11 @@ def _streaming_reply(room, worker: str, heartbeat_age: float = 0) -> Stream:
 
 def test_dead_workers_replies_become_interrupted(user):
     room = RoomFactory(owner=user)
-    dead_pid = _streaming_reply(room, f"{generation.HOSTNAME}:999999:abcd")
+    dead_pid = _streaming_reply(room, f"{writes.HOSTNAME}:999999:abcd")
     stale = _streaming_reply(room, "other-host:1:ffff", heartbeat_age=60)
     alive_elsewhere = _streaming_reply(room, "other-host:1:eeee")
-    mine = _streaming_reply(room, generation.WORKER_ID)
-    assert generation.recover_interrupted_streams() == 2
+    mine = _streaming_reply(room, writes.WORKER_ID)
+    assert writes.recover_interrupted_streams() == 2
     for stream, status in ((dead_pid, "interrupted"), (stale, "interrupted"), (alive_elsewhere, "streaming"),
                            (mine, "streaming")):
         message = Message.objects.get(pk=stream.message_id)
@@ -40,7 +42,7 @@ def test_dead_workers_replies_become_interrupted(user):
 
 
 def test_recover_command(user, capsys):
-    _streaming_reply(RoomFactory(owner=user), f"{generation.HOSTNAME}:999999:abcd")
+    _streaming_reply(RoomFactory(owner=user), f"{writes.HOSTNAME}:999999:abcd")
     call_command("recover_streams")
     assert "recovered 1" in capsys.readouterr().out
 
@@ -52,11 +54,11 @@ def test_prompt_is_the_branch_leading_to_the_reply(user):
     services.append_message(room=room, role="user", content="Q2 (abandoned)", author=user)
     services.append_message(room=room, role="user", content="Q2", author=user,
                             parent=Message.objects.get(content="A1"))
-    started = generation.regenerate_reply(room=room, user=user, message=None, model="m")
+    started = writes.regenerate_reply(room_id=room.pk, user=user, message=None, model="m")
     assert [(t.role, t.content) for t in started.turns] == [
         ("system", "Be kind."), ("user", "Q1"), ("assistant", "A1"), ("user", "Q2"),
     ]
-    override = generation.prompt_turns(room=room, parent_id=started.assistant.parent_id, system_prompt="Be brief.")
+    override = writes.branch_turns(room_id=room.pk, parent_id=started.assistant.parent_id, system_prompt="Be brief.")
     assert override[0].content == "Be brief."
     room.refresh_from_db()
     assert room.active_leaf_id == started.assistant.pk and room.message_count == 5
@@ -126,11 +128,11 @@ def test_a_start_reads_at_most_max_turns_of_the_branch_newest_first(user):
     services.append_message(room=room, role="assistant", content="on it")
     Message.objects.filter(content="turn 9").update(is_deleted=True)  # a deleted turn keeps the chain
     leaf = Message.objects.get(content="turn 11")
-    everything = generation._branch_turns(room_id=room.pk, parent_id=leaf.pk, system_prompt="Sys.")
+    everything = writes.branch_turns(room_id=room.pk, parent_id=leaf.pk, system_prompt="Sys.")
     assert [t.content for t in everything] == ["Sys."] + [f"turn {i}" for i in range(12) if i != 9]
-    newest = generation._branch_turns(room_id=room.pk, parent_id=leaf.pk, system_prompt="Sys.", max_turns=4)
+    newest = writes.branch_turns(room_id=room.pk, parent_id=leaf.pk, system_prompt="Sys.", max_turns=4)
     assert [t.content for t in newest] == ["Sys.", "turn 7", "turn 8", "turn 10", "turn 11"]
-    assert generation._branch_turns(room_id=room.pk, parent_id=None, system_prompt="") == []
+    assert writes.branch_turns(room_id=room.pk, parent_id=None, system_prompt="") == []
 
 
 @pytest.mark.asyncio
@@ -147,11 +149,10 @@ async def test_reading_at_most_max_prompt_turns_never_changes_the_fitted_prompt(
 
 
 def test_start_and_finish_rows_read_back_through_the_orm(user):
-    """The hot path writes plain SQL; the ORM must read exactly what it would have written itself."""
     project = services.create_project(owner=user, name="P")
     room = services.create_room(owner=user, project=project, system_prompt="Sys.")
-    started = generation.send_user_message(room=room, user=user, content="  Hello\n there ", model="m",
-                                           control_channel="chan")
+    started = writes.send_user_message(room_id=room.pk, user=user, content="  Hello\n there ", model="m",
+                                       control_channel="chan")
     question, reply = Message.objects.filter(room=room).order_by("created_at", "id")
     assert (question.role, question.content, question.author, question.metadata) == ("user", "  Hello\n there ", user,
                                                                                        {})
@@ -165,9 +166,9 @@ def test_start_and_finish_rows_read_back_through_the_orm(user):
     assert (room.active_leaf_id, room.message_count, room.last_message_preview) == (reply.pk, 2, "Hello there")
     assert [(t.role, t.content) for t in started.turns] == [("system", "Sys."), ("user", "  Hello\n there ")]
 
-    generation.finish_stream(stream_id=stream.pk, message_id=reply.pk, room_id=room.pk, text="An  answer",
-                             status="complete", usage=generation.Usage(prompt_tokens=7, completion_tokens=3),
-                             ttft_ms=4.5, tokens_per_second=99.0)
+    writes.finish_stream(stream_id=stream.pk, message_id=reply.pk, room_id=room.pk, text="An  answer",
+                         status="complete", usage=writes.Usage(prompt_tokens=7, completion_tokens=3),
+                         ttft_ms=4.5, tokens_per_second=99.0)
     reply.refresh_from_db()
     assert (reply.content, reply.status, reply.prompt_tokens, reply.completion_tokens, reply.time_to_first_token_ms,
             reply.tokens_per_second) == ("An  answer", "complete", 7, 3, 4.5, 99.0)
@@ -180,18 +181,47 @@ def test_start_and_finish_rows_read_back_through_the_orm(user):
 
 def test_finish_leaves_the_preview_of_a_branch_switched_away(user):
     room = services.create_room(owner=user)
-    first = generation.send_user_message(room=room, user=user, content="Q", model="m")
-    second = generation.regenerate_reply(room=room, user=user, message=None, model="m")
-    generation.finish_stream(stream_id=first.stream.pk, message_id=first.assistant.pk, room_id=room.pk,
-                             text="old branch", status="complete", usage=generation.Usage(), ttft_ms=None,
-                             tokens_per_second=None)
+    earlier = services.append_message(room=room, role="user", content="Earlier", author=user, parent=None)
+    first = writes.send_user_message(room_id=room.pk, user=user, content="Q", model="m")
+    other = services.append_message(room=room, role="user", content="Another root", author=user, parent=None)
+    services.switch_branch(room=room, message=other)  # the user looks at another branch meanwhile
+    assert earlier.pk != other.pk
     room.refresh_from_db()
-    assert room.active_leaf_id == second.assistant.pk and room.last_message_preview == "Q"
+    preview = room.last_message_preview
+    writes.finish_stream(stream_id=first.stream.pk, message_id=first.assistant.pk, room_id=room.pk,
+                         text="old branch", status="complete", usage=writes.Usage(), ttft_ms=None,
+                         tokens_per_second=None)
+    room.refresh_from_db()
+    assert room.last_message_preview == preview != "old branch"
 
 
-@pytest.mark.django_db(transaction=True)
-def test_the_in_caller_atomic_send_refuses_to_run_outside_an_atomic_block(user):
+def test_one_reply_at_a_time_per_room(user):
+    room = services.create_room(owner=user)
+    first = writes.send_user_message(room_id=room.pk, user=user, content="Q", model="m")
+    for start in (
+        lambda: writes.send_user_message(room_id=room.pk, user=user, content="again", model="m"),
+        lambda: writes.regenerate_reply(room_id=room.pk, user=user, message=None, model="m"),
+    ):
+        with pytest.raises(ApiError) as refused:
+            start()
+        assert (refused.value.status_code, refused.value.error_code) == (409, "reply_in_progress")
+    assert Message.objects.filter(room=room).count() == 2
+    writes.finish_stream(stream_id=first.stream.pk, message_id=first.assistant.pk, room_id=room.pk, text="A",
+                         status="complete", usage=writes.Usage(), ttft_ms=None, tokens_per_second=None)
+    writes.regenerate_reply(room_id=room.pk, user=user, message=None, model="m")
+    assert Message.objects.filter(room=room).count() == 3
+
+
+def test_recovery_tells_the_rooms_watchers_the_reply_ended(user, django_capture_on_commit_callbacks):
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
     room = RoomFactory(owner=user)
-    with pytest.raises(RuntimeError):
-        generation.send_user_message_in_caller_atomic(room=room, user=user, content="Q", model="m")
-    assert not Message.objects.filter(room=room).exists()
+    stream = _streaming_reply(room, f"{writes.HOSTNAME}:999999:abcd")
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(room.group_name, channel)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert writes.recover_interrupted_streams() == 1
+    event = async_to_sync(layer.receive)(channel)
+    assert (event["type"], event["stream_id"], event["status"]) == ("stream.end", str(stream.pk), "interrupted")
