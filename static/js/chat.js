@@ -590,16 +590,23 @@ function handleFrame(frame) {
       state.live.delete(frame.message_id);
       const message = state.messages.find((m) => m.id === frame.message_id);
       if (message) {
-        if (live) message.content = live.text;
+        // A reply that ended while we were away (its worker restarted) comes with its stored text.
+        if (typeof frame.content === "string") message.content = frame.content;
+        else if (live) message.content = live.text;
         message.status = frame.status;
         renderLater(message.id);
       }
       if (frame.status === "complete" && state.room && state.room.name === "New Chat") autoTitle();
       break;
     }
-    case "resumed":
-      if (!frame.streams.length && state.streams.size) { state.streams.clear(); loadHistory(); }
+    case "resumed": {
+      // Streams we followed that no longer run ended while the socket was down: show how they ended.
+      const running = new Set(frame.streams);
+      const gone = [...state.streams.entries()].filter(([id]) => !running.has(id));
+      for (const [id, info] of gone) { state.streams.delete(id); state.live.delete(info.messageId); }
+      if (gone.length) { loadHistory(); updateComposer(); }
       break;
+    }
     case "message_deleted":
     case "branch_switched":
       loadHistory();

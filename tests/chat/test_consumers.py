@@ -564,3 +564,99 @@ async def test_a_job_whose_control_receive_swallows_its_cancellation_still_ends(
     await frames_until(ws, is_end)
     await ws.disconnect()
     assert await _job_tasks_left() == []
+
+
+async def test_a_reply_that_ended_while_away_is_reported_on_resume(fake_ollama, owner_room):
+    """A worker restarted mid-reply: the reconnecting page learns the reply is `interrupted`, with its text."""
+    from chat.models import Stream
+
+    user, room = owner_room
+
+    def reply_of_a_dead_worker():
+        reply = services.append_message(room=room, role="assistant", content="half a sent", status="streaming")
+        stream = Stream.objects.create(room=room, message=reply, user=user, worker=f"{writes.HOSTNAME}:999999:dead")
+        writes.recover_interrupted_streams()
+        return stream
+
+    stream = await database_sync_to_async(reply_of_a_dead_worker)()
+    ws = await connect(user, room.pk)
+    await ws.send_json_to({"type": "resume", "stream_id": str(stream.pk), "last_seq": 7})
+    ended = await ws.receive_json_from(timeout=5)
+    assert (ended["type"], ended["stream_id"], ended["status"], ended["content"]) == (
+        "stream_end", str(stream.pk), "interrupted", "half a sent")
+    assert await ws.receive_json_from(timeout=5) == {"type": "resumed", "streams": []}
+    await ws.disconnect()
+
+
+async def _closed_within_a_second(ws) -> int:
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    while True:
+        output = await ws.receive_output(timeout=1)
+        if output["type"] == "websocket.close":
+            assert loop.time() - began < 1
+            return output["code"]
+
+
+async def test_revoking_the_token_closes_its_sockets_only(fake_ollama, owner_room):
+    from accounts.models import ApiToken
+    from accounts.services import create_api_token, revoke_api_token
+
+    user, room = owner_room
+    token, raw = await database_sync_to_async(create_api_token)(user=user, name="revoke-me")
+    doomed = await connect(user, room.pk, token=raw)
+    kept = await connect(user, room.pk)
+    await doomed.receive_json_from(timeout=5)  # kept's presence
+    await database_sync_to_async(revoke_api_token)(token=await database_sync_to_async(ApiToken.objects.get)(pk=token.pk))
+    assert await _closed_within_a_second(doomed) == 4401
+    await kept.send_json_to({"type": "ping"})
+    assert (await frames_until(kept, lambda f: f["type"] == "pong"))[-1] == {"type": "pong"}
+    await kept.disconnect()
+
+
+async def test_deactivating_the_account_closes_every_socket(fake_ollama, owner_room):
+    user, room = owner_room
+    ws = await connect(user, room.pk)
+
+    def deactivate():
+        user.is_active = False
+        user.save(update_fields=["is_active"])
+
+    await database_sync_to_async(deactivate)()
+    assert await _closed_within_a_second(ws) == 4401
+
+
+async def test_signing_out_closes_the_sessions_socket():
+    """A browser's socket rides on its session cookie; signing out in any tab ends it."""
+    from channels.testing import WebsocketCommunicator
+    from django.test import AsyncClient
+
+    from chatproject.asgi import application
+    from tests.factories import PASSWORD
+
+    user = await database_sync_to_async(UserFactory)(username="sid")
+    room = await database_sync_to_async(RoomFactory)(owner=user)
+    browser = AsyncClient()
+    assert await browser.alogin(username="sid", password=PASSWORD)
+    cookie = f"sessionid={browser.cookies['sessionid'].value}".encode()
+    ws = WebsocketCommunicator(application, f"/ws/chat/{room.pk}/", headers=[*BROWSER, (b"cookie", cookie)])
+    connected, _ = await ws.connect()
+    assert connected
+    await ws.receive_json_from(timeout=5)  # presence
+    await browser.post("/signout/")
+    assert await _closed_within_a_second(ws) == 4401
+
+
+async def test_a_bearer_header_authenticates_a_socket(fake_ollama, owner_room):
+    from channels.testing import WebsocketCommunicator
+
+    from accounts.services import create_api_token
+    from chatproject.asgi import application
+
+    user, room = owner_room
+    _t, raw = await database_sync_to_async(create_api_token)(user=user, name="header")
+    ws = WebsocketCommunicator(application, f"/ws/chat/{room.pk}/",
+                               headers=[*BROWSER, (b"authorization", f"Bearer {raw}".encode())])
+    connected, _ = await ws.connect()
+    assert connected
+    await ws.disconnect()
