@@ -42,6 +42,8 @@ sys.path.insert(0, str(ROOT))
 from bench.lean_http import Connection  # noqa: E402
 from tests.procs import free_port, wait_for_http  # noqa: E402
 
+# The checkout whose server is measured (--project): another commit's tree, to compare in the same run.
+PROJECT = ROOT
 TOKENS = 200
 PASSWORD = "bench-passphrase-long-enough"
 
@@ -102,30 +104,34 @@ class Server:
             self.env["REDIS_URL"] = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 
     def __enter__(self) -> Server:
-        subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=self.env, check=True)
+        subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=PROJECT, env=self.env, check=True)
         stderr = None if os.environ.get("BENCH_SERVER_STDERR") else subprocess.DEVNULL
         if Server.kind == "uvicorn":
             command = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(self.port),
                        "--no-access-log", "--log-level", "warning", "--ws-per-message-deflate", "false",  # README
-                       *os.environ.get("BENCH_UVICORN_ARGS", "").split(),
+                       "--workers", str(self.workers), *os.environ.get("BENCH_UVICORN_ARGS", "").split(),
                        "chatproject.asgi:application"]
-            self.processes = [subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL,
+            self.processes = [subprocess.Popen(command, cwd=PROJECT, env=self.env, stdout=subprocess.DEVNULL,
                                                stderr=stderr)]
         elif self.workers == 1:
             command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
                        "chatproject.asgi:application"]
-            self.processes = [subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL,
+            self.processes = [subprocess.Popen(command, cwd=PROJECT, env=self.env, stdout=subprocess.DEVNULL,
                                                stderr=stderr)]
         else:  # one listening socket shared by every worker; the kernel hands each connection to one of them
             self.listener = socket.create_server(("127.0.0.1", self.port), backlog=1024)
             fd = self.listener.fileno()
             command = [sys.executable, "-m", "daphne", "--fd", str(fd), "chatproject.asgi:application"]
-            self.processes = [subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL,
+            self.processes = [subprocess.Popen(command, cwd=PROJECT, env=self.env, stdout=subprocess.DEVNULL,
                                                stderr=stderr, pass_fds=(fd,)) for _ in range(self.workers)]
         self.process = self.processes[0]
         for process in self.processes:
             wait_for_http(f"{self.base}/", process)
-        self.ps = _Workers([psutil.Process(process.pid) for process in self.processes])
+        if Server.kind == "uvicorn" and self.workers > 1:  # the supervisor's worker processes serve
+            time.sleep(2)
+            self.ps = _Workers(psutil.Process(self.process.pid).children(recursive=True))
+        else:
+            self.ps = _Workers([psutil.Process(process.pid) for process in self.processes])
         register = httpx.post(f"{self.base}/api/v1/auth/register",
                               json={"username": "bench", "email": "bench@example.com", "password": PASSWORD})
         register.raise_for_status()
@@ -465,7 +471,7 @@ def main() -> None:
     parser.add_argument("--model-tokens", type=int, default=128)
     parser.add_argument("--server", choices=["daphne", "uvicorn"], default="daphne")
     parser.add_argument("--workers", type=int, default=1,
-                        help="Daphne workers on one socket; more than one runs on PostgreSQL and Redis")
+                        help="workers (Daphne: on one socket; Uvicorn: --workers); more than one runs on PostgreSQL and Redis")
     parser.add_argument("--postgres-redis", action="store_true",
                         help="PostgreSQL and the Redis layer even for one worker")
     parser.add_argument("--skip-model", action="store_true")
@@ -473,9 +479,13 @@ def main() -> None:
                         help="bursts per scenario; each figure reported is the median over them")
     parser.add_argument("--only", nargs="*", metavar="KIND:GAP:STREAMS",
                         help="run only these relay scenarios, e.g. ws:20:50 sse:0:50 (implies --skip-model)")
+    parser.add_argument("--project", default=str(ROOT),
+                        help="the checkout whose server is measured, e.g. another commit's tree")
     parser.add_argument("--pin", default="auto", metavar="auto|off|SERVER/CLIENT",
                         help="CPUs for the server and for the client and fake, e.g. 1/0 (default: auto)")
     args = parser.parse_args()
+    global PROJECT
+    PROJECT = Path(args.project).resolve()
     Server.kind = args.server
     Server.workers = args.workers
     Server.scale_out = args.postgres_redis

@@ -1,56 +1,66 @@
-"""`plainly_valid` may only accept what the DRF serializer accepts, and must produce the same data."""
+"""Request serializers take strict JSON types and only text that every database can store."""
 
 from __future__ import annotations
 
 import pytest
 
-from chat.serializers import GenerationOptionsSerializer, MessageSendSerializer, plainly_valid
-
-CASES = [
-    {"content": "hi"},
-    {"content": "hi", "model": "fake-llm:latest", "temperature": 0.2, "top_p": 1, "top_k": 5, "max_tokens": 64},
-    {"content": "  spaced  ", "system_prompt": "Be brief.", "use_recursive": False, "repeat_penalty": 1.0},
-    {"content": "hi", "max_tokens": None},
-    {"content": "hi", "extra": "ignored"},
-    {"content": "hi", "model": ""},
-    {"content": ""},
-    {"content": "   "},
-    {"content": None},
-    {"content": 5},
-    {"content": "a\x00b"},
-    {"content": "\ud800"},
-    {"content": "x" * 40_000},
-    {"model": "m"},
-    {"content": "hi", "temperature": "0.5"},
-    {"content": "hi", "temperature": 2.5},
-    {"content": "hi", "temperature": True},
-    {"content": "hi", "temperature": None},
-    {"content": "hi", "top_k": 5.0},
-    {"content": "hi", "top_k": -1},
-    {"content": "hi", "max_tokens": 0},
-    {"content": "hi", "model": " padded "},
-    {"content": "hi", "model": "m" * 201},
-    {"content": "hi", "use_recursive": "true"},
-    {"content": "hi", "system_prompt": None},
-    [],
-    "content",
-]
+from chat.serializers import MessageSendSerializer, RoomCreateSerializer, RoomImportSerializer, RoomWriteSerializer
+from chatproject.validation import INT64_MAX
 
 
-@pytest.mark.parametrize("data", CASES)
-@pytest.mark.parametrize("serializer_class", [MessageSendSerializer, GenerationOptionsSerializer])
-def test_fast_path_agrees_with_drf(serializer_class, data):
-    fast = plainly_valid(serializer_class, data)
-    serializer = serializer_class(data=data)
-    valid = serializer.is_valid()
-    if fast is not None:
-        assert valid, f"fast path accepted what DRF rejects: {serializer.errors}"
-        assert fast == dict(serializer.validated_data)
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"content": 5}, "content"),
+        ({"content": "hi", "model": 1}, "model"),
+        ({"content": "hi", "system_prompt": False}, "system_prompt"),
+        ({"content": "hi", "use_recursive": "true"}, "use_recursive"),
+        ({"content": "hi", "use_recursive": 1}, "use_recursive"),
+        ({"content": "a\x00b"}, "content"),
+        ({"content": "\ud800"}, "content"),
+    ],
+)
+def test_message_send_is_strict(data, field):
+    serializer = MessageSendSerializer(data=data)
+    assert not serializer.is_valid()
+    assert field in serializer.errors
 
 
-def test_fast_path_takes_the_common_requests():
-    assert plainly_valid(MessageSendSerializer, {"content": "hi", "model": "m"}) == {
-        "content": "hi", "model": "m", "temperature": 0.7, "top_p": 0.9, "top_k": 40, "repeat_penalty": 1.1,
-        "max_tokens": None, "system_prompt": "", "use_recursive": True,
-    }
-    assert plainly_valid(GenerationOptionsSerializer, {"temperature": 0, "max_tokens": 8})["temperature"] == 0.0
+def test_message_send_defaults():
+    serializer = MessageSendSerializer(data={"content": "hi", "use_recursive": False})
+    assert serializer.is_valid(), serializer.errors
+    assert serializer.validated_data["use_recursive"] is False and serializer.validated_data["temperature"] == 0.7
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"name": 0}, "name"),
+        ({"pinned": "maybe"}, "pinned"),
+        ({"pinned": 5}, "pinned"),
+        ({"archived": "false"}, "archived"),
+        ({"tags": ["ok", 3]}, "tags"),
+        ({"metadata": {"a": "\x00"}}, "metadata"),
+        ({"metadata": {"\ud800": 1}}, "metadata"),
+        ({"metadata": [[{"deep": ["\udc00"]}]]}, "metadata"),
+    ],
+)
+def test_room_write_is_strict(data, field):
+    serializer = RoomWriteSerializer(data=data, partial=True)
+    assert not serializer.is_valid()
+    assert list(serializer.errors) == [field]
+
+
+def test_room_create_team_is_bounded():
+    assert RoomCreateSerializer(data={"team": INT64_MAX}).is_valid()
+    serializer = RoomCreateSerializer(data={"team": INT64_MAX + 1})
+    assert not serializer.is_valid() and "team" in serializer.errors
+
+
+def test_import_document_text_is_checked_everywhere():
+    ok = {"format": "llm-chat-room", "version": 1, "room": {"name": "x"}, "messages": [{"content": "hi"}]}
+    assert RoomImportSerializer(data=ok).is_valid()
+    bad = {**ok, "messages": [{"content": "hi", "extra": {"k": ["fine", "bad\x00"]}}]}
+    serializer = RoomImportSerializer(data=bad)
+    assert not serializer.is_valid()
+    assert "messages[0].extra.k[1]" in str(serializer.errors)

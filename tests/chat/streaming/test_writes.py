@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from datetime import timedelta
 
@@ -212,16 +213,17 @@ def test_one_reply_at_a_time_per_room(user):
     assert Message.objects.filter(room=room).count() == 3
 
 
-def test_recovery_tells_the_rooms_watchers_the_reply_ended(user, django_capture_on_commit_callbacks):
-    from asgiref.sync import async_to_sync
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_recovery_tells_the_rooms_watchers_the_reply_ended(user):
+    from channels.db import database_sync_to_async
     from channels.layers import get_channel_layer
 
-    room = RoomFactory(owner=user)
-    stream = _streaming_reply(room, f"{writes.HOSTNAME}:999999:abcd")
+    room = await database_sync_to_async(RoomFactory)(owner=user)
+    stream = await database_sync_to_async(_streaming_reply)(room, f"{writes.HOSTNAME}:999999:abcd")
     layer = get_channel_layer()
-    channel = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)(room.group_name, channel)
-    with django_capture_on_commit_callbacks(execute=True):
-        assert writes.recover_interrupted_streams() == 1
-    event = async_to_sync(layer.receive)(channel)
+    channel = await layer.new_channel()
+    await layer.group_add(room.group_name, channel)
+    assert await database_sync_to_async(writes.recover_interrupted_streams)() == 1
+    event = await asyncio.wait_for(layer.receive(channel), 5)
     assert (event["type"], event["stream_id"], event["status"]) == ("stream.end", str(stream.pk), "interrupted")
