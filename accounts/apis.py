@@ -17,6 +17,7 @@ from accounts.serializers import (
     AccountDeleteSerializer,
     AdminStatsSerializer,
     AdminUserSerializer,
+    AdminUsersQuerySerializer,
     AdminUserUpdateSerializer,
     ApiTokenCreatedSerializer,
     ApiTokenCreateSerializer,
@@ -38,8 +39,10 @@ from accounts.serializers import (
     WaitlistEntrySerializer,
     WaitlistJoinSerializer,
 )
-from chatproject.pagination import paginate
+from chatproject.pagination import LimitOffsetPagination, paginate
+from chatproject.schema import error_response
 from chatproject.throttling import AuthRateThrottle, PerIPRateThrottle
+from chatproject.validation import validated_id
 
 
 class PublicAuthView(APIView):
@@ -54,7 +57,15 @@ class PublicAuthView(APIView):
 
 @extend_schema(tags=["auth"])
 class RegisterApi(PublicAuthView):
-    @extend_schema(operation_id="auth_register", request=RegisterSerializer, responses={201: AuthResultSerializer})
+    @extend_schema(
+        operation_id="auth_register",
+        request=RegisterSerializer,
+        responses={
+            201: AuthResultSerializer,
+            403: error_response("Sign-up is closed (code signup_closed)."),
+            409: error_response("The username or email is taken (codes username_taken, email_taken)."),
+        },
+    )
     def post(self, request: Request) -> Response:
         data = RegisterSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -65,7 +76,19 @@ class RegisterApi(PublicAuthView):
 
 @extend_schema(tags=["auth"])
 class LoginApi(PublicAuthView):
-    @extend_schema(operation_id="auth_login", request=LoginSerializer, responses={200: AuthResultSerializer})
+    @extend_schema(
+        operation_id="auth_login",
+        request=LoginSerializer,
+        responses={
+            200: AuthResultSerializer,
+            401: error_response("Wrong username/email or password (code invalid_credentials)."),
+            403: error_response("The account is deactivated (code account_inactive)."),
+            429: error_response(
+                "Too many attempts from this address (code throttled), or too many failed logins for this "
+                "account (code too_many_login_failures); Retry-After says how many seconds to wait."
+            ),
+        },
+    )
     def post(self, request: Request) -> Response:
         data = LoginSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -97,6 +120,7 @@ class MeApi(APIView):
 
 @extend_schema(tags=["auth"])
 class TokensApi(APIView):
+    pagination_class = LimitOffsetPagination
     @extend_schema(operation_id="auth_tokens_list", responses=ApiTokenSerializer(many=True))
     def get(self, request: Request) -> Response:
         return paginate(self, request, selectors.tokens_of(request.user), ApiTokenSerializer)
@@ -171,7 +195,12 @@ class AccountDeleteApi(APIView):
 @extend_schema(tags=["auth"])
 class WaitlistJoinApi(PublicAuthView):
     @extend_schema(
-        operation_id="auth_waitlist_join", request=WaitlistJoinSerializer, responses={201: WaitlistEntrySerializer}
+        operation_id="auth_waitlist_join",
+        request=WaitlistJoinSerializer,
+        responses={
+            201: WaitlistEntrySerializer,
+            409: error_response("No waitlist here, or the email has an account (waitlist_closed, email_taken)."),
+        },
     )
     def post(self, request: Request) -> Response:
         data = WaitlistJoinSerializer(data=request.data)
@@ -185,6 +214,7 @@ class WaitlistJoinApi(PublicAuthView):
 
 @extend_schema(tags=["teams"])
 class TeamsApi(APIView):
+    pagination_class = LimitOffsetPagination
     @extend_schema(operation_id="teams_list", responses=TeamSerializer(many=True))
     def get(self, request: Request) -> Response:
         return paginate(self, request, selectors.teams_of(request.user), TeamSerializer)
@@ -200,6 +230,7 @@ class TeamsApi(APIView):
 
 @extend_schema(tags=["teams"])
 class TeamMembersApi(APIView):
+    pagination_class = LimitOffsetPagination
     @extend_schema(operation_id="team_members_list", responses=MemberSerializer(many=True))
     def get(self, request: Request, team_id: int) -> Response:
         team = selectors.get_team_for_member(user=request.user, team_id=team_id)
@@ -208,7 +239,11 @@ class TeamMembersApi(APIView):
     @extend_schema(
         operation_id="team_members_invite",
         request=MemberInviteSerializer,
-        responses={201: InviteResultSerializer, 202: InviteResultSerializer},
+        responses={
+            201: InviteResultSerializer,
+            202: InviteResultSerializer,
+            409: error_response("Already a member (code already_member)."),
+        },
         description="Adds an existing user at once (201) or emails an invite to a new address (202).",
     )
     def post(self, request: Request, team_id: int) -> Response:
@@ -223,7 +258,11 @@ class TeamMembersApi(APIView):
 
 @extend_schema(tags=["teams"])
 class TeamMemberDetailApi(APIView):
-    @extend_schema(operation_id="team_member_update", request=MemberUpdateSerializer, responses=MemberSerializer)
+    @extend_schema(
+        operation_id="team_member_update",
+        request=MemberUpdateSerializer,
+        responses={200: MemberSerializer, 409: error_response("A team needs a founder (code last_founder).")},
+    )
     def patch(self, request: Request, team_id: int, user_id: int) -> Response:
         team = selectors.get_team_for_member(user=request.user, team_id=team_id)
         membership = selectors.get_membership(team=team, user_id=user_id)
@@ -232,7 +271,10 @@ class TeamMemberDetailApi(APIView):
         membership = services.update_member_role(membership=membership, actor=request.user, **data.validated_data)
         return Response(MemberSerializer(membership).data)
 
-    @extend_schema(operation_id="team_member_remove", responses={204: None})
+    @extend_schema(
+        operation_id="team_member_remove",
+        responses={204: None, 409: error_response("A team needs at least one founder (code last_founder).")},
+    )
     def delete(self, request: Request, team_id: int, user_id: int) -> Response:
         team = selectors.get_team_for_member(user=request.user, team_id=team_id)
         membership = selectors.get_membership(team=team, user_id=user_id)
@@ -253,6 +295,7 @@ class IsStaff(permissions.BasePermission):
 @extend_schema(tags=["admin"])
 class AdminUsersApi(APIView):
     permission_classes = [permissions.IsAuthenticated, IsStaff]
+    pagination_class = LimitOffsetPagination
 
     @extend_schema(
         operation_id="admin_users_list",
@@ -264,10 +307,9 @@ class AdminUsersApi(APIView):
         responses=AdminUserSerializer(many=True),
     )
     def get(self, request: Request) -> Response:
-        params = request.query_params
-        qs = selectors.admin_users(
-            q=params.get("q", "").strip(), is_active=params.get("is_active"), is_staff=params.get("is_staff")
-        )
+        params = AdminUsersQuerySerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        qs = selectors.admin_users(**params.validated_data)
         return paginate(self, request, qs, AdminUserSerializer)
 
 
@@ -278,10 +320,14 @@ class AdminUserDetailApi(APIView):
     @extend_schema(
         operation_id="admin_user_update",
         request=AdminUserUpdateSerializer,
-        responses={200: AdminUserSerializer, 404: OpenApiResponse(description="No such user")},
+        responses={
+            200: AdminUserSerializer,
+            404: OpenApiResponse(description="No such user"),
+            409: error_response("You cannot deactivate or demote yourself (self_deactivation, self_demotion)."),
+        },
     )
     def patch(self, request: Request, user_id: int) -> Response:
-        user = selectors.admin_users().filter(pk=user_id).first()
+        user = selectors.admin_users().filter(pk=validated_id(user_id, "user_id")).first()
         if user is None:
             raise NotFound("User not found.")
         data = AdminUserUpdateSerializer(data=request.data)

@@ -9,6 +9,7 @@ from django.utils import timezone
 from rest_framework import exceptions
 
 from accounts.models import ApiToken, Membership, Team, User
+from chatproject.validation import validated_id
 
 
 def teams_of(user) -> QuerySet[Team]:
@@ -16,8 +17,8 @@ def teams_of(user) -> QuerySet[Team]:
 
 
 def get_team_for_member(*, user, team_id) -> Team:
-    """A team the user belongs to, else 404."""
-    team = Team.objects.filter(pk=team_id, memberships__user=user).first() if str(team_id).isdigit() else None
+    """A team the user belongs to, else 404 (400 for an id no team can have)."""
+    team = Team.objects.filter(pk=validated_id(team_id, "team_id"), memberships__user=user).first()
     if team is None:
         raise exceptions.NotFound("Team not found.")
     return team
@@ -28,6 +29,7 @@ def team_members(team: Team) -> QuerySet[Membership]:
 
 
 def get_membership(*, team: Team, user_id) -> Membership:
+    user_id = validated_id(user_id, "user_id")
     membership = Membership.objects.select_related("user", "team").filter(team=team, user_id=user_id).first()
     if membership is None:
         raise exceptions.NotFound("Member not found.")
@@ -39,7 +41,7 @@ def tokens_of(user) -> QuerySet[ApiToken]:
 
 
 def get_token(*, user, token_id) -> ApiToken:
-    token = tokens_of(user).filter(pk=token_id).first() if str(token_id).isdigit() else None
+    token = tokens_of(user).filter(pk=validated_id(token_id, "token_id")).first()
     if token is None:
         raise exceptions.NotFound("Token not found.")
     return token

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from accounts.models import ApiToken, Membership, Role, Team, User
+from chatproject.validation import StrictBooleanField, StrictCharField, StrictEmailField, StrictRegexField
 
 
 class UserSerializer(serializers.ModelSerializer):
@@ -23,14 +24,14 @@ class UserSerializer(serializers.ModelSerializer):
 
 
 class RegisterSerializer(serializers.Serializer):
-    username = serializers.RegexField(
+    username = StrictRegexField(
         r"^[\w.@+-]+\Z",
         max_length=150,
         error_messages={"invalid": "Use letters, digits and @ . + - _ only."},
     )
-    email = serializers.EmailField()
-    password = serializers.CharField(write_only=True, style={"input_type": "password"})
-    invite_token = serializers.CharField(required=False, allow_blank=True, default="")
+    email = StrictEmailField()
+    password = StrictCharField(write_only=True, style={"input_type": "password"})
+    invite_token = StrictCharField(required=False, allow_blank=True, default="")
 
 
 class AuthResultSerializer(serializers.Serializer):
@@ -39,8 +40,8 @@ class AuthResultSerializer(serializers.Serializer):
 
 
 class LoginSerializer(serializers.Serializer):
-    username = serializers.CharField(help_text="Username or email address.")
-    password = serializers.CharField(write_only=True, style={"input_type": "password"})
+    username = StrictCharField(help_text="Username or email address.")
+    password = StrictCharField(write_only=True, style={"input_type": "password"})
 
 
 class ApiTokenSerializer(serializers.ModelSerializer):
@@ -51,7 +52,7 @@ class ApiTokenSerializer(serializers.ModelSerializer):
 
 
 class ApiTokenCreateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=100)
+    name = StrictCharField(max_length=100)
     expires_in_days = serializers.IntegerField(required=False, min_value=1, max_value=3650, allow_null=True)
 
 
@@ -64,27 +65,27 @@ class ApiTokenCreatedSerializer(ApiTokenSerializer):
 
 
 class PasswordResetRequestSerializer(serializers.Serializer):
-    email = serializers.EmailField()
+    email = StrictEmailField()
 
 
 class PasswordResetConfirmSerializer(serializers.Serializer):
-    uid = serializers.CharField()
-    token = serializers.CharField()
-    new_password = serializers.CharField(write_only=True, style={"input_type": "password"})
+    uid = StrictCharField()
+    token = StrictCharField()
+    new_password = StrictCharField(write_only=True, style={"input_type": "password"})
 
 
 class EmailVerifySerializer(serializers.Serializer):
-    token = serializers.CharField()
+    token = StrictCharField()
 
 
 class AccountDeleteSerializer(serializers.Serializer):
-    password = serializers.CharField(write_only=True, style={"input_type": "password"})
+    password = StrictCharField(write_only=True, style={"input_type": "password"})
 
 
 class WaitlistJoinSerializer(serializers.Serializer):
-    email = serializers.EmailField()
-    name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
-    note = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
+    email = StrictEmailField()
+    name = StrictCharField(max_length=150, required=False, allow_blank=True, default="")
+    note = StrictCharField(max_length=1000, required=False, allow_blank=True, default="")
 
 
 class WaitlistEntrySerializer(serializers.Serializer):
@@ -112,7 +113,7 @@ class TeamSerializer(serializers.ModelSerializer):
 
 
 class TeamCreateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=100)
+    name = StrictCharField(max_length=100)
 
 
 class MemberSerializer(serializers.ModelSerializer):
@@ -127,7 +128,7 @@ class MemberSerializer(serializers.ModelSerializer):
 
 
 class MemberInviteSerializer(serializers.Serializer):
-    identifier = serializers.CharField(max_length=254, help_text="Username or email address.")
+    identifier = StrictCharField(max_length=254, help_text="Username or email address.")
     role = serializers.ChoiceField(choices=Role.choices, default=Role.MEMBER)
 
 
@@ -154,8 +155,8 @@ class AdminUserSerializer(serializers.ModelSerializer):
 
 
 class AdminUserUpdateSerializer(serializers.Serializer):
-    is_active = serializers.BooleanField(required=False)
-    is_staff = serializers.BooleanField(required=False, help_text="Promote to (or demote from) staff.")
+    is_active = StrictBooleanField(required=False)
+    is_staff = StrictBooleanField(required=False, help_text="Promote to (or demote from) staff.")
 
 
 class AdminStatsSerializer(serializers.Serializer):
@@ -167,3 +168,10 @@ class AdminStatsSerializer(serializers.Serializer):
     streams_running = serializers.IntegerField()
     top_users_last_7_days = serializers.ListField(child=serializers.DictField())
 
+
+class AdminUsersQuerySerializer(serializers.Serializer):
+    """Query parameters of admin_users_list."""
+
+    q = StrictCharField(required=False, allow_blank=True, max_length=254, default="")
+    is_active = StrictCharField(required=False, allow_blank=True, max_length=10, allow_null=True, default=None)
+    is_staff = StrictCharField(required=False, allow_blank=True, max_length=10, allow_null=True, default=None)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+import math
 import secrets
+import time
 from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import password_validation
 from django.contrib.auth.tokens import default_token_generator
 from django.core import signing
+from django.core.cache import cache
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
@@ -95,15 +99,77 @@ def register_user(*, username: str, email: str, password: str, invite_token: str
     return user, raw
 
 
+class TooManyLoginFailures(ApiError):
+    """429 for an account after too many failed logins; `wait` becomes the Retry-After header."""
+
+    def __init__(self, wait: int):
+        super().__init__(
+            f"Too many failed sign-ins for this account; try again in {wait} seconds.",
+            code="too_many_login_failures",
+            status_code=status.HTTP_429_TOO_MANY_REQUESTS,
+            details={"retry_after": wait},
+        )
+        self.wait = wait
+
+
+def _login_failure_keys(identifier: str, user: User | None) -> tuple[str, str]:
+    """Cache keys counting one account's failed logins: by user when the name or email is known (so both
+    count together), else by the name tried (so unknown names behave like known ones)."""
+    if user is not None:
+        subject = f"user:{user.pk}"
+    else:
+        subject = "name:" + hashlib.sha256(identifier.strip().lower().encode()).hexdigest()
+    return f"login-failures:{subject}:count", f"login-failures:{subject}:since"
+
+
+def _login_locked_for(keys: tuple[str, str]) -> int:
+    """Seconds until this account may try again (0: it may now)."""
+    limit = settings.LOGIN_FAILURES_PER_ACCOUNT
+    if limit <= 0:
+        return 0
+    count_key, since_key = keys
+    values = cache.get_many([count_key, since_key])
+    if values.get(count_key, 0) < limit:
+        return 0
+    window = settings.LOGIN_FAILURE_WINDOW_SECONDS
+    since = values.get(since_key)
+    remaining = window if since is None else since + window - time.time()
+    return max(1, math.ceil(remaining))
+
+
+def _record_login_failure(keys: tuple[str, str]) -> None:
+    """Count a failed login; the window starts at the first failure and lasts LOGIN_FAILURE_WINDOW_SECONDS."""
+    count_key, since_key = keys
+    window = settings.LOGIN_FAILURE_WINDOW_SECONDS
+    if cache.add(count_key, 1, timeout=window):
+        cache.set(since_key, time.time(), timeout=window)
+        return
+    try:
+        cache.incr(count_key)
+    except ValueError:  # expired between add and incr: a new window
+        cache.set(count_key, 1, timeout=window)
+        cache.set(since_key, time.time(), timeout=window)
+
+
 def authenticate_credentials(*, identifier: str, password: str) -> User:
-    """Check a username-or-email and password; one vague message so accounts cannot be probed."""
+    """Check a username-or-email and password; one vague message so accounts cannot be probed.
+
+    After LOGIN_FAILURES_PER_ACCOUNT failures for one account within LOGIN_FAILURE_WINDOW_SECONDS, from
+    whatever addresses, further attempts get 429 until the window ends; a successful login clears the count.
+    """
     user = User.objects.filter(username__iexact=identifier).first()
     if user is None and "@" in identifier:
         user = User.objects.filter(email__iexact=identifier).first()
+    keys = _login_failure_keys(identifier, user)
+    wait = _login_locked_for(keys)
+    if wait:
+        raise TooManyLoginFailures(wait)
     if user is None or not user.check_password(password):
+        _record_login_failure(keys)
         raise ApiError("Wrong username/email or password.", code="invalid_credentials", status_code=401)
     if not user.is_active:
         raise ApiError("This account is deactivated.", code="account_inactive", status_code=403)
+    cache.delete_many(list(keys))
     return user
 
 

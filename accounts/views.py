@@ -30,18 +30,25 @@ def signin_page(request: HttpRequest) -> HttpResponse:
         return redirect("chat")
     form = SignInForm(request.POST or None)
     error = ""
+    retry_after = None
     if request.method == "POST" and form.is_valid():
         try:
             user = services.authenticate_credentials(
                 identifier=form.cleaned_data["username"], password=form.cleaned_data["password"]
             )
+        except services.TooManyLoginFailures as exc:
+            error, retry_after = _error_text(exc), exc.wait
         except APIException as exc:
             error = _error_text(exc)
         else:
             login(request, user, backend=BACKEND)
             target = request.GET.get("next", "")
             return redirect(target if target.startswith("/") and not target.startswith("//") else "chat")
-    return render(request, "accounts/signin.html", {"form": form, "error": error}, status=400 if error else 200)
+    status = 429 if retry_after else 400 if error else 200
+    response = render(request, "accounts/signin.html", {"form": form, "error": error}, status=status)
+    if retry_after:
+        response["Retry-After"] = str(retry_after)
+    return response
 
 
 @require_http_methods(["GET", "POST"])

@@ -11,6 +11,7 @@ from rest_framework import exceptions
 from accounts.models import Membership, Role
 from chat.models import ChatSession, Message, Project, Room
 from chatproject.errors import ApiError
+from chatproject.validation import validated_id
 
 ROOM_SORTS = {
     "last_activity": "last_activity",
@@ -70,10 +71,11 @@ def _truthy(value: str) -> bool:
 def rooms_list(*, user, params) -> QuerySet[Room]:
     """Own rooms (or a founded team's with `team=`), filtered and sorted for the sidebar."""
     team = params.get("team")
-    if team:
-        if not str(team).isdigit() or not founder_team_ids(user).filter(team_id=int(team)).exists():
+    if team not in (None, ""):
+        team_id = validated_id(team, "team")
+        if not founder_team_ids(user).filter(team_id=team_id).exists():
             raise exceptions.NotFound("Team not found.")
-        qs = Room.objects.filter(is_deleted=False, team_id=int(team))
+        qs = Room.objects.filter(is_deleted=False, team_id=team_id)
     else:
         qs = Room.objects.filter(is_deleted=False, owner=user)
     archived = (params.get("archived") or "false").strip().lower()

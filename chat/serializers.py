@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import math
-
-from django.core.validators import (
-    MaxLengthValidator,
-    MaxValueValidator,
-    MinLengthValidator,
-    MinValueValidator,
-    ProhibitNullCharactersValidator,
-)
 from rest_framework import serializers
-from rest_framework.fields import ProhibitSurrogateCharactersValidator
 
 from chat.models import ChatSession, Message, Project, Room
+from chatproject.validation import (
+    Int64Field,
+    StorableJSONField,
+    StrictBooleanField,
+    StrictCharField,
+    StrictModelSerializer,
+    validate_storable_json,
+)
 
 
 class RoomSerializer(serializers.ModelSerializer):
@@ -35,27 +33,48 @@ class RoomSerializer(serializers.ModelSerializer):
 
 
 class RoomWriteSerializer(serializers.Serializer):
-    """Fields a client may set; lengths and sizes are checked by the service against live settings."""
+    """Fields a client may set, with strict JSON types; lengths and sizes are checked by the service against
+    live settings."""
 
-    name = serializers.CharField(required=False, allow_blank=True, trim_whitespace=True, max_length=10_000)
-    metadata = serializers.JSONField(required=False)
-    tags = serializers.ListField(
-        child=serializers.CharField(max_length=50, allow_blank=False), required=False, max_length=20
-    )
+    name = StrictCharField(required=False, allow_blank=True, trim_whitespace=True, max_length=10_000)
+    metadata = StorableJSONField(required=False)
+    tags = serializers.ListField(child=StrictCharField(max_length=50, allow_blank=False), required=False, max_length=20)
     project = serializers.UUIDField(required=False, allow_null=True)
-    model = serializers.CharField(required=False, allow_blank=True, max_length=200)
-    agent = serializers.CharField(required=False, allow_blank=True, max_length=100)
-    system_prompt = serializers.CharField(required=False, allow_blank=True, max_length=20_000, trim_whitespace=False)
-    pinned = serializers.BooleanField(required=False)
-    archived = serializers.BooleanField(required=False)
+    model = StrictCharField(required=False, allow_blank=True, max_length=200)
+    agent = StrictCharField(required=False, allow_blank=True, max_length=100)
+    system_prompt = StrictCharField(required=False, allow_blank=True, max_length=20_000, trim_whitespace=False)
+    pinned = StrictBooleanField(required=False)
+    archived = StrictBooleanField(required=False)
 
 
 class RoomCreateSerializer(RoomWriteSerializer):
-    team = serializers.IntegerField(required=False, allow_null=True, help_text="Team id; default your first team.")
+    team = Int64Field(required=False, allow_null=True, help_text="Team id; default your first team.")
+
+
+class RoomListQuerySerializer(serializers.Serializer):
+    """Query parameters of rooms_list."""
+
+    sort = StrictCharField(required=False, allow_blank=True)
+    archived = StrictCharField(required=False, allow_blank=True, max_length=10)
+    pinned = StrictCharField(required=False, allow_blank=True, max_length=10)
+    tag = StrictCharField(required=False, allow_blank=True, max_length=50)
+    project = StrictCharField(required=False, allow_blank=True, max_length=64)
+    q = StrictCharField(required=False, allow_blank=True, max_length=200)
+    team = Int64Field(required=False, allow_null=True, min_value=1)
+
+
+CLEANUP_MAX_MINUTES = 100 * 365 * 24 * 60
+
+
+class RoomCleanupQuerySerializer(serializers.Serializer):
+    older_than_minutes = serializers.IntegerField(
+        required=False, default=0, min_value=0, max_value=CLEANUP_MAX_MINUTES,
+        help_text="Only rooms idle this long (default 0, at most 100 years).",
+    )
 
 
 class FreshRoomSerializer(serializers.Serializer):
-    model = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
+    model = StrictCharField(required=False, allow_blank=True, max_length=200, default="")
 
 
 class MessageSerializer(serializers.ModelSerializer):
@@ -92,16 +111,23 @@ class StopResultSerializer(serializers.Serializer):
 
 
 class RoomImportSerializer(serializers.Serializer):
-    """The JSON that rooms_export produces."""
+    """The JSON that rooms_export produces; the import service checks its meaning (chat/transfer.py)."""
 
-    format = serializers.CharField()
-    version = serializers.IntegerField()
-    room = serializers.DictField()
-    messages = serializers.ListField(child=serializers.DictField())
-    active_leaf_id = serializers.CharField(required=False, allow_null=True)
+    format = StrictCharField()
+    version = Int64Field()
+    room = serializers.DictField(required=False, allow_null=True)
+    messages = serializers.ListField(child=serializers.DictField(), required=False, allow_null=True)
+    active_leaf_id = serializers.CharField(
+        required=False, allow_null=True, help_text="A message id from the document (a string or a number)."
+    )
+
+    def validate(self, attrs: dict) -> dict:
+        """No string anywhere in the document, keys included, may hold what a database cannot store."""
+        validate_storable_json(self.initial_data)
+        return attrs
 
 
-class ProjectSerializer(serializers.ModelSerializer):
+class ProjectSerializer(StrictModelSerializer):
     room_count = serializers.IntegerField(read_only=True, default=0)
 
     class Meta:
@@ -112,8 +138,8 @@ class ProjectSerializer(serializers.ModelSerializer):
 
 
 class ProjectUpdateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=100, required=False)
-    description = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+    name = StrictCharField(max_length=100, required=False)
+    description = StrictCharField(max_length=2000, required=False, allow_blank=True)
 
 
 class SessionSerializer(serializers.ModelSerializer):
@@ -131,12 +157,12 @@ class SessionCreateSerializer(serializers.Serializer):
 
 
 class SessionResetSerializer(serializers.Serializer):
-    agent = serializers.CharField(required=False, allow_blank=True, default="", help_text="Empty resets all agents.")
+    agent = StrictCharField(required=False, allow_blank=True, default="", help_text="Empty resets all agents.")
 
 
 class ChatSessionCreateSerializer(serializers.Serializer):
-    title = serializers.CharField(required=False, allow_blank=True, default="New Chat", max_length=10_000)
-    model = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
+    title = StrictCharField(required=False, allow_blank=True, default="New Chat", max_length=10_000)
+    model = StrictCharField(required=False, allow_blank=True, default="", max_length=200)
 
 
 class ChatSessionSerializer(RoomSerializer):
@@ -160,10 +186,10 @@ class GenerationOptionsSerializer(serializers.Serializer):
 
 
 class MessageSendSerializer(GenerationOptionsSerializer):
-    content = serializers.CharField(trim_whitespace=False, max_length=1_000_000)
-    model = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
-    system_prompt = serializers.CharField(required=False, allow_blank=True, default="", max_length=20_000)
-    use_recursive = serializers.BooleanField(
+    content = StrictCharField(trim_whitespace=False, max_length=1_000_000)
+    model = StrictCharField(required=False, allow_blank=True, default="", max_length=200)
+    system_prompt = StrictCharField(required=False, allow_blank=True, default="", max_length=20_000)
+    use_recursive = StrictBooleanField(
         required=False, default=True, help_text="Accepted for compatibility; recursive prompting is not built yet."
     )
 
@@ -196,93 +222,3 @@ class ModelInfoSerializer(serializers.Serializer):
     context_length = serializers.IntegerField()
     capabilities = serializers.ListField(child=serializers.CharField())
     default = serializers.BooleanField()
-
-
-def _plain_float(field: serializers.FloatField, value):
-    if type(value) not in (int, float) or not math.isfinite(value):
-        return _REJECT
-    value = float(value)
-    return value if _in_range(field, value) else _REJECT
-
-
-def _plain_int(field: serializers.IntegerField, value):
-    return value if type(value) is int and _in_range(field, value) else _REJECT
-
-
-def _plain_str(field: serializers.CharField, value):
-    if type(value) is not str or "\x00" in value or (field.trim_whitespace and value != value.strip()):
-        return _REJECT
-    if (value == "" and not field.allow_blank) or (field.max_length is not None and len(value) > field.max_length):
-        return _REJECT
-    if field.min_length is not None and len(value) < field.min_length:
-        return _REJECT
-    try:
-        value.encode("utf-8")  # lone surrogates: DRF rejects them
-    except UnicodeEncodeError:
-        return _REJECT
-    return value
-
-
-def _plain_bool(field: serializers.BooleanField, value):
-    return value if type(value) is bool else _REJECT
-
-
-def _in_range(field, value) -> bool:
-    low, high = field.min_value, field.max_value
-    return (low is None or value >= low) and (high is None or value <= high)
-
-
-_REJECT = object()
-_PLAIN_CHECKS = {
-    serializers.FloatField: _plain_float,
-    serializers.IntegerField: _plain_int,
-    serializers.CharField: _plain_str,
-    serializers.BooleanField: _plain_bool,
-}
-
-
-def plainly_valid(serializer_class: type[serializers.Serializer], data) -> dict | None:
-    """The serializer's validated data for plainly valid input, without instantiating it; None: ask the serializer.
-
-    A DRF serializer deep-copies all its declared fields on every instantiation, which was half the CPU of
-    starting a stream over SSE. Valid requests are checked here against the same declared fields (limits,
-    defaults, blank and null rules, `validate_<field>` methods), accepting only exact JSON types. Anything
-    else (a string "0.5", a missing required field, any error) returns None, and the caller runs the real
-    serializer, so errors and coercions stay DRF's own.
-    """
-    if not isinstance(data, dict) or serializer_class.validate is not serializers.Serializer.validate:
-        return None
-    validated = {}
-    for name, field in serializer_class._declared_fields.items():
-        if field.read_only or field.source != name and field.source is not None:
-            return None
-        if name not in data:
-            if field.required or callable(field.default):
-                return None
-            if field.default is not serializers.empty:
-                validated[name] = field.default
-            continue
-        value = data[name]
-        if value is None:
-            if not field.allow_null:
-                return None
-            validated[name] = None
-            continue
-        check = _PLAIN_CHECKS.get(type(field))
-        if check is None or field.validators and any(
-            not isinstance(v, (MaxLengthValidator, MinLengthValidator, MaxValueValidator, MinValueValidator,
-                               ProhibitNullCharactersValidator, ProhibitSurrogateCharactersValidator))
-            for v in field.validators
-        ):
-            return None
-        value = check(field, value)
-        if value is _REJECT:
-            return None
-        validate_field = getattr(serializer_class, f"validate_{name}", None)
-        if validate_field is not None:
-            try:
-                value = validate_field(None, value)  # these field validators do not use `self`
-            except (serializers.ValidationError, ValueError):
-                return None
-        validated[name] = value
-    return validated

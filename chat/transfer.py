@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db import transaction
@@ -115,19 +116,22 @@ def import_room(*, owner, data: dict) -> Room:
         raise _bad("Expected a list.")
     if len(raw_messages) > settings.IMPORT_MAX_MESSAGES:
         raise _bad(f"{len(raw_messages)} messages; at most {settings.IMPORT_MAX_MESSAGES} can be imported.")
+    pinned = room_data.get("pinned")
+    if pinned is not None and not isinstance(pinned, bool):
+        raise exceptions.ValidationError({"room": ["pinned must be true or false."]})
     tags = room_data.get("tags") or []
-    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
-        raise exceptions.ValidationError({"room": ["tags must be a list of strings."]})
+    if not isinstance(tags, list) or not all(isinstance(tag, str) and len(tag) <= 50 for tag in tags):
+        raise exceptions.ValidationError({"room": ["tags must be a list of strings of at most 50 characters."]})
     room = create_room(
         owner=owner,
-        name=str(room_data.get("name") or "Imported chat"),
+        name=_room_text(room_data, "name", 10_000) or "Imported chat",
         metadata=room_data.get("metadata") or {},
         tags=tags,
-        model=str(room_data.get("model") or ""),
-        agent=str(room_data.get("agent") or ""),
-        system_prompt=str(room_data.get("system_prompt") or ""),
+        model=_room_text(room_data, "model", 200),
+        agent=_room_text(room_data, "agent", 100),
+        system_prompt=_room_text(room_data, "system_prompt", 20_000),
     )
-    if room_data.get("pinned") is True:
+    if pinned:
         room.pinned = True
         room.save(update_fields=["pinned"])
 
@@ -155,8 +159,11 @@ def import_room(*, owner, data: dict) -> Room:
             raise _bad(f"Message {index} has unknown status {status!r}.")
         if status == MessageStatus.STREAMING:
             status = MessageStatus.INTERRUPTED  # nothing is generating it here
-        created_at = parse_datetime(str(item.get("created_at") or "")) or now
-        edited_at = parse_datetime(str(item.get("edited_at") or "")) if item.get("edited_at") else None
+        created_at = _timestamp(item, "created_at", index) or now
+        edited_at = _timestamp(item, "edited_at", index)
+        model = item.get("model") or ""
+        if not isinstance(model, str) or len(model) > 200:
+            raise _bad(f"Message {index} has a model that is not a string of at most 200 characters.")
         new_id = uuid.uuid4()
         new_ids[old_id] = new_id
         rows.append(
@@ -167,7 +174,7 @@ def import_room(*, owner, data: dict) -> Room:
                 author=owner if role == MessageRole.USER else None,
                 role=role,
                 content=content,
-                model=str(item.get("model") or ""),
+                model=model,
                 status=status,
                 prompt_tokens=_optional_int(item.get("prompt_tokens")),
                 completion_tokens=_optional_int(item.get("completion_tokens")),
@@ -187,9 +194,45 @@ def import_room(*, owner, data: dict) -> Room:
     return room
 
 
+def _room_text(room_data: dict, key: str, max_length: int) -> str:
+    """A text setting of the exported room: a string (or nothing) no longer than its column allows."""
+    value = room_data.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str) or len(value) > max_length:
+        raise exceptions.ValidationError({"room": [f"{key} must be a string of at most {max_length} characters."]})
+    return value
+
+
+def _timestamp(item: dict, key: str, index: int) -> datetime | None:
+    """An ISO 8601 time from the export (naive ones are UTC), or None when absent or unreadable as one."""
+    raw = item.get(key)
+    if not raw:
+        return None
+    try:
+        value = parse_datetime(str(raw))
+        if value is not None:
+            value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:  # well-formed but impossible, or out of range in UTC
+        raise _bad(f"Message {index} has an invalid {key}.") from exc
+    return value
+
+
+# The columns' ranges (PositiveIntegerField holds up to 2**31 - 1 on every database).
+_MAX_TOKENS = 2**31 - 1
+
+
 def _optional_int(value) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _MAX_TOKENS:
+        return value
+    return None
 
 
 def _optional_float(value) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond any float
+        return None
+    return number if math.isfinite(number) else None

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -61,9 +63,32 @@ def _first_message(detail: Any) -> str:
     return str(detail)
 
 
+def payload_too_large() -> ApiError:
+    """413 for a body over DATA_UPLOAD_MAX_MEMORY_SIZE."""
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return ApiError(
+        f"The request body is larger than the {limit}-byte limit.",
+        code="payload_too_large",
+        status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        details={"limit_bytes": limit},
+    )
+
+
+def _is_too_big(exc: BaseException) -> bool:
+    """Django's RequestDataTooBig, raised as such or wrapped by a parser (DRF turns parser errors into ParseError)."""
+    seen = 0
+    while exc is not None and seen < 5:
+        if isinstance(exc, RequestDataTooBig):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     """Wrap DRF's handler so every error answers in the envelope, keeping headers such as Retry-After."""
-    if isinstance(exc, Http404):
+    if isinstance(exc, (RequestDataTooBig, exceptions.ParseError)) and _is_too_big(exc):
+        exc = payload_too_large()
+    elif isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
@@ -86,6 +111,14 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         details = {"retry_after": exc.wait} if isinstance(exc, exceptions.Throttled) and exc.wait else {}
     response.data = error_body(str(code), message, details)
     return response
+
+
+def json_400(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    """Django's 400s (a SuspiciousOperation outside DRF) in the API's error shape; an oversized body is a 413."""
+    if exception is not None and _is_too_big(exception):
+        error = payload_too_large()
+        return JsonResponse(error_body(error.error_code, str(error.detail), error.details), status=error.status_code)
+    return JsonResponse(error_body("bad_request", "Bad request."), status=400)
 
 
 def json_404(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:

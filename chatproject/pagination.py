@@ -4,15 +4,15 @@ from rest_framework.pagination import LimitOffsetPagination as _Base
 
 
 class LimitOffsetPagination(_Base):
-    """Default 50 per page, at most 200."""
+    """Default 50 per page, at most 200; answers {count, next, previous, results}."""
 
     default_limit = 50
     max_limit = 200
 
 
 def paginate(view, request, items, serializer_class, **context):
-    """Page `items` with the default paginator and serialise the page, for plain APIViews."""
-    paginator = LimitOffsetPagination()
+    """Page `items` with the view's paginator (the default one if it names none) and serialise the page."""
+    paginator = (getattr(view, "pagination_class", None) or LimitOffsetPagination)()
     page = paginator.paginate_queryset(items, request, view=view)
     data = serializer_class(page, many=True, context={"request": request, **context}).data
     return paginator.get_paginated_response(data)

@@ -45,5 +45,6 @@ urlpatterns = [
     *not_built_root_urlpatterns(),
 ]
 
+handler400 = "chatproject.errors.json_400"
 handler404 = "chatproject.errors.json_404"
 handler500 = "chatproject.errors.json_500"

@@ -184,3 +184,63 @@ def test_unbuilt_compatible_and_ops_routes_answer_501(schema, api):
         assert response.status_code == 501, (route, response.content)
         assert response.json()["error"]["code"] == "not_implemented"
     assert APIClient().post("/v1/chat/completions").status_code == 401  # token auth still applies
+
+
+PAGED_LISTS = {
+    "rooms_list", "rooms_history", "projects_list", "chat_sessions_list", "auth_tokens_list", "teams_list",
+    "team_members_list", "admin_users_list",
+}
+
+
+def _operation(schema: dict, operation_id: str) -> dict:
+    return next(op for _p, _m, op in _operations(schema) if op["operationId"] == operation_id)
+
+
+def _resolve(schema: dict, node: dict) -> dict:
+    while "$ref" in node:
+        node = schema["components"]["schemas"][node["$ref"].rsplit("/", 1)[1]]
+    return node
+
+
+def test_paged_lists_are_documented_as_the_envelope_they_answer(schema, api):
+    for operation_id in PAGED_LISTS:
+        operation = _operation(schema, operation_id)
+        body = _resolve(schema, operation["responses"]["200"]["content"]["application/json"]["schema"])
+        assert body["type"] == "object", operation_id
+        assert {"count", "next", "previous", "results"} <= set(body["properties"]), operation_id
+        assert body["properties"]["results"]["type"] == "array", operation_id
+        assert {"limit", "offset"} <= {p["name"] for p in operation["parameters"] if p["in"] == "query"}
+    # ...which is what the endpoint sends.
+    assert set(api.get("/api/v1/rooms/").json()) == {"count", "next", "previous", "results"}
+
+
+def _documents_error_envelope(schema: dict, response: dict) -> bool:
+    envelope = _resolve(schema, response["content"]["application/json"]["schema"])
+    body = _resolve(schema, envelope["properties"]["error"])
+    return envelope["required"] == ["error"] and set(body["required"]) == {"code", "message", "details"}
+
+
+def test_errors_are_documented_in_the_envelope(schema, anon_client, api):
+    rooms_get = _operation(schema, "rooms_get")
+    for code in ("401", "403", "404", "429"):
+        assert _documents_error_envelope(schema, rooms_get["responses"][code]), code
+    assert "400" not in rooms_get["responses"]  # a read without parameters cannot be invalid
+    rooms_create = _operation(schema, "rooms_create")
+    for code in ("400", "401", "409", "413", "429"):
+        assert _documents_error_envelope(schema, rooms_create["responses"][code]), code
+    assert "404" not in rooms_create["responses"]
+    assert "Retry-After" in rooms_create["responses"]["429"]["headers"]
+    login = _operation(schema, "auth_login")  # public: no 401 for a missing login, but its own 401
+    assert "invalid_credentials" in login["responses"]["401"]["description"]
+    register = _operation(schema, "auth_register")
+    assert "401" not in register["responses"] and _documents_error_envelope(schema, register["responses"]["409"])
+    # The documented shape is the one sent.
+    assert set(anon_client.get("/api/v1/rooms/00000000-0000-0000-0000-000000000000").json()["error"]) == {
+        "code", "message", "details"}
+    assert api.get("/api/v1/rooms/00000000-0000-0000-0000-000000000000").json()["error"]["code"] == "not_found"
+
+
+def test_schema_generation_is_clean():
+    from django.core.management import call_command
+
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", "/dev/null")
