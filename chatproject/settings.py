@@ -235,6 +235,8 @@ DEFAULT_MAX_TOKENS = env_int("DEFAULT_MAX_TOKENS", 512)
 
 # Streaming (spec section 5).
 STREAM_FLUSH_SECONDS = float(os.environ.get("STREAM_FLUSH_SECONDS", "0.5"))
+# While replies start, running replies pause reading for at most this long (0: never): first tokens first.
+STREAM_START_PRIORITY_MS = env_int("STREAM_START_PRIORITY_MS", 50)
 # ASGI workers freeze their start-up objects out of the garbage collector (chatproject/asgi.py).
 GC_TUNING = env_bool("GC_TUNING", True)
 GC_GEN0_THRESHOLD = env_int("GC_GEN0_THRESHOLD", 20000)

@@ -26,6 +26,7 @@ from django.conf import settings
 from chat.broadcast import call_service, room_group
 from chat.models import MessageStatus
 from chat.streaming import writes
+from chat.streaming.priority import yield_to_starts
 from chatproject.tasks import cancel_and_wait
 from models_mgmt.providers import ChatTurn, GenerationOptions, ModelInfo, ProviderError, Usage
 from models_mgmt.registry import registry
@@ -214,6 +215,7 @@ class GenerationJob:
                 self.first_token.set()
             else:
                 self.wake.set()
+                await yield_to_starts()
             now = time.monotonic()
             if now - last_flush >= flush_every:
                 last_flush = now

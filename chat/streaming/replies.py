@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -17,9 +18,13 @@ from chat.broadcast import call_service
 from chat.models import Message, Room, Stream
 from chat.streaming import writes
 from chat.streaming.jobs import JOBS, GenerationJob, max_prompt_turns, new_control_channel
+from chat.streaming.priority import starting
 from chatproject.errors import ApiError
 from models_mgmt.providers import GenerationOptions, ProviderError
 from models_mgmt.registry import registry
+
+# A start counts as under way (running replies yield to it) until its first token, or this long at most.
+FIRST_TOKEN_PRIORITY_SECONDS = 0.05
 
 START_SERVICES = {
     "send": writes.send_user_message,
@@ -70,31 +75,34 @@ async def start_reply(
     The room is checked in the start transaction (404 for anyone but its owner, 409 while another reply in it
     is generating, 429 beyond the per-user limit); with `subscribe` the caller gets every event from the start.
     """
-    name = model or (message.model if action == "regenerate" and message is not None else "")
-    if not name:
-        if not isinstance(room, Room):
-            room = await database_sync_to_async(selectors.get_room_for_write)(user=user, room_id=room)
-        name = room.model
-    try:
-        resolved = await registry.resolve(name or None)
-    except ProviderError as exc:
-        raise ApiError(exc.message, code=exc.code, status_code=exc.status) from exc
-    room_id = room.pk if isinstance(room, Room) else room
-    extra = {"content": content} if action in ("send", "edit") else {}
-    if action in ("edit", "regenerate"):
-        extra["message"] = message
-    started = await call_service(
-        START_SERVICES[action], room_id=room_id, user=user, model=resolved.name, system_prompt=system_prompt,
-        control_channel=new_control_channel(), max_turns=max_prompt_turns(resolved), **extra,
-    )
-    stream = started.stream
-    job = GenerationJob(
-        stream_id=str(stream.pk), message_id=str(started.assistant.pk), room_id=str(stream.room_id),
-        user_id=stream.user_id, model=resolved, options=parse_options(options), turns=started.turns,
-        control_channel=stream.control_channel,
-    )
-    reply = Reply(job=job, started=started, events=job.subscribe() if subscribe else None)
-    job.start()
+    with starting():
+        name = model or (message.model if action == "regenerate" and message is not None else "")
+        if not name:
+            if not isinstance(room, Room):
+                room = await database_sync_to_async(selectors.get_room_for_write)(user=user, room_id=room)
+            name = room.model
+        try:
+            resolved = await registry.resolve(name or None)
+        except ProviderError as exc:
+            raise ApiError(exc.message, code=exc.code, status_code=exc.status) from exc
+        room_id = room.pk if isinstance(room, Room) else room
+        extra = {"content": content} if action in ("send", "edit") else {}
+        if action in ("edit", "regenerate"):
+            extra["message"] = message
+        started = await call_service(
+            START_SERVICES[action], room_id=room_id, user=user, model=resolved.name, system_prompt=system_prompt,
+            control_channel=new_control_channel(), max_turns=max_prompt_turns(resolved), **extra,
+        )
+        stream = started.stream
+        job = GenerationJob(
+            stream_id=str(stream.pk), message_id=str(started.assistant.pk), room_id=str(stream.room_id),
+            user_id=stream.user_id, model=resolved, options=parse_options(options), turns=started.turns,
+            control_channel=stream.control_channel,
+        )
+        reply = Reply(job=job, started=started, events=job.subscribe() if subscribe else None)
+        job.start()
+        with contextlib.suppress(TimeoutError):  # counted as starting until its first token, but never long
+            await asyncio.wait_for(job.first_token.wait(), FIRST_TOKEN_PRIORITY_SECONDS)
     return reply
 
 

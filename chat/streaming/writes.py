@@ -11,8 +11,8 @@ from datetime import timedelta
 
 import psutil
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Case, F, Value, When
+from django.db import connection, transaction
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from accounts.models import User
@@ -62,34 +62,32 @@ def _preview(text: str) -> str:
     return " ".join(text.split())[:PREVIEW_CHARS]
 
 
-def _running(**filters) -> int:
-    return Stream.objects.filter(finished_at__isnull=True, **filters).count()
-
-
-def _ensure_stream_capacity(user: User) -> None:
-    """At most STREAMS_PER_USER running; dead workers' jobs are reaped before refusing."""
-    User.objects.select_for_update().filter(pk=user.pk).exists()  # serialises one user's starts (PostgreSQL)
-    if _running(user_id=user.pk) >= settings.STREAMS_PER_USER:
-        recover_interrupted_streams()
-        if _running(user_id=user.pk) >= settings.STREAMS_PER_USER:
-            raise ApiError(
-                f"You already have {settings.STREAMS_PER_USER} replies generating; wait or stop one.",
-                code="too_many_streams",
-                status_code=429,
-                details={"limit": settings.STREAMS_PER_USER},
-            )
-
-
-def _ensure_room_idle(room: Room) -> None:
-    """One reply at a time per room: a second one would interleave with the first on the same branch."""
-    if _running(room_id=room.pk):
-        recover_interrupted_streams()
-        if _running(room_id=room.pk):
-            raise ApiError(
-                "A reply is still being generated in this chat; wait for it to finish or stop it.",
-                code="reply_in_progress",
-                status_code=409,
-            )
+def _ensure_room_idle_and_capacity(room: Room, user: User) -> None:
+    """One reply at a time per room (a second would interleave with the first on the same branch), and at most
+    STREAMS_PER_USER running per user; dead workers' replies are reaped before refusing. One query."""
+    if connection.features.has_select_for_update:
+        User.objects.select_for_update().filter(pk=user.pk).exists()  # serialises one user's starts
+    for attempt in range(2):
+        running = list(Stream.objects.filter(Q(room_id=room.pk) | Q(user_id=user.pk), finished_at__isnull=True)
+                       .values_list("room_id", "user_id"))
+        busy = any(room_id == room.pk for room_id, _ in running)
+        full = sum(user_id == user.pk for _, user_id in running) >= settings.STREAMS_PER_USER
+        if not (busy or full):
+            return
+        if attempt == 0:
+            recover_interrupted_streams()
+    if busy:
+        raise ApiError(
+            "A reply is still being generated in this chat; wait for it to finish or stop it.",
+            code="reply_in_progress",
+            status_code=409,
+        )
+    raise ApiError(
+        f"You already have {settings.STREAMS_PER_USER} replies generating; wait or stop one.",
+        code="too_many_streams",
+        status_code=429,
+        details={"limit": settings.STREAMS_PER_USER},
+    )
 
 
 def _lock_room(room_id: uuid.UUID, user: User) -> Room:
@@ -98,8 +96,7 @@ def _lock_room(room_id: uuid.UUID, user: User) -> Room:
     if room is None:
         selectors.get_room_for_write(user=user, room_id=room_id)  # raises the 404, or 403 for a founder
         raise ApiError("Room not found.", code="not_found", status_code=404)
-    _ensure_room_idle(room)
-    _ensure_stream_capacity(user)
+    _ensure_room_idle_and_capacity(room, user)
     return room
 
 
@@ -194,8 +191,9 @@ def branch_turns(*, room_id, parent_id, system_prompt: str, max_turns: int | Non
     turns = [ChatTurn(role="system", content=system_prompt)] if system_prompt else []
     if not parent_id:
         return turns
-    links = dict(Message.objects.filter(room_id=room_id).values_list("id", "parent_id"))
-    deleted = set(Message.objects.filter(room_id=room_id, is_deleted=True).values_list("id", flat=True))
+    rows = Message.objects.filter(room_id=room_id).values_list("id", "parent_id", "is_deleted")
+    links = {pk: parent for pk, parent, _ in rows}
+    deleted = {pk for pk, _, is_deleted in rows if is_deleted}
     limit = max_turns if max_turns is not None else len(links)
     chain: list[uuid.UUID] = []
     cursor, seen = parent_id, set()
