@@ -70,7 +70,7 @@ class RegisterApi(PublicAuthView):
         data = RegisterSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         user, token = services.register_user(**data.validated_data)
-        django_login(request._request, user, backend="django.contrib.auth.backends.ModelBackend")
+        django_login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         return Response({"user": UserSerializer(user).data, "token": token}, status=status.HTTP_201_CREATED)
 
 
@@ -95,7 +95,7 @@ class LoginApi(PublicAuthView):
         user = services.authenticate_credentials(
             identifier=data.validated_data["username"], password=data.validated_data["password"]
         )
-        django_login(request._request, user, backend="django.contrib.auth.backends.ModelBackend")
+        django_login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         agent = request.headers.get("User-Agent", "")[:60]
         _token, raw = services.create_api_token(user=user, name=f"login {agent}".strip())
         return Response({"user": UserSerializer(user).data, "token": raw})
@@ -107,7 +107,7 @@ class LogoutApi(APIView):
     def post(self, request: Request) -> Response:
         if isinstance(request.auth, ApiToken):
             services.revoke_api_token(token=request.auth)
-        django_logout(request._request)
+        django_logout(request)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -188,7 +188,7 @@ class AccountDeleteApi(APIView):
         data = AccountDeleteSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         services.delete_account(user=request.user, password=data.validated_data["password"])
-        django_logout(request._request)
+        django_logout(request)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -1,7 +1,7 @@
 """Prompt assembly in long chats: reading the active branch and fitting it to the bundled model's window.
 
 Builds one room per size on a fresh SQLite file (one linear chain of ~45-token turns), then times
-`generation._branch_turns` (the branch read inside a reply's start transaction, which reads at most
+`writes.branch_turns` (the branch read inside a reply's start transaction, which reads at most
 `jobs.max_prompt_turns(model)` turns; also timed without that cap) and `jobs.fit_to_context` (token counting
 with the bundled model's tokenizer, on its thread). Run from the repository root:
 
@@ -42,8 +42,9 @@ from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from chat import generation, jobs  # noqa: E402
 from chat.models import Message, Room  # noqa: E402
+from chat.streaming import jobs, parse_options, writes  # noqa: E402
+from models_mgmt.providers import ChatTurn  # noqa: E402
 from models_mgmt.registry import registry  # noqa: E402
 
 SIZES = (20, 200, 2000)
@@ -67,7 +68,7 @@ def time_branch(room: Room, leaf, max_turns: int | None) -> tuple[float, list]:
     samples, turns = [], []
     for _ in range(REPEATS):
         start = time.perf_counter()
-        turns = generation._branch_turns(room_id=room.id, parent_id=leaf, system_prompt="Be brief.",
+        turns = writes.branch_turns(room_id=room.id, parent_id=leaf, system_prompt="Be brief.",
                                          max_turns=max_turns)
         samples.append((time.perf_counter() - start) * 1000)
     return statistics.median(samples), turns
@@ -76,8 +77,8 @@ def time_branch(room: Room, leaf, max_turns: int | None) -> tuple[float, list]:
 async def main() -> None:
     owner = await sync_to_async(get_user_model().objects.create_user)("bench", password="x")
     model = await registry.resolve(None)
-    options = jobs.parse_options({})
-    await jobs.fit_to_context([jobs.ChatTurn("user", "warm up")], model, options)  # loads the model
+    options = parse_options({})
+    await jobs.fit_to_context([ChatTurn("user", "warm up")], model, options)  # loads the model
     print(f"model {model.name} ({model.provider}), context {model.context_length}, max_tokens {options.max_tokens}")
     for size in SIZES:
         room, leaf = await sync_to_async(build_room)(owner, size)

@@ -6,7 +6,7 @@ and the bundled model through the WebSocket compared with llama.cpp called direc
 Starts its own processes on loopback (the fake Ollama, one Daphne worker on a throw-away SQLite database)
 and stops them at the end; BENCH_SERVER_STDERR=1 shows the worker's stderr, `--server uvicorn` runs Uvicorn
 instead (as the README does, without WebSocket compression; BENCH_UVICORN_ARGS adds arguments), and the
-server's environment is this process's (`SSE_FAST_PATH=false` measures the DRF view).
+server's environment is this process's.
 `--workers N` runs N Daphne workers on one listening socket as the README's scale-out does, on PostgreSQL
 (a throw-away database on BENCH_POSTGRES, default postgres://postgres@127.0.0.1:5432) and the Redis channel
 layer (BENCH_REDIS_URL, default redis://127.0.0.1:6379/0); `--postgres-redis` runs one worker that way.
@@ -471,7 +471,7 @@ def main() -> None:
     parser.add_argument("--model-tokens", type=int, default=128)
     parser.add_argument("--server", choices=["daphne", "uvicorn"], default="daphne")
     parser.add_argument("--workers", type=int, default=1,
-                        help="workers (Daphne: on one socket; Uvicorn: --workers); more than one runs on PostgreSQL and Redis")
+                        help="workers (Daphne: one socket; Uvicorn: --workers); more than one: PostgreSQL and Redis")
     parser.add_argument("--postgres-redis", action="store_true",
                         help="PostgreSQL and the Redis layer even for one worker")
     parser.add_argument("--skip-model", action="store_true")

@@ -6,7 +6,6 @@ This is Zulip's `send_event_on_commit`: a watcher must never see an event for a 
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 from collections.abc import Callable
 from typing import Any
@@ -64,17 +63,13 @@ def _run_collecting(service: Callable[..., Any], kwargs: dict, collected: list) 
 
 
 async def call_service(service: Callable[..., Any], **kwargs) -> Any:
-    """Run a sync service on the worker's database thread, then send its after-commit events from the loop.
+    """Run a sync service on the database thread, then send its after-commit events from the event loop.
 
-    The worker's one database thread (where Channels runs database work outside a request) even when a
-    request calls: one writer per worker, on one kept connection, so SQLite never makes concurrent starts
-    wait in its busy handler. Hence a fresh context, without the request's own sync thread. Sending the
-    events from the database thread with async_to_sync would park that thread until the loop got round to
-    it, and every other database call of the worker would queue behind it.
+    Sending them from the database thread with async_to_sync would park that thread until the loop got round
+    to it, and every other database call of the worker would queue behind it.
     """
     collected: list = []
-    call = database_sync_to_async(_run_collecting)(service, kwargs, collected)
-    result = await asyncio.get_running_loop().create_task(call, context=contextvars.Context())
+    result = await database_sync_to_async(_run_collecting)(service, kwargs, collected)
     layer = get_channel_layer()
     if layer is not None:
         for send, target, event in collected:

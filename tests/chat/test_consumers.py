@@ -8,8 +8,8 @@ import pytest
 from channels.db import database_sync_to_async
 
 from chat import services
-from chat.streaming import jobs, writes
 from chat.models import Message, MessageStatus, Room
+from chat.streaming import jobs, writes
 from tests.chat.wsutil import connect, frames_until, is_end, text_of
 from tests.factories import RoomFactory, UserFactory
 
@@ -493,9 +493,9 @@ async def test_a_stop_lost_before_the_job_subscribed_still_stops_it_soon(
 ):
     """Pub/sub layers drop messages for channels nobody has subscribed yet: the job looks at the stop flag
     in the database once its subscription is out, rather than at its first heartbeat seconds later."""
-    from chat.models import Stream
-
     from channels.layers import get_channel_layer
+
+    from chat.models import Stream
 
     monkeypatch.setattr(jobs, "RedisPubSubChannelLayer", type(get_channel_layer()))  # as a pub/sub layer is
     real_begin = writes._begin
@@ -607,7 +607,8 @@ async def test_revoking_the_token_closes_its_sockets_only(fake_ollama, owner_roo
     doomed = await connect(user, room.pk, token=raw)
     kept = await connect(user, room.pk)
     await doomed.receive_json_from(timeout=5)  # kept's presence
-    await database_sync_to_async(revoke_api_token)(token=await database_sync_to_async(ApiToken.objects.get)(pk=token.pk))
+    stored = await database_sync_to_async(ApiToken.objects.get)(pk=token.pk)
+    await database_sync_to_async(revoke_api_token)(token=stored)
     assert await _closed_within_a_second(doomed) == 4401
     await kept.send_json_to({"type": "ping"})
     assert (await frames_until(kept, lambda f: f["type"] == "pong"))[-1] == {"type": "pong"}

@@ -11,12 +11,12 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from chat import services
+from chat.models import Message, Stream
 from chat.streaming import jobs, writes
 from chat.streaming.jobs import fit_to_context
-from chat.models import Message, Stream
+from chatproject.errors import ApiError
 from models_mgmt.providers import ChatTurn, GenerationOptions, ModelInfo, ProviderError
 from models_mgmt.providers.base import estimate_tokens
-from chatproject.errors import ApiError
 from tests.factories import RoomFactory
 
 pytestmark = pytest.mark.django_db
