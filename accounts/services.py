@@ -134,7 +134,7 @@ def _login_locked_for(keys: tuple[str, str]) -> int:
     window = settings.LOGIN_FAILURE_WINDOW_SECONDS
     since = values.get(since_key)
     remaining = window if since is None else since + window - time.time()
-    return max(1, math.ceil(remaining))
+    return max(1, math.ceil(remaining)) if remaining > 0 else 0  # a key can outlive its window by a moment
 
 
 def _record_login_failure(keys: tuple[str, str]) -> None:
