@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from rest_framework import exceptions
@@ -23,6 +24,7 @@ SNAPSHOT_WAIT_SECONDS = 3.0
 # `resume` a client sends right after connecting, which then covers them instead of doubling them.
 RESUME_GRACE_SECONDS = 0.5
 
+LAYER_EVENT_PREFIXES = ("stream.", "message.", "room.", "auth.")
 WRITE_TYPES = {"send_message", "edit_message", "delete_message", "regenerate", "stop"}
 FRAME_SERIALIZERS = {
     "send_message": frames.SendFrameSerializer,
@@ -94,10 +96,12 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         )
 
     async def dispatch(self, message: dict) -> None:
-        """Token events go straight to their handler: Channels' per-message closing of stale database
-        connections (a hop to the database thread) is for handlers that use the database, and these never do."""
-        if message["type"] == "stream.token":
-            await self.stream_token(message)
+        """Channel-layer events go straight to their handler. Channels' dispatch first closes stale database
+        connections, a hop to the worker's database thread for every event sent to every watcher, where it
+        queues behind every reply's start; these handlers reach the database only through
+        database_sync_to_async, which closes stale connections around each call itself."""
+        if message["type"].startswith(LAYER_EVENT_PREFIXES):
+            await getattr(self, get_handler_name(message))(message)
         else:
             await super().dispatch(message)
 
