@@ -11,8 +11,8 @@ server's environment is this process's.
 (a throw-away database on BENCH_POSTGRES, default postgres://postgres@127.0.0.1:5432) and the Redis channel
 layer (BENCH_REDIS_URL, default redis://127.0.0.1:6379/0); `--postgres-redis` runs one worker that way.
 With one worker on a machine of two or more CPUs, the server is pinned to the last CPU and the benchmark
-client and the fake to the others (`--pin auto`, the default since the eighth session; `--pin off` lets
-them share every CPU as earlier sessions did; `--pin 3/0-2` names them): the client and the fake are the
+client and the fake to the others (`--pin auto`, the default; `--pin off` lets them share every CPU;
+`--pin 3/0-2` names them): the client and the fake are the
 measuring apparatus, and on two shared cores they took the server's core from under it mid-burst.
 Each scenario runs as `--bursts` bursts (5) on the same server; every figure reported is the median over them,
 and `ttft_p50_ms_each` lists each burst's TTFT p50. Reports per scenario: time to first token p50/p99,

@@ -241,3 +241,10 @@ def test_accounts_endpoints_are_strict(anon_client):
     assert_400(response, "username")
     assert_400(anon_client.post("/api/v1/auth/login", {"username": 1, "password": 2}, format="json"), "username")
 
+
+
+def test_json_nested_too_deeply_is_a_parse_error(api):
+    deep = "[" * 100_000 + "]" * 100_000
+    response = post_json(api, "/api/v1/rooms/", '{"name": "x", "metadata": {"a": ' + deep + "}}")
+    assert response.status_code == 400 and response.json()["error"]["code"] == "parse_error"
+    assert not Room.objects.exists()

@@ -54,11 +54,7 @@ NO_USAGE = Usage()
 
 @dataclass(slots=True)
 class ProviderChunk:
-    """One step of a stream: a text delta, or the final usage when `done`.
-
-    Not frozen, with slots and a shared empty Usage: one is built per token, and a frozen dataclass with a
-    default factory cost two object constructions through `object.__setattr__` each time.
-    """
+    """One step of a stream: a text delta, or the final usage when `done` (one is built per token, hence slots)."""
 
     delta: str = ""
     done: bool = False

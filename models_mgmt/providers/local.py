@@ -110,8 +110,7 @@ class LocalProvider:
             return self._loaded[path]
 
     async def count_tokens(self, *, model: ModelInfo, texts: list[str]) -> list[int]:
-        """All texts in one turn of the model's thread (a hop per text cost 0.1 ms each, and waited behind
-        any generation under way)."""
+        """All texts in one turn of the model's thread: a hop per text would wait behind any generation."""
         loaded = self._model(model)
 
         def count() -> list[int]:
