@@ -6,14 +6,16 @@ This is Zulip's `send_event_on_commit`: a watcher must never see an event for a 
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
-from django.db import transaction
+from django.db import connection, transaction
 
 _collected: contextvars.ContextVar[list | None] = contextvars.ContextVar("collected_broadcasts", default=None)
 
@@ -54,6 +56,19 @@ def send_to_channels_after_commit(channels: list[str], event: dict) -> None:
         transaction.on_commit(lambda channel=channel: _deliver(collected, "send", channel, event))
 
 
+_writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def sqlite_writer() -> asyncio.Lock:
+    """On SQLite a worker's writes from async code wait their turn here, not in SQLite's busy handler, which
+    sleeps between tries: requests run their sync code on threads of their own, each with a connection."""
+    loop = asyncio.get_running_loop()
+    lock = _writers.get(loop)
+    if lock is None:
+        lock = _writers[loop] = asyncio.Lock()
+    return lock
+
+
 def _run_collecting(service: Callable[..., Any], kwargs: dict, collected: list) -> Any:
     token = _collected.set(collected)
     try:
@@ -69,7 +84,11 @@ async def call_service(service: Callable[..., Any], **kwargs) -> Any:
     to it, and every other database call of the worker would queue behind it.
     """
     collected: list = []
-    result = await database_sync_to_async(_run_collecting)(service, kwargs, collected)
+    if connection.vendor == "sqlite":
+        async with sqlite_writer():
+            result = await database_sync_to_async(_run_collecting)(service, kwargs, collected)
+    else:
+        result = await database_sync_to_async(_run_collecting)(service, kwargs, collected)
     layer = get_channel_layer()
     if layer is not None:
         for send, target, event in collected:
