@@ -92,7 +92,8 @@ def _ensure_room_idle_and_capacity(room: Room, user: User) -> None:
 
 def _lock_room(room_id: uuid.UUID, user: User) -> Room:
     """Re-read the room inside the transaction (its active leaf may have moved) and check ownership."""
-    room = Room.objects.select_for_update().filter(pk=room_id, owner=user, is_deleted=False).first()
+    room = (Room.objects.select_for_update().filter(pk=room_id, owner=user, is_deleted=False)
+            .only("id", "owner_id", "project_id", "active_leaf_id", "system_prompt").first())
     if room is None:
         selectors.get_room_for_write(user=user, room_id=room_id)  # raises the 404, or 403 for a founder
         raise ApiError("Room not found.", code="not_found", status_code=404)
@@ -202,10 +203,9 @@ def branch_turns(*, room_id, parent_id, system_prompt: str, max_turns: int | Non
         if cursor not in deleted:  # deleted turns keep the chain, and count for nothing
             chain.append(cursor)
         cursor = links[cursor]
-    rows = Message.objects.in_bulk(chain)
-    turns.extend(
-        ChatTurn(role=rows[pk].role, content=rows[pk].content) for pk in reversed(chain) if rows[pk].content
-    )
+    texts = {pk: (role, content) for pk, role, content in
+             Message.objects.filter(pk__in=chain).values_list("id", "role", "content")}
+    turns.extend(ChatTurn(role=texts[pk][0], content=texts[pk][1]) for pk in reversed(chain) if texts[pk][1])
     return turns
 
 
