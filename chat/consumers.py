@@ -69,14 +69,14 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         self.user = self.scope.get("user")
         if self.user is None or not self.user.is_authenticated:
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+            await self.refuse(CLOSE_UNAUTHENTICATED)
             return
         try:
             self.room = await database_sync_to_async(selectors.get_room_for_read)(
                 user=self.user, room_id=self.scope["url_route"]["kwargs"]["room_id"]
             )
         except exceptions.NotFound:
-            await self.close(code=CLOSE_NOT_FOUND)
+            await self.refuse(CLOSE_NOT_FOUND)
             return
         self.group = self.room.group_name
         self.can_write = self.room.owner_id == self.user.pk
@@ -95,6 +95,12 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             self.group, {"type": "room.presence", "user": self.user.username, "online": True}
         )
 
+    async def refuse(self, code: int) -> None:
+        """Accept, then close with `code`: a handshake refused outright reaches a browser as 1006 with no reason,
+        and the page could not tell "sign in again" (4401) from "no such chat" (4404)."""
+        await self.accept()
+        await self.close(code=code)
+
     async def dispatch(self, message: dict) -> None:
         """Channel-layer events go straight to their handler. Channels' dispatch first closes stale database
         connections, a hop to the worker's database thread for every event sent to every watcher, where it
@@ -109,10 +115,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         for task in list(getattr(self, "waits", ())):
             task.cancel()
         if getattr(self, "group", None):
-            await self.channel_layer.group_send(
-                self.group, {"type": "room.typing", "user": self.user.username, "user_id": self.user.pk,
-                             "is_typing": False}
-            )
+            await self.channel_layer.group_send(self.group, streaming.typing_event(self.user, False))
             await self.channel_layer.group_send(
                 self.group, {"type": "room.presence", "user": self.user.username, "online": False}
             )
@@ -159,7 +162,6 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         return message
 
     async def _start(self, frame: dict, **kwargs) -> None:
-        await self._typing(False)
         options = dict(frame["options"])
         system_prompt = options.pop("system_prompt", "")
         await streaming.start_reply(user=self.user, room=self.room, model=frame["model"], options=options,
@@ -184,13 +186,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         await streaming.stop_replies(room=self.room, stream_id=frame["stream_id"])
 
     async def on_typing(self, frame: dict) -> None:
-        await self._typing(frame["is_typing"])
-
-    async def _typing(self, is_typing: bool) -> None:
-        await self.channel_layer.group_send(
-            self.group, {"type": "room.typing", "user": self.user.username, "user_id": self.user.pk,
-                         "is_typing": is_typing}
-        )
+        if self.can_write:  # someone who may only watch cannot be about to send anything
+            await self.channel_layer.group_send(self.group, streaming.typing_event(self.user, frame["is_typing"]))
 
     async def on_ping(self, frame: dict) -> None:
         await self.send_json({"type": "pong"})

@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from chat import selectors, streaming
 from chat.serializers import MessageSendSerializer
 from chat.streaming.sse import sse_stream
+from chatproject.schema import error_response
 
 
 class EventStreamNegotiation(DefaultContentNegotiation):
@@ -90,7 +91,9 @@ class MessageSendApi(APIView):
                 STREAM_EVENT,
                 description="An event stream: `event: start`, `event: token` per delta, then `event: done` or "
                 "`event: error`. Each event's `data:` line is one JSON object of the matching schema.",
-            )
+            ),
+            409: error_response("`reply_in_progress`: a reply is still generating in this room."),
+            503: error_response("`no_backend` or `backend_unavailable`: no model server can take the reply."),
         },
     )
     def post(self, request: Request, chat_id: str) -> StreamingHttpResponse:

@@ -84,6 +84,10 @@ def _is_too_big(exc: BaseException) -> bool:
     return False
 
 
+# Seconds a client is told to wait after a 429 that names no time of its own (a limit on running replies).
+DEFAULT_RETRY_AFTER_SECONDS = 5
+
+
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     """Wrap DRF's handler so every error answers in the envelope, keeping headers such as Retry-After."""
     if isinstance(exc, (RequestDataTooBig, exceptions.ParseError)) and _is_too_big(exc):
@@ -109,6 +113,8 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
             code = "throttled"
         message = _first_message(detail) if detail else response.status_text
         details = {"retry_after": exc.wait} if isinstance(exc, exceptions.Throttled) and exc.wait else {}
+    if status_code == 429 and "Retry-After" not in response:  # a limit that is not a throttle: e.g. streams
+        response["Retry-After"] = str(details.get("retry_after") or DEFAULT_RETRY_AFTER_SECONDS)
     response.data = error_body(str(code), message, details)
     return response
 

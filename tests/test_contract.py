@@ -244,3 +244,14 @@ def test_schema_generation_is_clean():
     from django.core.management import call_command
 
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", "/dev/null")
+
+
+def test_the_sse_start_documents_its_event_stream_and_refusals(schema):
+    operation = next(op for methods in schema["paths"].values() for op in methods.values()
+                     if isinstance(op, dict) and op.get("operationId") == "chat_messages_send")
+    stream = operation["responses"]["200"]["content"]["text/event-stream"]["schema"]
+    assert stream == {"$ref": "#/components/schemas/ChatStreamEvent"}
+    events = schema["components"]["schemas"]["ChatStreamEvent"]["oneOf"]
+    assert len(events) == 4  # start, token, done, error
+    for status in ("400", "401", "404", "409", "429", "503"):
+        assert "application/json" in operation["responses"][status]["content"], status

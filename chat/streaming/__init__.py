@@ -15,6 +15,7 @@ from chat.streaming.replies import (
     start_reply,
     stop_replies,
     stored_text,
+    typing_event,
 )
 from chat.streaming.writes import recover_at_startup, recover_interrupted_streams
 
@@ -34,4 +35,5 @@ __all__ = [
     "start_reply",
     "stop_replies",
     "stored_text",
+    "typing_event",
 ]

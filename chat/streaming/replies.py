@@ -14,7 +14,7 @@ from django.conf import settings
 
 from accounts.models import User
 from chat import selectors, services
-from chat.broadcast import call_service
+from chat.broadcast import call_service, room_group
 from chat.models import Message, Room, Stream
 from chat.streaming import writes
 from chat.streaming.jobs import JOBS, GenerationJob, max_prompt_turns, new_control_channel
@@ -43,6 +43,11 @@ def parse_options(raw: dict | None) -> GenerationOptions:
         repeat_penalty=float(raw.get("repeat_penalty", 1.1)),
         max_tokens=int(raw.get("max_tokens") or settings.DEFAULT_MAX_TOKENS),
     )
+
+
+def typing_event(user: User, is_typing: bool) -> dict:
+    """The room event for someone's typing indicator; watchers never show their own user's."""
+    return {"type": "room.typing", "user": user.username, "user_id": user.pk, "is_typing": is_typing}
 
 
 @dataclass
@@ -94,6 +99,7 @@ async def start_reply(
             control_channel=new_control_channel(), max_turns=max_prompt_turns(resolved), **extra,
         )
         stream = started.stream
+        await get_channel_layer().group_send(room_group(stream.room_id), typing_event(user, False))  # sent: done typing
         job = GenerationJob(
             stream_id=str(stream.pk), message_id=str(started.assistant.pk), room_id=str(stream.room_id),
             user_id=stream.user_id, model=resolved, options=parse_options(options), turns=started.turns,

@@ -86,7 +86,7 @@ def _ensure_room_idle_and_capacity(room: Room, user: User) -> None:
         f"You already have {settings.STREAMS_PER_USER} replies generating; wait or stop one.",
         code="too_many_streams",
         status_code=429,
-        details={"limit": settings.STREAMS_PER_USER},
+        details={"limit": settings.STREAMS_PER_USER, "retry_after": 5},
     )
 
 

@@ -206,20 +206,25 @@ async def test_auth_and_scope(fake_ollama, owner_room):
     from chatproject.asgi import application
 
     user, room = owner_room
+    async def refused_with(communicator) -> int:
+        """Accepted, then closed: a browser sees the close code only on a socket that was accepted."""
+        connected, _ = await communicator.connect()
+        assert connected
+        closed = await communicator.receive_output(timeout=5)
+        assert closed["type"] == "websocket.close"
+        return closed["code"]
+
     anonymous = WebsocketCommunicator(application, f"/ws/chat/{room.pk}/", headers=BROWSER)
-    connected, code = await anonymous.connect()
-    assert not connected and code == 4401
+    assert await refused_with(anonymous) == 4401
     stranger = await database_sync_to_async(UserFactory)()
     from accounts.services import create_api_token
 
     _t, token = await database_sync_to_async(create_api_token)(user=stranger, name="x")
     intruder = WebsocketCommunicator(application, f"/ws/chat/{room.pk}/?token={token}",
                                      headers=BROWSER)
-    connected, code = await intruder.connect()
-    assert not connected and code == 4404
+    assert await refused_with(intruder) == 4404
     bad = WebsocketCommunicator(application, f"/ws/chat/{room.pk}/?token=lcp_bogus", headers=BROWSER)
-    connected, code = await bad.connect()
-    assert not connected and code == 4401
+    assert await refused_with(bad) == 4401
 
 
 async def test_founder_watches_read_only(fake_ollama, drain_jobs):

@@ -128,6 +128,7 @@ async def test_sixth_stream_gets_429_and_a_second_reply_in_a_room_409(fake_ollam
     second = await client.post(f"/api/v1/chat/sessions/{other_room.pk}/messages", {"content": "two"},
                                content_type="application/json")
     assert second.status_code == 429 and second.json()["error"]["code"] == "too_many_streams"
+    assert int(second["Retry-After"]) > 0
     session = await client.post("/api/v1/session/", {"room_id": str(room.pk)}, content_type="application/json")
     stop_sent_at = time.monotonic()
     stop = await client.post(f"/api/v1/session/{session.json()['id']}/stop")
