@@ -4,30 +4,12 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from chat.serializers import GenerationOptionsSerializer
-from chat.services import validate_message_content
-
-
-class StrictUUIDField(serializers.UUIDField):
-    """A UUID written as a string: DRF's field would also take an integer as one."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid", value=data)
-        return super().to_internal_value(data)
-
-
-class StrictCharField(serializers.CharField):
-    """Text must be a JSON string: DRF's field would also turn a number into one."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
+from chat.serializers import GenerationOptionsSerializer, MessageContentMixin
+from chatproject.validation import StrictCharField, StrictUUIDField
 
 
 class FrameOptionsSerializer(GenerationOptionsSerializer):
-    system_prompt = serializers.CharField(required=False, allow_blank=True, default="", max_length=20_000)
+    system_prompt = StrictCharField(required=False, allow_blank=True, default="", max_length=20_000)
 
 
 class FrameSerializer(serializers.Serializer):
@@ -37,23 +19,11 @@ class FrameSerializer(serializers.Serializer):
     options = FrameOptionsSerializer(required=False, default=dict)
 
 
-class ContentMixin(serializers.Serializer):
-    content = StrictCharField(trim_whitespace=False, max_length=1_000_000)
-
-    def validate_content(self, value: str) -> str:
-        if not value.strip():
-            raise serializers.ValidationError("Message is empty.")
-        try:
-            return validate_message_content(value)
-        except serializers.ValidationError as exc:
-            raise serializers.ValidationError(exc.detail["content"]) from exc
-
-
-class SendFrameSerializer(ContentMixin, FrameSerializer):
+class SendFrameSerializer(MessageContentMixin, FrameSerializer):
     pass
 
 
-class EditFrameSerializer(ContentMixin, FrameSerializer):
+class EditFrameSerializer(MessageContentMixin, FrameSerializer):
     message_id = StrictUUIDField()
 
 

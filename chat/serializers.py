@@ -185,13 +185,10 @@ class GenerationOptionsSerializer(serializers.Serializer):
     max_tokens = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1, max_value=32768)
 
 
-class MessageSendSerializer(GenerationOptionsSerializer):
+class MessageContentMixin(serializers.Serializer):
+    """A message's text, checked the same way wherever it arrives (REST, SSE, WebSocket)."""
+
     content = StrictCharField(trim_whitespace=False, max_length=1_000_000)
-    model = StrictCharField(required=False, allow_blank=True, default="", max_length=200)
-    system_prompt = StrictCharField(required=False, allow_blank=True, default="", max_length=20_000)
-    use_recursive = StrictBooleanField(
-        required=False, default=True, help_text="Accepted for compatibility; recursive prompting is not built yet."
-    )
 
     def validate_content(self, value: str) -> str:
         from chat.services import validate_message_content
@@ -202,6 +199,14 @@ class MessageSendSerializer(GenerationOptionsSerializer):
             return validate_message_content(value)
         except serializers.ValidationError as exc:
             raise serializers.ValidationError(exc.detail["content"]) from exc
+
+
+class MessageSendSerializer(MessageContentMixin, GenerationOptionsSerializer):
+    model = StrictCharField(required=False, allow_blank=True, default="", max_length=200)
+    system_prompt = StrictCharField(required=False, allow_blank=True, default="", max_length=20_000)
+    use_recursive = StrictBooleanField(
+        required=False, default=True, help_text="Accepted for compatibility; recursive prompting is not built yet."
+    )
 
 
 class RatingSerializer(serializers.Serializer):

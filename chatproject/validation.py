@@ -84,6 +84,10 @@ class StrictEmailField(StrictStringMixin, serializers.EmailField):
     pass
 
 
+class StrictUUIDField(StrictStringMixin, serializers.UUIDField):
+    pass
+
+
 class StrictBooleanField(serializers.BooleanField):
     """Only JSON true and false: "yes", 1 and "maybe" are refused."""
 

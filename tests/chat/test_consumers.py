@@ -28,6 +28,18 @@ async def drain_jobs():
             await asyncio.wait_for(job.task, 5)
 
 
+def _team_room_with_a_founder():
+    """A member's room in a team, and a founder of that team (who may watch it, read-only)."""
+    from accounts.models import Role
+    from tests.factories import MembershipFactory, TeamFactory
+
+    team = TeamFactory()
+    owner, founder = UserFactory(), UserFactory()
+    MembershipFactory(team=team, user=owner)
+    MembershipFactory(team=team, user=founder, role=Role.FOUNDER)
+    return owner, founder, RoomFactory(owner=owner, team=team)
+
+
 @pytest.fixture
 async def owner_room(db):
     user = await database_sync_to_async(UserFactory)()
@@ -228,17 +240,7 @@ async def test_auth_and_scope(fake_ollama, owner_room):
 
 
 async def test_founder_watches_read_only(fake_ollama, drain_jobs):
-    from accounts.models import Role
-    from tests.factories import MembershipFactory, TeamFactory
-
-    def setup():
-        team = TeamFactory()
-        owner, founder = UserFactory(), UserFactory()
-        MembershipFactory(team=team, user=owner)
-        MembershipFactory(team=team, user=founder, role=Role.FOUNDER)
-        return owner, founder, RoomFactory(owner=owner, team=team)
-
-    owner, founder, room = await database_sync_to_async(setup)()
+    owner, founder, room = await database_sync_to_async(_team_room_with_a_founder)()
     ws = await connect(founder, room.pk)
     await ws.send_json_to({"type": "send_message", "content": "hi"})
     frame = await ws.receive_json_from(timeout=5)
@@ -339,17 +341,7 @@ async def test_partial_text_is_flushed_while_streaming(fake_ollama, owner_room, 
 
 
 async def test_typing_goes_to_the_others_and_clears_on_send(fake_ollama, drain_jobs):
-    from accounts.models import Role
-    from tests.factories import MembershipFactory, TeamFactory
-
-    def setup():
-        team = TeamFactory()
-        owner, founder = UserFactory(), UserFactory()
-        MembershipFactory(team=team, user=owner)
-        MembershipFactory(team=team, user=founder, role=Role.FOUNDER)
-        return owner, founder, RoomFactory(owner=owner, team=team)
-
-    owner, founder, room = await database_sync_to_async(setup)()
+    owner, founder, room = await database_sync_to_async(_team_room_with_a_founder)()
     fake_ollama.configure(tokens=3, delay_ms=1)
     tab, other_tab = await connect(owner, room.pk), await connect(owner, room.pk)
     watcher = await connect(founder, room.pk)
