@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 
-from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from rest_framework import exceptions
@@ -107,7 +106,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         queues behind every reply's start; these handlers reach the database only through
         database_sync_to_async, which closes stale connections around each call itself."""
         if message["type"].startswith(LAYER_EVENT_PREFIXES):
-            await getattr(self, get_handler_name(message))(message)
+            await getattr(self, message["type"].replace(".", "_"))(message)
         else:
             await super().dispatch(message)
 

@@ -43,15 +43,12 @@ def _close_kept_sync_thread_connections(django_db_setup):
 
 
 @pytest.fixture(autouse=True)
-def _fresh_channel_layer():
+def _fresh_channel_layer(settings):
     """A new channel layer per test. Each async test runs on its own event loop, and channels-redis keeps
-    asyncio locks that bind to the first loop that waits on them (one leaks when a receive is cancelled
-    while it waits, as a consumer's is when it closes)."""
-    from channels.layers import channel_layers
-
-    channel_layers.backends.clear()
+    asyncio locks that bind to the first loop that waits on them. Changing the setting is what makes
+    Channels drop its layers (it listens to Django's setting_changed), here and again when it is restored."""
+    settings.CHANNEL_LAYERS = copy.deepcopy(settings.CHANNEL_LAYERS)
     yield
-    channel_layers.backends.clear()
 
 
 @pytest.fixture
