@@ -99,7 +99,6 @@ async def start_reply(
             control_channel=new_control_channel(), max_turns=max_prompt_turns(resolved), **extra,
         )
         stream = started.stream
-        await get_channel_layer().group_send(room_group(stream.room_id), typing_event(user, False))  # sent: done typing
         job = GenerationJob(
             stream_id=str(stream.pk), message_id=str(started.assistant.pk), room_id=str(stream.room_id),
             user_id=stream.user_id, model=resolved, options=parse_options(options), turns=started.turns,
@@ -107,6 +106,7 @@ async def start_reply(
         )
         reply = Reply(job=job, started=started, events=job.subscribe() if subscribe else None)
         job.start()
+        await get_channel_layer().group_send(room_group(stream.room_id), typing_event(user, False))  # done typing
         with contextlib.suppress(TimeoutError):  # counted as starting until its first token, but never long
             await asyncio.wait_for(job.first_token.wait(), FIRST_TOKEN_PRIORITY_SECONDS)
     return reply
