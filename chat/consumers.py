@@ -101,10 +101,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         await self.close(code=code)
 
     async def dispatch(self, message: dict) -> None:
-        """Channel-layer events go straight to their handler. Channels' dispatch first closes stale database
-        connections, a hop to the worker's database thread for every event sent to every watcher, where it
-        queues behind every reply's start; these handlers reach the database only through
-        database_sync_to_async, which closes stale connections around each call itself."""
+        """Channel-layer events skip Channels' stale-connection check, a database-thread hop per event per watcher:
+        these handlers reach the database only through database_sync_to_async, which does that check itself."""
         if message["type"].startswith(LAYER_EVENT_PREFIXES):
             await getattr(self, message["type"].replace(".", "_"))(message)
         else:

@@ -1,11 +1,7 @@
 """Detached generation jobs: an asyncio task per reply, independent of the request or socket that began it.
 
-A job streams deltas from a provider and fans them out to the room's channel-layer group (every worker's
-watchers) and to in-process listeners (the SSE response that started it). Reading and publishing are
-separate tasks: whatever has arrived while the last send was under way goes out as one delta, so frames
-carry one token while the server keeps up and several when it falls behind (`seq` counts tokens, so it
-may jump). The partial text is flushed to the database at least every STREAM_FLUSH_SECONDS, and the job
-listens on its own control channel so `stop` and `snapshot` requests reach it from any worker.
+Tokens read while a send is under way go out together as one delta (`seq` counts tokens, so it may jump),
+and each job listens on its own control channel so stop and snapshot requests reach it from any worker.
 """
 
 from __future__ import annotations
