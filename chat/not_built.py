@@ -20,7 +20,6 @@ NOT_BUILT: list[tuple[str, str, str, bool]] = [
     ("models/status", "get", "chat_models_status", True),
     ("models/hot-slots", "get", "chat_models_hot_slots", True),
     ("models/orchestrator-suitable", "get", "chat_models_orchestrator", True),
-    ("health", "get", "chat_health_check", True),
     ("models/preload", "post", "chat_models_preload", False),
     ("models/hot-slots/<int:slot_number>", "post", "chat_models_hot_slot_assign", False),
     ("models/hot-slots/<int:slot_number>", "delete", "chat_models_hot_slot_remove", False),
@@ -72,8 +71,6 @@ NOT_BUILT_ELSEWHERE: list[tuple[str, str, str, str]] = [
     ("ollama/api/chat", "post", "ollama_chat", "ollama-compatible"),
     ("ollama/api/generate", "post", "ollama_generate", "ollama-compatible"),
     ("ollama/api/tags", "get", "ollama_tags", "ollama-compatible"),
-    ("healthz", "get", "ops_healthz", "operations"),
-    ("readyz", "get", "ops_readyz", "operations"),
     ("metrics", "get", "ops_metrics", "operations"),
 ]
 

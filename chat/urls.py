@@ -3,6 +3,7 @@ from django.urls import path
 from chat import apis
 from chat.not_built import not_built_urlpatterns
 from chat.sse import MessageSendApi
+from ops.apis import HealthCheckApi
 
 room_urlpatterns = [
     path("", apis.RoomsApi.as_view(), name="rooms"),
@@ -36,5 +37,6 @@ chat_urlpatterns = [
     path("sessions/<str:chat_id>", apis.ChatSessionDetailApi.as_view(), name="chat-session-detail"),
     path("sessions/<str:chat_id>/messages", MessageSendApi.as_view(), name="chat-messages-send"),
     path("models", apis.ModelsListApi.as_view(), name="chat-models"),
+    path("health", HealthCheckApi.as_view(), name="chat-health"),
     *not_built_urlpatterns(),
 ]

@@ -10,6 +10,7 @@ from accounts.urls import admin_urlpatterns, auth_urlpatterns, team_urlpatterns
 from chat.not_built import not_built_root_urlpatterns
 from chat.urls import chat_urlpatterns, project_urlpatterns, room_urlpatterns, session_urlpatterns
 from chatproject.views import chat_page, home
+from ops.apis import HealthzApi, ReadyzApi
 
 api_v1 = [
     path("auth/", include(auth_urlpatterns)),
@@ -30,6 +31,8 @@ urlpatterns = [
     path("signout/", account_views.signout, name="signout"),
     path("password-reset/", account_views.password_reset_page, name="password-reset"),
     path("admin/", admin.site.urls),
+    path("healthz", HealthzApi.as_view(), name="healthz"),
+    path("readyz", ReadyzApi.as_view(), name="readyz"),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),

@@ -1,0 +1,69 @@
+"""Probes and the health summary: public, never throttled, and `/healthz` never touches the database."""
+
+from __future__ import annotations
+
+from asgiref.sync import async_to_sync
+from django.conf import settings
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import permissions, serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from ops import probes
+
+
+class ProbeApi(APIView):
+    """No authentication or throttles: an orchestrator probes every few seconds with no credentials."""
+
+    authentication_classes: list = []
+    permission_classes = [permissions.AllowAny]
+    throttle_classes: list = []
+
+
+class HealthzApi(ProbeApi):
+    @extend_schema(operation_id="ops_healthz", tags=["operations"],
+                   responses={200: inline_serializer("Alive", {"status": serializers.CharField()})})
+    def get(self, request: Request) -> Response:
+        """Alive: the process serves requests."""
+        return Response({"status": "ok"})
+
+
+class ReadyzApi(ProbeApi):
+    @extend_schema(
+        operation_id="ops_readyz", tags=["operations"],
+        responses={
+            (status, "application/json"): inline_serializer(f"Readiness{status}", {
+                "status": serializers.CharField(help_text="ready or not_ready"),
+                "failed": serializers.ListField(child=serializers.CharField()),
+                "checks": serializers.DictField(help_text="database, channel_layer, model_backend: {ok, error?}"),
+            })
+            for status in (200, 503)
+        },
+    )
+    def get(self, request: Request) -> Response:
+        """Ready (200) or not (503, naming the failed checks): database, channel layer, a model backend."""
+        result = async_to_sync(probes.readiness)()
+        return Response(result, status=200 if result["status"] == "ready" else 503)
+
+
+class HealthCheckApi(ProbeApi):
+    @extend_schema(
+        operation_id="chat_health_check", tags=["chat-public"],
+        responses={200: inline_serializer("HealthSummary", {
+            "status": serializers.CharField(help_text="ok, or degraded when no model backend answers"),
+            "version": serializers.CharField(),
+            "providers": serializers.ListField(child=serializers.DictField()),
+            "active_streams": serializers.IntegerField(), "panic": serializers.BooleanField(),
+        })},
+    )
+    def get(self, request: Request) -> Response:
+        """The summary for people: version, each backend's state, replies generating now, panic."""
+        providers = async_to_sync(probes.provider_states)()
+        return Response({
+            "status": "ok" if any(provider["ok"] for provider in providers) else "degraded",
+            "version": settings.APP_VERSION,
+            "providers": providers,
+            "active_streams": probes.active_streams(),
+            "panic": False,  # the panic switch is not built yet (README, "Not built yet")
+        })
