@@ -10,11 +10,12 @@ from accounts.urls import admin_urlpatterns, auth_urlpatterns, team_urlpatterns
 from chat.not_built import not_built_root_urlpatterns
 from chat.urls import chat_urlpatterns, project_urlpatterns, room_urlpatterns, session_urlpatterns
 from chatproject.views import chat_page, home
-from ops.apis import HealthzApi, ReadyzApi
+from ops.apis import AuditListApi, HealthzApi, ReadyzApi
 
 api_v1 = [
     path("auth/", include(auth_urlpatterns)),
     path("teams/", include(team_urlpatterns)),
+    path("admin/audit", AuditListApi.as_view(), name="audit-list"),
     path("admin/", include(admin_urlpatterns)),
     path("rooms/", include(room_urlpatterns)),
     path("projects/", include(project_urlpatterns)),

@@ -10,7 +10,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ops import probes
+from accounts.apis import IsStaff
+from chatproject.pagination import LimitOffsetPagination, paginate
+from ops import probes, selectors
+from ops.serializers import AuditEventSerializer, AuditQuerySerializer
 
 
 class ProbeApi(APIView):
@@ -67,3 +70,18 @@ class HealthCheckApi(ProbeApi):
             "active_streams": probes.active_streams(),
             "panic": False,  # the panic switch is not built yet (README, "Not built yet")
         })
+
+
+@extend_schema(tags=["admin"])
+class AuditListApi(APIView):
+    """The audit trail of staff actions: read-only, for staff."""
+
+    permission_classes = [permissions.IsAuthenticated, IsStaff]
+    pagination_class = LimitOffsetPagination
+
+    @extend_schema(operation_id="audit_list", parameters=[AuditQuerySerializer],
+                   responses=AuditEventSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        params = AuditQuerySerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        return paginate(self, request, selectors.audit_events(**params.validated_data), AuditEventSerializer)
