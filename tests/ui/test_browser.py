@@ -34,15 +34,6 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def fake():
-    from tests.fakes.ollama import FakeOllama
-
-    server = FakeOllama().start_in_thread()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def server(fake):
     """A real ASGI server on a throw-away database, independent of the test database."""
     tmp = tempfile.TemporaryDirectory()
@@ -74,35 +65,6 @@ def server(fake):
     process.terminate()
     process.wait(10)
     tmp.cleanup()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright_sync.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"],
-        )
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def new_page(browser):
-    contexts = []
-
-    def make(viewport=None, color_scheme="light"):
-        context = browser.new_context(viewport=viewport or {"width": 1280, "height": 800}, color_scheme=color_scheme)
-        contexts.append(context)
-        page = context.new_page()
-        page.errors = []
-        page.on("pageerror", lambda error: page.errors.append(str(error)))
-        return page
-
-    yield make
-    for context in contexts:
-        context.close()
 
 
 _users = iter(range(1, 10_000))

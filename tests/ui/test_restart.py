@@ -13,19 +13,7 @@ import httpx
 import pytest
 
 from tests.procs import free_port, wait_for_http
-from tests.ui.test_browser import (  # noqa: F401 - fixtures are used by name
-    CHROMIUM,
-    FAKE,
-    PASSWORD,
-    ROOT,
-    browser,
-    expect,
-    fake,
-    last_reply,
-    new_page,
-    send,
-    sign_in,
-)
+from tests.ui.test_browser import CHROMIUM, FAKE, PASSWORD, ROOT, expect, last_reply, send, sign_in
 
 pytestmark = [
     pytest.mark.slow,
