@@ -53,8 +53,6 @@ class PublicAuthView(APIView):
     throttle_classes = [PerIPRateThrottle, AuthRateThrottle]
 
 
-
-
 @extend_schema(tags=["auth"])
 class RegisterApi(PublicAuthView):
     @extend_schema(

@@ -1,9 +1,9 @@
 """Limit/offset paging with a hard ceiling so one request cannot pull a whole table."""
 
-from rest_framework.pagination import LimitOffsetPagination as _Base
+from rest_framework import pagination
 
 
-class LimitOffsetPagination(_Base):
+class LimitOffsetPagination(pagination.LimitOffsetPagination):
     """Default 50 per page, at most 200; answers {count, next, previous, results}."""
 
     default_limit = 50

@@ -40,7 +40,6 @@ class GenerationJob:
     stream_id: str
     message_id: str
     room_id: str
-    user_id: int
     model: ModelInfo
     options: GenerationOptions
     turns: list[ChatTurn]

@@ -55,7 +55,6 @@ class Reply:
     """A started reply: its job, and (when asked for) the queue of its events for the caller to relay."""
 
     job: GenerationJob
-    started: writes.StartedReply
     events: asyncio.Queue | None = None
 
     async def iter_events(self) -> AsyncIterator[dict]:
@@ -101,10 +100,10 @@ async def start_reply(
         stream = started.stream
         job = GenerationJob(
             stream_id=str(stream.pk), message_id=str(started.assistant.pk), room_id=str(stream.room_id),
-            user_id=stream.user_id, model=resolved, options=parse_options(options), turns=started.turns,
+            model=resolved, options=parse_options(options), turns=started.turns,
             control_channel=stream.control_channel,
         )
-        reply = Reply(job=job, started=started, events=job.subscribe() if subscribe else None)
+        reply = Reply(job=job, events=job.subscribe() if subscribe else None)
         job.start()
         await get_channel_layer().group_send(room_group(stream.room_id), typing_event(user, False))  # done typing
         with contextlib.suppress(TimeoutError):  # counted as starting until its first token, but never long
