@@ -238,6 +238,8 @@ STREAM_FLUSH_SECONDS = float(os.environ.get("STREAM_FLUSH_SECONDS", "0.5"))
 APP_VERSION = "0.1.0"
 # Each readiness check (database, channel layer, a model backend) gives up after this long.
 PROBE_TIMEOUT_SECONDS = float(os.environ.get("PROBE_TIMEOUT_SECONDS", "2"))
+# How long a worker may trust its cached reading of the panic switch (the switch updates the cache at once).
+PANIC_CACHE_SECONDS = float(os.environ.get("PANIC_CACHE_SECONDS", "2"))
 # While replies start, running replies pause reading for at most this long (0: never): first tokens first.
 STREAM_START_PRIORITY_MS = env_int("STREAM_START_PRIORITY_MS", 50)
 # ASGI workers freeze their start-up objects out of the garbage collector (chatproject/asgi.py).
