@@ -60,6 +60,9 @@ class PerformanceSample(models.Model):
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["model", "created_at"])]
 
+    def __str__(self) -> str:
+        return f"{self.model} {self.status} at {self.created_at:%Y-%m-%d %H:%M:%S}"
+
 
 class SystemSample(models.Model):
     """A periodic reading of the host: CPU, memory, load and the hottest sensor."""
@@ -73,3 +76,6 @@ class SystemSample(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"system at {self.created_at:%Y-%m-%d %H:%M:%S}"
