@@ -12,6 +12,7 @@ from rest_framework import exceptions
 
 from chat import frames, selectors, services, streaming
 from chat.broadcast import call_service, user_group
+from ops import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     """Everyone watching a room joins its group and sees the same stream; writes need ownership."""
 
     async def connect(self) -> None:
+        metrics.websocket_opened()
         self.user = self.scope.get("user")
         if self.user is None or not self.user.is_authenticated:
             await self.refuse(CLOSE_UNAUTHENTICATED)
@@ -109,6 +111,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await super().dispatch(message)
 
     async def disconnect(self, code: int) -> None:
+        metrics.websocket_closed()
         for task in list(getattr(self, "waits", ())):
             task.cancel()
         if getattr(self, "group", None):

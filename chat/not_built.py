@@ -48,11 +48,6 @@ NOT_BUILT: list[tuple[str, str, str, bool]] = [
     ("ollama/config", "get", "chat_ollama_config_get", False),
     ("ollama/config/mode", "post", "chat_ollama_config_mode", False),
     ("ollama/config/auto-detect", "post", "chat_ollama_config_detect", False),
-    ("performance/current", "get", "chat_performance_current", False),
-    ("performance/stats", "get", "chat_performance_stats", False),
-    ("performance/history", "get", "chat_performance_history", False),
-    ("performance/thermal", "get", "chat_performance_thermal", False),
-    ("performance/reset", "post", "chat_performance_reset", False),
     ("panic/trigger", "post", "chat_panic_trigger", False),
     ("panic/status", "get", "chat_panic_status", False),
     ("panic/reset", "post", "chat_panic_reset", False),
@@ -71,7 +66,6 @@ NOT_BUILT_ELSEWHERE: list[tuple[str, str, str, str]] = [
     ("ollama/api/chat", "post", "ollama_chat", "ollama-compatible"),
     ("ollama/api/generate", "post", "ollama_generate", "ollama-compatible"),
     ("ollama/api/tags", "get", "ollama_tags", "ollama-compatible"),
-    ("metrics", "get", "ops_metrics", "operations"),
 ]
 
 NOT_IMPLEMENTED = OpenApiResponse(description="Not built yet: {error: {code: not_implemented}}.")

@@ -1,9 +1,10 @@
-from django.urls import path
+from django.urls import include, path
 
 from chat import apis
 from chat.not_built import not_built_urlpatterns
 from chat.sse import MessageSendApi
 from ops.apis import HealthCheckApi
+from ops.urls import performance_urlpatterns
 
 room_urlpatterns = [
     path("", apis.RoomsApi.as_view(), name="rooms"),
@@ -38,5 +39,6 @@ chat_urlpatterns = [
     path("sessions/<str:chat_id>/messages", MessageSendApi.as_view(), name="chat-messages-send"),
     path("models", apis.ModelsListApi.as_view(), name="chat-models"),
     path("health", HealthCheckApi.as_view(), name="chat-health"),
+    path("performance/", include(performance_urlpatterns)),
     *not_built_urlpatterns(),
 ]

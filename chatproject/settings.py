@@ -71,6 +71,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "chatproject.middleware.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "servestatic.middleware.ServeStaticMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -240,6 +241,14 @@ APP_VERSION = "0.1.0"
 PROBE_TIMEOUT_SECONDS = float(os.environ.get("PROBE_TIMEOUT_SECONDS", "2"))
 # How long a worker may trust its cached reading of the panic switch (the switch updates the cache at once).
 PANIC_CACHE_SECONDS = float(os.environ.get("PANIC_CACHE_SECONDS", "2"))
+# `/metrics`: open to loopback clients unless turned off; any client with `Authorization: Bearer <METRICS_TOKEN>`.
+METRICS_LOOPBACK_OPEN = env_bool("METRICS_LOOPBACK_OPEN", True)
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+# Performance and system samples older than this many days are deleted (when system samples are taken, and by
+# `manage.py prune_performance`); 0 keeps them forever.
+PERFORMANCE_RETENTION_DAYS = env_int("PERFORMANCE_RETENTION_DAYS", 30)
+# At most one system sample (CPU, memory, load, temperature) per this many seconds, across all workers.
+SYSTEM_SAMPLE_SECONDS = env_int("SYSTEM_SAMPLE_SECONDS", 60)
 # While replies start, running replies pause reading for at most this long (0: never): first tokens first.
 STREAM_START_PRIORITY_MS = env_int("STREAM_START_PRIORITY_MS", 50)
 # ASGI workers freeze their start-up objects out of the garbage collector (chatproject/asgi.py).

@@ -11,6 +11,7 @@ from chat.not_built import not_built_root_urlpatterns
 from chat.urls import chat_urlpatterns, project_urlpatterns, room_urlpatterns, session_urlpatterns
 from chatproject.views import chat_page, home
 from ops.apis import AuditListApi, HealthzApi, ReadyzApi
+from ops.metrics_api import MetricsApi
 
 api_v1 = [
     path("auth/", include(auth_urlpatterns)),
@@ -34,6 +35,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", HealthzApi.as_view(), name="healthz"),
     path("readyz", ReadyzApi.as_view(), name="readyz"),
+    path("metrics", MetricsApi.as_view(), name="metrics"),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),

@@ -21,6 +21,7 @@ def _fresh_limits(settings):
     settings.REST_FRAMEWORK = rest
     settings.SIGNUP_MODE = "open"
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only
+    settings.SYSTEM_SAMPLE_SECONDS = 0  # no background sampler writing into other tests' databases
     cache.clear()
     yield
     cache.clear()

@@ -26,6 +26,7 @@ from chat.streaming.priority import yield_to_starts
 from chatproject.tasks import cancel_and_wait
 from models_mgmt.providers import ChatTurn, GenerationOptions, ModelInfo, ProviderError, Usage
 from models_mgmt.registry import registry
+from ops import metrics, performance
 
 logger = logging.getLogger(__name__)
 
@@ -218,6 +219,7 @@ class GenerationJob:
         return Usage()
 
     async def run(self) -> None:
+        metrics.reply_started()
         layer = get_channel_layer()
         helpers = [asyncio.create_task(self.publisher()), asyncio.create_task(self.heartbeat_loop())]
         timings: dict = {"start": time.monotonic(), "first": None}
@@ -230,6 +232,8 @@ class GenerationJob:
             await self.publish({"type": "stream.start", "stream_id": self.stream_id, "message_id": self.message_id,
                                 "model": self.model.name})
             self.turns = await fit_to_context(self.turns, self.model, self.options)
+            if not getattr(registry.provider(self.model.provider), "reports_queue_wait", False):
+                metrics.observe_queue_wait(provider=self.model.provider, seconds=time.monotonic() - timings["start"])
             self.consume_task = asyncio.create_task(self.consume(timings))
             try:
                 usage = await self.consume_task
@@ -265,6 +269,13 @@ class GenerationJob:
         completion = usage.completion_tokens if usage.completion_tokens is not None else self.seq
         usage = Usage(prompt_tokens=usage.prompt_tokens, completion_tokens=completion)
         tps = completion / (end - first) if first is not None and end > first and completion else None
+        outcome = performance.ReplyOutcome(
+            model=self.model.name, provider=self.model.provider, server=self.model.server, status=status,
+            duration_s=end - timings["start"], ttft_s=ttft_ms / 1000 if ttft_ms is not None else None,
+            tokens_per_second=tps, prompt_tokens=usage.prompt_tokens, completion_tokens=completion,
+            error_code=error.code if error else "",
+        )
+        performance.observe_reply(outcome)  # before the end goes out, so a scrape after it counts this reply
         try:
             if self.flush_task is not None:
                 await asyncio.gather(self.flush_task, return_exceptions=True)
@@ -275,6 +286,7 @@ class GenerationJob:
             )
         except Exception:  # noqa: BLE001
             logger.exception("could not save the end of stream %s", self.stream_id)
+        await performance.save_reply_sample(outcome)  # stored before the end goes out, so readers find it
         try:
             if error is not None:
                 await self.publish({"type": "stream.error", "stream_id": self.stream_id, "code": error.code,

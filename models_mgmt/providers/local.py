@@ -6,6 +6,7 @@ import asyncio
 import importlib.util
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from models_mgmt.providers.base import (
     ProviderError,
     Usage,
 )
+from ops import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +68,7 @@ class LocalProvider:
     """llama-cpp-python with the bundled SmolLM2 plus any GGUF in MODELS_DIR."""
 
     name = "local"
+    reports_queue_wait = True  # the wait for the model's thread, measured where that wait ends
 
     def __init__(self, *, models_dir: Path | None, n_ctx: int, n_threads: int | None = None, include_bundled=True):
         self.models_dir = models_dir
@@ -131,7 +134,10 @@ class LocalProvider:
         def put(item) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, item)
 
+        queued_at = time.monotonic()
+
         def work() -> None:
+            metrics.observe_queue_wait(provider=self.name, seconds=time.monotonic() - queued_at)
             if stop.is_set():  # cancelled while waiting in the queue
                 put(("end", None))
                 return
