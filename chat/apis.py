@@ -41,6 +41,10 @@ from chatproject.pagination import LimitOffsetPagination, paginate
 from chatproject.schema import error_response
 from models_mgmt.providers import ProviderError
 from models_mgmt.registry import registry
+from ops.panic import NotDuringPanic
+
+# Views that create chat content answer 423 while the panic switch is on.
+CHAT_WORK = [permissions.IsAuthenticated, NotDuringPanic]
 
 
 def _room_changes(user, validated: dict) -> dict:
@@ -69,6 +73,7 @@ ROOM_LIST_PARAMETERS = [
 
 @extend_schema(tags=["rooms"])
 class RoomsApi(APIView):
+    permission_classes = CHAT_WORK
     pagination_class = LimitOffsetPagination
 
     @extend_schema(operation_id="rooms_list", parameters=ROOM_LIST_PARAMETERS, responses=RoomSerializer(many=True))
@@ -154,6 +159,7 @@ class RoomMessagesClearApi(APIView):
 
 @extend_schema(tags=["rooms"])
 class RoomFreshApi(APIView):
+    permission_classes = CHAT_WORK
     @extend_schema(
         operation_id="rooms_fresh",
         request=FreshRoomSerializer,
@@ -169,6 +175,7 @@ class RoomFreshApi(APIView):
 
 @extend_schema(tags=["rooms"])
 class RoomTitleApi(APIView):
+    permission_classes = CHAT_WORK
     @extend_schema(
         operation_id="rooms_title_generate",
         request=None,
@@ -233,6 +240,7 @@ class RoomExportApi(APIView):
 
 @extend_schema(tags=["rooms"])
 class RoomImportApi(APIView):
+    permission_classes = CHAT_WORK
     @extend_schema(
         operation_id="rooms_import", request=RoomImportSerializer, responses={201: RoomSerializer, 409: ROOM_LIMIT}
     )
@@ -290,6 +298,7 @@ SESSION_GONE = OpenApiResponse(description="Unknown or expired session (code ses
 
 @extend_schema(tags=["sessions"])
 class SessionsApi(APIView):
+    permission_classes = CHAT_WORK
     @extend_schema(operation_id="session_create", request=SessionCreateSerializer, responses={201: SessionSerializer})
     def post(self, request: Request) -> Response:
         data = SessionCreateSerializer(data=request.data)
@@ -345,6 +354,7 @@ class SessionHistoryClearApi(APIView):
 
 @extend_schema(tags=["chat"])
 class ChatSessionsApi(APIView):
+    permission_classes = CHAT_WORK
     pagination_class = LimitOffsetPagination
 
     @extend_schema(operation_id="chat_sessions_list", responses=ChatSessionSerializer(many=True))

@@ -30,6 +30,10 @@ def user_group(user_id) -> str:
     return f"user.{user_id}"
 
 
+# Every open WebSocket, for instance-wide news such as the panic switch.
+EVERYONE_GROUP = "everyone"
+
+
 def _deliver(collected: list | None, send: str, target: str, event: dict) -> None:
     if collected is not None:  # an async caller sends them from its loop (call_service)
         collected.append((send, target, event))

@@ -280,9 +280,14 @@ def append_message(
 # --- streams ---------------------------------------------------------------------------------------
 
 
-def _stop_running_streams(room: Room, stream_id=None) -> int:
-    """Flag running jobs in the database and tell each one on its control channel, from any worker."""
-    qs = Stream.objects.filter(room=room, finished_at__isnull=True)
+def _stop_running_streams(room: Room | None, stream_id=None) -> int:
+    """Flag running jobs in the database and tell each one on its control channel, from any worker.
+
+    With no room: every running job of the instance (the panic switch).
+    """
+    qs = Stream.objects.filter(finished_at__isnull=True)
+    if room is not None:
+        qs = qs.filter(room=room)
     if stream_id is not None:
         qs = qs.filter(pk=stream_id)
     rows = list(qs.values_list("pk", "control_channel"))
@@ -299,6 +304,27 @@ def _stop_running_streams(room: Room, stream_id=None) -> int:
 def request_stop(*, room: Room, stream_id=None) -> int:
     """Ask the room's running generation(s) to stop; returns how many were asked."""
     return _stop_running_streams(room, stream_id)
+
+
+@transaction.atomic
+def stop_every_stream() -> int:
+    """Ask every running generation on every worker to stop; returns how many were asked."""
+    return _stop_running_streams(None)
+
+
+@transaction.atomic
+def wipe_chat_data() -> dict[str, int]:
+    """Delete every room, message, project and live stream of every user, irrecoverably; users stay.
+
+    Deleting through the ORM runs each model's delete signals, so whatever keeps files or index entries for
+    these rows goes with them. Returns the number deleted per model.
+    """
+    counts: dict[str, int] = {}
+    for queryset in (Stream.objects.all(), Room.objects.all(), Project.objects.all()):
+        _, per_model = queryset.delete()
+        for label, count in per_model.items():
+            counts[label] = counts.get(label, 0) + count
+    return {label: count for label, count in sorted(counts.items()) if count}
 
 
 # --- projects --------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 from asgiref.sync import async_to_sync
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
-from rest_framework import serializers
+from rest_framework import permissions, serializers
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.request import Request
 from rest_framework.views import APIView
@@ -14,6 +14,7 @@ from chat import selectors, streaming
 from chat.serializers import MessageSendSerializer
 from chat.streaming.sse import sse_stream
 from chatproject.schema import error_response
+from ops.panic import NotDuringPanic
 
 
 class EventStreamNegotiation(DefaultContentNegotiation):
@@ -82,6 +83,7 @@ class MessageSendApi(APIView):
     """DRF's own request handling (auth, throttles, errors); the reply starts on the event loop and streams from it."""
 
     content_negotiation_class = EventStreamNegotiation
+    permission_classes = [permissions.IsAuthenticated, NotDuringPanic]
 
     @extend_schema(
         operation_id="chat_messages_send",

@@ -27,7 +27,7 @@ DEFAULT_DESCRIPTIONS = {
     "404": "No such object, or not one of yours (code `not_found`).",
     "409": "Clashes with the current state (code `conflict` or a more specific one).",
     "413": "The request body is over the size limit (code `payload_too_large`).",
-    "423": "Chat work is locked while the panic switch is on (code `locked`).",
+    "423": "Chat work is refused while the panic switch is on (code `panic`).",
     "429": "Rate limited (code `throttled`); Retry-After says how many seconds to wait.",
     "503": "A backend is down (code `service_unavailable`).",
 }
@@ -91,6 +91,10 @@ class ApiAutoSchema(AutoSchema):
             codes.append("404")
         if self.method in WRITE_METHODS:
             codes.append("413")
+        if self.method in WRITE_METHODS and any(
+            getattr(permission, "refused_during_panic", False) for permission in self.view.get_permissions()
+        ):
+            codes.append("423")
         if self.view.get_throttles():
             codes.append("429")
         return codes

@@ -12,8 +12,16 @@ from rest_framework.views import APIView
 
 from accounts.apis import IsStaff
 from chatproject.pagination import LimitOffsetPagination, paginate
-from ops import probes, selectors
-from ops.serializers import AuditEventSerializer, AuditQuerySerializer
+from chatproject.schema import error_response
+from ops import probes, selectors, services
+from ops.panic import is_panicking, panic_state
+from ops.serializers import (
+    AuditEventSerializer,
+    AuditQuerySerializer,
+    PanicStateSerializer,
+    PanicTriggerResultSerializer,
+    PanicTriggerSerializer,
+)
 
 
 class ProbeApi(APIView):
@@ -68,7 +76,7 @@ class HealthCheckApi(ProbeApi):
             "version": settings.APP_VERSION,
             "providers": providers,
             "active_streams": probes.active_streams(),
-            "panic": False,  # the panic switch is not built yet (README, "Not built yet")
+            "panic": is_panicking(),
         })
 
 
@@ -85,3 +93,45 @@ class AuditListApi(APIView):
         params = AuditQuerySerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         return paginate(self, request, selectors.audit_events(**params.validated_data), AuditEventSerializer)
+
+
+STAFF_ONLY = error_response("Staff only (code permission_denied).")
+
+
+@extend_schema(tags=["chat"])
+class PanicStatusApi(APIView):
+    permission_classes = [permissions.IsAuthenticated, IsStaff]
+
+    @extend_schema(operation_id="chat_panic_status", responses={200: PanicStateSerializer, 403: STAFF_ONLY})
+    def get(self, request: Request) -> Response:
+        """Whether panic is on, why, since when and by whom; and what the last wipe deleted."""
+        return Response(PanicStateSerializer(panic_state()).data)
+
+
+@extend_schema(tags=["chat"])
+class PanicTriggerApi(APIView):
+    permission_classes = [permissions.IsAuthenticated, IsStaff]
+
+    @extend_schema(operation_id="chat_panic_trigger", request=PanicTriggerSerializer,
+                   responses={200: PanicTriggerResultSerializer, 403: STAFF_ONLY})
+    def post(self, request: Request) -> Response:
+        """Stop every running reply, refuse new chat work with 423 until reset; `wipe_data` deletes all chat data.
+
+        Users, teams, API tokens and the audit trail are kept. Audited.
+        """
+        data = PanicTriggerSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        outcome = services.trigger_panic(actor=request.user, **data.validated_data)
+        return Response({**PanicStateSerializer(outcome.state).data, "streams_stopped": outcome.streams_stopped,
+                         "deleted": outcome.deleted})
+
+
+@extend_schema(tags=["chat"])
+class PanicResetApi(APIView):
+    permission_classes = [permissions.IsAuthenticated, IsStaff]
+
+    @extend_schema(operation_id="chat_panic_reset", request=None,
+                   responses={200: PanicStateSerializer, 403: STAFF_ONLY})
+    def post(self, request: Request) -> Response:
+        """Let chat work through again. Audited."""
+        return Response(PanicStateSerializer(services.reset_panic(actor=request.user)).data)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.cache import cache
+from rest_framework.permissions import SAFE_METHODS, BasePermission
 
 from chatproject.errors import ApiError
 from ops.models import PanicState
@@ -48,3 +49,15 @@ def refuse_during_panic() -> None:
 async def arefuse_during_panic() -> None:
     if await ais_panicking():
         raise panic_refusal()
+
+
+class NotDuringPanic(BasePermission):
+    """Chat work that creates something (rooms, messages, replies) is refused with 423 while panic is on;
+    reading, stopping and deleting stay allowed."""
+
+    refused_during_panic = True  # the API schema documents a 423 for views that carry this
+
+    def has_permission(self, request, view) -> bool:
+        if request.method not in SAFE_METHODS and request.method != "DELETE":
+            refuse_during_panic()
+        return True

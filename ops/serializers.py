@@ -1,11 +1,11 @@
-"""Shapes of the audit trail's list and its filters."""
+"""Shapes of the audit trail (its list and filters) and of the panic switch."""
 
 from __future__ import annotations
 
 from rest_framework import serializers
 
-from chatproject.validation import StrictCharField
-from ops.models import AuditEvent
+from chatproject.validation import StrictBooleanField, StrictCharField
+from ops.models import AuditEvent, PanicState
 
 
 class AuditQuerySerializer(serializers.Serializer):
@@ -23,3 +23,25 @@ class AuditEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = AuditEvent
         fields = ["id", "created_at", "actor", "actor_username", "action", "target", "details"]
+
+
+class PanicTriggerSerializer(serializers.Serializer):
+    reason = StrictCharField(required=False, allow_blank=True, max_length=500, default="",
+                             help_text="Why: shown to users and kept in the audit trail.")
+    wipe_data = StrictBooleanField(required=False, default=False,
+                                   help_text="Also delete every room, message and file, irrecoverably.")
+
+
+class PanicStateSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = PanicState
+        fields = ["active", "reason", "triggered_by", "triggered_at", "wiped", "wipe_counts", "reset_by", "reset_at"]
+
+
+class PanicTriggerResultSerializer(PanicStateSerializer):
+    streams_stopped = serializers.IntegerField(help_text="Replies that were generating and were stopped.")
+    deleted = serializers.DictField(child=serializers.IntegerField(),
+                                    help_text="With wipe_data: rows deleted per model.")
+
+    class Meta(PanicStateSerializer.Meta):
+        fields = [*PanicStateSerializer.Meta.fields, "streams_stopped", "deleted"]

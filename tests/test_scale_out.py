@@ -7,6 +7,7 @@ skipped on the zero-service default.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -51,20 +52,20 @@ SERVERS = {
 }
 
 
-@pytest.fixture(params=sorted(SERVERS))
-def workers(request, fake_ollama, transactional_db):
+@contextlib.contextmanager
+def running_workers(server: str, ollama_url: str):
     """Two worker processes of one ASGI server sharing the test database, Redis and the fake Ollama."""
     env = {
         **os.environ,
         "DATABASE_URL": _database_url(),
         "REDIS_URL": settings.REDIS_URL,
-        "OLLAMA_URLS": fake_ollama.url,
+        "OLLAMA_URLS": ollama_url,
         "LOCAL_MODELS_ENABLED": "false",
         "DJANGO_SETTINGS_MODULE": "chatproject.settings",
     }
     ports = [free_port(), free_port()]
     processes = [
-        subprocess.Popen(SERVERS[request.param](port), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+        subprocess.Popen(SERVERS[server](port), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE)
         for port in ports
     ]
@@ -77,6 +78,12 @@ def workers(request, fake_ollama, transactional_db):
             process.terminate()
         for process in processes:
             process.wait(10)
+
+
+@pytest.fixture(params=sorted(SERVERS))
+def workers(request, fake_ollama, transactional_db):
+    with running_workers(request.param, fake_ollama.url) as ports:
+        yield ports
 
 
 async def _frames_until(ws, predicate, timeout=15.0) -> list[dict]:

@@ -624,6 +624,10 @@ function handleFrame(frame) {
     case "error":
       notify(frame.message);
       break;
+    case "panic":
+      document.getElementById("panic-banner").hidden = !frame.active;
+      if (frame.active && frame.wiped) location.assign("/chat/");  // every chat is gone
+      break;
     default:
       break;
   }
