@@ -37,7 +37,7 @@ def get_membership(*, team: Team, user_id) -> Membership:
 
 
 def tokens_of(user) -> QuerySet[ApiToken]:
-    return ApiToken.objects.filter(user=user)
+    return ApiToken.objects.filter(user=user).prefetch_related("usage")
 
 
 def get_token(*, user, token_id) -> ApiToken:

@@ -44,10 +44,22 @@ class LoginSerializer(serializers.Serializer):
     password = StrictCharField(write_only=True, style={"input_type": "password"})
 
 
+class ApiTokenUsageSerializer(serializers.Serializer):
+    """A token's calls to one model through the OpenAI- and Ollama-compatible APIs."""
+
+    model = serializers.CharField()
+    calls = serializers.IntegerField()
+    prompt_tokens = serializers.IntegerField()
+    completion_tokens = serializers.IntegerField()
+    last_used_at = serializers.DateTimeField()
+
+
 class ApiTokenSerializer(serializers.ModelSerializer):
+    usage = ApiTokenUsageSerializer(many=True, read_only=True, help_text="Compatible-API usage, by model.")
+
     class Meta:
         model = ApiToken
-        fields = ["id", "name", "key_prefix", "created_at", "last_used_at", "expires_at"]
+        fields = ["id", "name", "key_prefix", "created_at", "last_used_at", "expires_at", "usage"]
         read_only_fields = fields
 
 

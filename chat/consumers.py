@@ -11,8 +11,10 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from rest_framework import exceptions
 
 from chat import frames, selectors, services, streaming
-from chat.broadcast import call_service, user_group
+from chat.broadcast import EVERYONE_GROUP, call_service, user_group
+from chatproject.logs import bind_request_id
 from ops import metrics
+from ops.panic import ais_panicking
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +93,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.waits: set[asyncio.Task] = set()
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.channel_layer.group_add(user_group(self.user.pk), self.channel_name)
+        await self.channel_layer.group_add(EVERYONE_GROUP, self.channel_name)
         await self.accept()
+        if await ais_panicking():
+            await self.send_json({"type": "panic", "active": True})
         await self.channel_layer.group_send(
             self.group, {"type": "room.presence", "user": self.user.username, "online": True}
         )
@@ -121,6 +126,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             )
             await self.channel_layer.group_discard(self.group, self.channel_name)
             await self.channel_layer.group_discard(user_group(self.user.pk), self.channel_name)
+            await self.channel_layer.group_discard(EVERYONE_GROUP, self.channel_name)
 
     @classmethod
     async def decode_json(cls, text_data):
@@ -133,6 +139,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs) -> None:
         """Malformed frames get an `error` frame; the connection stays open."""
+        bind_request_id()  # each frame is a request of its own in the logs, and so is the reply it starts
         try:
             if text_data is None:
                 raise ProtocolError("invalid_frame", "Send JSON text frames.")
@@ -363,7 +370,11 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         await self.close(code=CLOSE_NOT_FOUND)
 
     async def room_panic(self, event: dict) -> None:
-        await self.send_json({"type": "panic", "reason": event.get("reason", "")})
+        """The panic switch went on (or off); with a wipe this room is gone, and the socket closes after."""
+        await self.send_json({"type": "panic", "active": event["active"], "reason": event["reason"],
+                              "wiped": event["wiped"]})
+        if event["active"] and event["wiped"]:
+            await self.close(code=CLOSE_NOT_FOUND)
 
     async def auth_ended(self, event: dict) -> None:
         """This login ended (signed out, token revoked, account deactivated or deleted): close the socket."""

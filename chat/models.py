@@ -157,11 +157,15 @@ class ChatSession(models.Model):
 
 
 class Stream(models.Model):
-    """A generation job writing one assistant message; detached from whoever started it."""
+    """A generation job writing one assistant message; detached from whoever started it.
+
+    A stateless completion (the OpenAI- and Ollama-compatible APIs) has no room and no message: its row is
+    there so the per-user limit, stop and recovery treat it like any other reply.
+    """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="streams")
-    message = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="stream")
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="streams", null=True, blank=True)
+    message = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="stream", null=True, blank=True)
     # Served by `stream_user_running` (user first).
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="streams",
                              db_index=False)

@@ -1,4 +1,4 @@
-"""Spec routes that later work will build (§3.3 chat contract, §3.4 compatible APIs, §9 operations).
+"""Spec routes that later work will build (§3.3 chat contract).
 
 Until then they exist, are documented, and answer 501 with the error envelope.
 """
@@ -59,15 +59,6 @@ NOT_BUILT: list[tuple[str, str, str, bool]] = [
     ("learning/track-usage", "post", "chat_learning_track", False),
 ]
 
-# Outside /api/v1/chat/: (path from the site root, method, operation id, tag).
-NOT_BUILT_ELSEWHERE: list[tuple[str, str, str, str]] = [
-    ("v1/chat/completions", "post", "openai_chat_completions", "openai-compatible"),
-    ("v1/models", "get", "openai_models_list", "openai-compatible"),
-    ("ollama/api/chat", "post", "ollama_chat", "ollama-compatible"),
-    ("ollama/api/generate", "post", "ollama_generate", "ollama-compatible"),
-    ("ollama/api/tags", "get", "ollama_tags", "ollama-compatible"),
-]
-
 NOT_IMPLEMENTED = OpenApiResponse(description="Not built yet: {error: {code: not_implemented}}.")
 
 
@@ -110,7 +101,3 @@ def not_built_urlpatterns() -> list:
     """The chat contract's unbuilt routes, mounted under /api/v1/chat/."""
     return _patterns([(r, m, op, "chat-public" if pub else "chat", pub) for r, m, op, pub in NOT_BUILT])
 
-
-def not_built_root_urlpatterns() -> list:
-    """Compatible APIs and operations endpoints, mounted at the site root (token auth where they need it)."""
-    return _patterns([(r, m, op, tag, tag == "operations") for r, m, op, tag in NOT_BUILT_ELSEWHERE])

@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "models_mgmt",
     "ops",
     "learning",
+    "compat",
 ]
 
 MIDDLEWARE = [

@@ -7,9 +7,9 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from accounts import views as account_views
 from accounts.urls import admin_urlpatterns, auth_urlpatterns, team_urlpatterns
-from chat.not_built import not_built_root_urlpatterns
 from chat.urls import chat_urlpatterns, project_urlpatterns, room_urlpatterns, session_urlpatterns
 from chatproject.views import chat_page, home
+from compat.urls import ollama_urlpatterns, openai_urlpatterns
 from ops.apis import AuditListApi, HealthzApi, ReadyzApi
 from ops.metrics_api import MetricsApi
 
@@ -48,7 +48,8 @@ urlpatterns = [
     ),
     path("accounts/reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
     path("accounts/verify-email/<str:token>/", account_views.verify_email_page, name="verify-email"),
-    *not_built_root_urlpatterns(),
+    path("v1/", include(openai_urlpatterns)),
+    path("ollama/api/", include(ollama_urlpatterns)),
 ]
 
 handler400 = "chatproject.errors.json_400"

@@ -1,8 +1,10 @@
 """The one path a reply takes: start it, run it detached, fan it out, resume it, stop it.
 
-The WebSocket consumer, the SSE view and the compatible APIs all start replies through `start_reply`.
+The WebSocket consumer and the SSE view start a room's replies through `start_reply`; the OpenAI- and
+Ollama-compatible APIs start stateless ones, on the same jobs, through `start_completion`.
 """
 
+from chat.streaming.completions import start_completion
 from chat.streaming.jobs import GenerationJob, fit_to_context, max_prompt_turns
 from chat.streaming.replies import (
     Reply,
@@ -32,6 +34,7 @@ __all__ = [
     "recover_interrupted_streams",
     "request_snapshot",
     "running_streams",
+    "start_completion",
     "start_reply",
     "stop_replies",
     "stored_text",

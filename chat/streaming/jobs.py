@@ -60,6 +60,7 @@ class GenerationJob:
     consume_task: asyncio.Task | None = None
     flush_task: asyncio.Task | None = None
     closing: bool = False  # the helpers' loops end once it is set, even if their cancellation was swallowed
+    finish_reason: str = ""  # the backend's `stop` or `length`, once it has said
 
     @property
     def group(self) -> str:
@@ -118,7 +119,7 @@ class GenerationJob:
         for queue in tuple(self.listeners):
             queue.put_nowait(event)
         layer = get_channel_layer()
-        if layer is not None:
+        if layer is not None and self.room_id:  # a stateless completion has no room to tell
             await layer.group_send(self.group, event)
 
     def take_pending(self) -> dict | None:
@@ -186,6 +187,8 @@ class GenerationJob:
 
     def maybe_flush(self) -> None:
         """At most one flush in flight, so a slow database never holds up the tokens."""
+        if not self.message_id:  # a stateless completion stores no text; its heartbeat keeps it alive
+            return
         if self.flush_task is not None and not self.flush_task.done():
             return
         self.flush_task = asyncio.get_running_loop().create_task(
@@ -201,6 +204,7 @@ class GenerationJob:
         last_flush = time.monotonic()
         async for chunk in provider.stream_chat(model=self.model, messages=self.turns, options=self.options):
             if chunk.done:
+                self.finish_reason = chunk.finish_reason
                 return chunk.usage
             if not chunk.delta:
                 continue

@@ -20,8 +20,10 @@ from chat.streaming import writes
 from chat.streaming.jobs import JOBS, GenerationJob, max_prompt_turns, new_control_channel
 from chat.streaming.priority import starting
 from chatproject.errors import ApiError
+from chatproject.logs import request_id
 from models_mgmt.providers import GenerationOptions, ProviderError
 from models_mgmt.registry import registry
+from ops.panic import ais_panicking, arefuse_during_panic
 
 # A start counts as under way (running replies yield to it) until its first token, or this long at most.
 FIRST_TOKEN_PRIORITY_SECONDS = 0.05
@@ -79,6 +81,7 @@ async def start_reply(
     The room is checked in the start transaction (404 for anyone but its owner, 409 while another reply in it
     is generating, 429 beyond the per-user limit); with `subscribe` the caller gets every event from the start.
     """
+    await arefuse_during_panic()
     with starting():
         name = model or (message.model if action == "regenerate" and message is not None else "")
         if not name:
@@ -101,10 +104,12 @@ async def start_reply(
         job = GenerationJob(
             stream_id=str(stream.pk), message_id=str(started.assistant.pk), room_id=str(stream.room_id),
             model=resolved, options=parse_options(options), turns=started.turns,
-            control_channel=stream.control_channel,
+            control_channel=stream.control_channel, request_id=request_id.get(),
         )
         reply = Reply(job=job, events=job.subscribe() if subscribe else None)
         job.start()
+        if await ais_panicking():  # the switch went on while this start was committing: it stops at once
+            job.request_stop()
         await get_channel_layer().group_send(room_group(stream.room_id), typing_event(user, False))  # done typing
         with contextlib.suppress(TimeoutError):  # counted as starting until its first token, but never long
             await asyncio.wait_for(job.first_token.wait(), FIRST_TOKEN_PRIORITY_SECONDS)

@@ -62,15 +62,17 @@ def _preview(text: str) -> str:
     return " ".join(text.split())[:PREVIEW_CHARS]
 
 
-def _ensure_room_idle_and_capacity(room: Room, user: User) -> None:
+def _ensure_room_idle_and_capacity(room: Room | None, user: User) -> None:
     """One reply at a time per room (a second would interleave with the first on the same branch), and at most
-    STREAMS_PER_USER running per user; dead workers' replies are reaped before refusing. One query."""
+    STREAMS_PER_USER running per user; dead workers' replies are reaped before refusing. One query.
+
+    With no room (a stateless completion) only the per-user limit applies."""
     if connection.features.has_select_for_update:
         User.objects.select_for_update().filter(pk=user.pk).exists()  # serialises one user's starts
+    mine = Q(user_id=user.pk) if room is None else Q(room_id=room.pk) | Q(user_id=user.pk)
     for attempt in range(2):
-        running = list(Stream.objects.filter(Q(room_id=room.pk) | Q(user_id=user.pk), finished_at__isnull=True)
-                       .values_list("room_id", "user_id"))
-        busy = any(room_id == room.pk for room_id, _ in running)
+        running = list(Stream.objects.filter(mine, finished_at__isnull=True).values_list("room_id", "user_id"))
+        busy = room is not None and any(room_id == room.pk for room_id, _ in running)
         full = sum(user_id == user.pk for _, user_id in running) >= settings.STREAMS_PER_USER
         if not (busy or full):
             return
@@ -183,6 +185,17 @@ def regenerate_reply(
                   system_prompt=system_prompt, max_turns=max_turns)
 
 
+@transaction.atomic
+def start_completion(*, user: User, model: str, control_channel: str = "") -> Stream:
+    """The stream row of a stateless completion: no room and no message are written, but it counts against the
+    user's running replies (429 beyond the limit) and can be stopped and recovered like any other."""
+    _ensure_room_idle_and_capacity(None, user)
+    now = timezone.now()
+    return Stream.objects.create(
+        user=user, model=model, worker=WORKER_ID, control_channel=control_channel, started_at=now, heartbeat_at=now,
+    )
+
+
 def branch_turns(*, room_id, parent_id, system_prompt: str, max_turns: int | None = None) -> list[ChatTurn]:
     """System prompt plus the branch ending at `parent_id` (the turn being answered), oldest first.
 
@@ -234,15 +247,18 @@ def finish_stream(
     """Write the final text, status, counts and timings; the room's sidebar fields follow.
 
     The message count did not change since the start counted this reply, so only the preview (when this reply
-    is still the active leaf) and the activity time move.
+    is still the active leaf) and the activity time move. A stateless completion (no message, no room) only
+    marks its stream finished.
     """
     now = timezone.now()
+    Stream.objects.filter(pk=stream_id).update(finished_at=now)
+    if not message_id or not room_id:
+        return
     Message.objects.filter(pk=message_id).update(
         content=text, status=status, error=error, prompt_tokens=usage.prompt_tokens,
         completion_tokens=usage.completion_tokens, time_to_first_token_ms=ttft_ms,
         tokens_per_second=tokens_per_second,
     )
-    Stream.objects.filter(pk=stream_id).update(finished_at=now)
     room = Room.objects.filter(pk=room_id, is_deleted=False)
     room.update(
         last_activity=now,
@@ -279,7 +295,8 @@ def recover_interrupted_streams() -> int:
     )
     Stream.objects.filter(pk__in=ids).update(finished_at=now)
     for stream in dead:
-        group_send_after_commit(room_group(stream.room_id), interrupted_event(stream))
+        if stream.room_id is not None:  # a stateless completion has no watchers
+            group_send_after_commit(room_group(stream.room_id), interrupted_event(stream))
     return len(dead)
 
 

@@ -16,6 +16,8 @@ class GenerationOptions:
     top_k: int = 40
     repeat_penalty: float = 1.1
     max_tokens: int = 512
+    stop: tuple[str, ...] = ()  # generation ends before any of these strings
+    seed: int | None = None  # the same seed and options give the same reply on backends that honour it
 
 
 @dataclass(frozen=True)
@@ -54,11 +56,16 @@ NO_USAGE = Usage()
 
 @dataclass(slots=True)
 class ProviderChunk:
-    """One step of a stream: a text delta, or the final usage when `done` (one is built per token, hence slots)."""
+    """One step of a stream: a text delta, or the final usage when `done` (one is built per token, hence slots).
+
+    A `done` chunk's `finish_reason` is `stop` (the model ended or hit a stop string) or `length` (max_tokens),
+    when the backend says which.
+    """
 
     delta: str = ""
     done: bool = False
     usage: Usage = NO_USAGE
+    finish_reason: str = ""
 
 
 class ProviderError(Exception):

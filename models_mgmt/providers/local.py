@@ -143,7 +143,7 @@ class LocalProvider:
                 return
             try:
                 llama = loaded.llama()
-                completion = 0
+                completion, reason = 0, ""
                 chunks = llama.create_chat_completion(
                     messages=[{"role": m.role, "content": m.content} for m in messages],
                     stream=True,
@@ -152,16 +152,21 @@ class LocalProvider:
                     top_k=options.top_k,
                     repeat_penalty=options.repeat_penalty,
                     max_tokens=options.max_tokens,
+                    stop=list(options.stop) or None,
+                    seed=options.seed,
                 )
                 for chunk in chunks:
                     if stop.is_set():
                         break
-                    delta = chunk["choices"][0]["delta"].get("content")
+                    choice = chunk["choices"][0]
+                    delta = choice["delta"].get("content")
                     if delta:
                         completion += 1
                         put(("delta", delta))
+                    reason = choice.get("finish_reason") or reason
                 chunks.close()
                 put(("usage", Usage(prompt_tokens=max(0, llama.n_tokens - completion), completion_tokens=completion)))
+                put(("reason", reason))
             except Exception as exc:  # noqa: BLE001 - surfaced to the job as a provider error
                 logger.exception("local generation failed")
                 put(("error", exc))
@@ -169,7 +174,7 @@ class LocalProvider:
                 put(("end", None))
 
         loop.run_in_executor(loaded.executor, work)
-        usage = Usage()
+        usage, reason = Usage(), ""
         try:
             while True:
                 kind, value = await queue.get()
@@ -177,10 +182,12 @@ class LocalProvider:
                     yield ProviderChunk(delta=value)
                 elif kind == "usage":
                     usage = value
+                elif kind == "reason":
+                    reason = value
                 elif kind == "error":
                     raise ProviderError("The local model failed.", code="backend_error") from value
                 else:
                     break
-            yield ProviderChunk(done=True, usage=usage)
+            yield ProviderChunk(done=True, usage=usage, finish_reason=reason)
         finally:
             stop.set()

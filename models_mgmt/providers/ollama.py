@@ -114,14 +114,7 @@ class OllamaProvider:
                 model=model.upstream,
                 messages=[{"role": m.role, "content": m.content} for m in messages],
                 stream=True,
-                options={
-                    "temperature": options.temperature,
-                    "top_p": options.top_p,
-                    "top_k": options.top_k,
-                    "repeat_penalty": options.repeat_penalty,
-                    "num_predict": options.max_tokens,
-                    "num_ctx": model.context_length,
-                },
+                options=_ollama_options(options, model),
                 keep_alive=self.keep_alive or None,
             )
             # The client's stream is an async generator around the streamed response: closing it closes both.
@@ -135,6 +128,7 @@ class OllamaProvider:
                         yield ProviderChunk(
                             done=True,
                             usage=Usage(prompt_tokens=part.prompt_eval_count, completion_tokens=part.eval_count),
+                            finish_reason=part.done_reason or "",
                         )
                         return
         except ollama.ResponseError as exc:
@@ -154,6 +148,23 @@ class OllamaProvider:
             self._in_flight[url] -= 1
         logger.warning("Ollama at %s ended a reply before it was done", url)
         raise ProviderError("The Ollama server ended the reply before it was done.")
+
+
+def _ollama_options(options: GenerationOptions, model: ModelInfo) -> dict:
+    """Ollama's names for the sampling options; stop strings and the seed only when given."""
+    mapped: dict = {
+        "temperature": options.temperature,
+        "top_p": options.top_p,
+        "top_k": options.top_k,
+        "repeat_penalty": options.repeat_penalty,
+        "num_predict": options.max_tokens,
+        "num_ctx": model.context_length,
+    }
+    if options.stop:
+        mapped["stop"] = list(options.stop)
+    if options.seed is not None:
+        mapped["seed"] = options.seed
+    return mapped
 
 
 async def _read_to_end(parts: AsyncIterator[ollama.ChatResponse]) -> None:

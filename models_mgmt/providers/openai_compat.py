@@ -89,7 +89,7 @@ class OpenAICompatibleProvider:
         extra_body: dict[str, Any] | None = None
         if self.send_extra_options:
             extra_body = {"top_k": options.top_k, "repeat_penalty": options.repeat_penalty}
-        usage, finished, received = NO_USAGE, False, False
+        usage, finished, received = NO_USAGE, "", False
         try:
             stream = await self.client().chat.completions.create(
                 model=model.upstream,
@@ -99,6 +99,8 @@ class OpenAICompatibleProvider:
                 temperature=options.temperature,
                 top_p=options.top_p,
                 max_tokens=options.max_tokens,
+                stop=list(options.stop) if options.stop else openai.omit,
+                seed=options.seed if options.seed is not None else openai.omit,
                 extra_body=extra_body,
                 extra_headers=self._headers,
             )
@@ -113,7 +115,7 @@ class OpenAICompatibleProvider:
                         if choice.delta and choice.delta.content:
                             yield ProviderChunk(delta=choice.delta.content)
                         if choice.finish_reason:
-                            finished = True
+                            finished = choice.finish_reason
         except openai.APIConnectionError as exc:
             logger.warning("OpenAI-compatible server at %s failed: %r", self.base_url, exc)
             if received:
@@ -129,4 +131,4 @@ class OpenAICompatibleProvider:
         if not finished:
             logger.warning("OpenAI-compatible server at %s ended a reply before it was done", self.base_url)
             raise ProviderError("The model server ended the reply before it was done.")
-        yield ProviderChunk(done=True, usage=usage)
+        yield ProviderChunk(done=True, usage=usage, finish_reason=finished if finished in ("stop", "length") else "")

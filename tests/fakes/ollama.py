@@ -179,6 +179,7 @@ class FakeOllama:
         if request.get("model") not in behaviour.models:
             return await self._json(writer, 404, {"error": f"model '{request.get('model')}' not found"})
         limit = min(behaviour.tokens, int((request.get("options") or {}).get("num_predict") or behaviour.tokens))
+        reason = "length" if limit < behaviour.tokens else "stop"  # num_predict cut the reply short
         chat = path == "/api/chat"
         stream = request.get("stream", True)
         self.stats.started += 1
@@ -187,7 +188,8 @@ class FakeOllama:
             if not stream:
                 await asyncio.sleep(behaviour.delay_ms * limit / 1000)
                 text = "".join(self._tokens(limit))
-                payload = {"model": request["model"], "done": True, "eval_count": limit, "prompt_eval_count": 7}
+                payload = {"model": request["model"], "done": True, "done_reason": reason, "eval_count": limit,
+                           "prompt_eval_count": 7}
                 payload.update({"message": {"role": "assistant", "content": text}} if chat else {"response": text})
                 self.stats.completed += 1
                 return await self._json(writer, 200, payload)
@@ -230,7 +232,7 @@ class FakeOllama:
                 self.stats.aborted += 1
                 return False
             final = {
-                "model": request["model"], "done": True, "done_reason": "stop", "total_duration":
+                "model": request["model"], "done": True, "done_reason": reason, "total_duration":
                 int((time.monotonic() - started) * 1e9), "prompt_eval_count": 7, "eval_count": len(tokens),
             }
             final.update({"message": {"role": "assistant", "content": ""}} if chat else {"response": ""})

@@ -1,0 +1,84 @@
+"""What every compatible view shares: Bearer tokens only, JSON whatever the client accepts, its API's error
+shape, in the OpenAPI document too."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from asgiref.sync import async_to_sync
+from rest_framework import serializers
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from accounts.authentication import BearerTokenAuthentication
+from accounts.models import ApiToken
+from chatproject.errors import ApiError
+from chatproject.schema import ApiAutoSchema, ApiErrorSerializer
+from compat.runs import CompletionRun
+from compat.serializers import CompletionCall
+from models_mgmt.providers import ModelInfo, ProviderError
+from models_mgmt.registry import registry
+
+
+class AnyAcceptNegotiation(DefaultContentNegotiation):
+    """These clients send all kinds of Accept headers (`text/event-stream`, `application/x-ndjson`, none); the
+    answer is JSON, or the stream they asked for in the body, whatever they say."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+class CompatSchema(ApiAutoSchema):
+    """The project's schema, with its error envelope swapped for the API's own error shape."""
+
+    error_serializer: type[serializers.Serializer]
+
+    def get_operation(self, path, path_regex, path_prefix, method, registry):
+        operation = super().get_operation(path, path_regex, path_prefix, method, registry)
+        if operation is None:
+            return None
+        envelope = self.resolve_serializer(ApiErrorSerializer, "response").ref
+        ours = self.resolve_serializer(self.error_serializer, "response").ref
+        for response in operation.get("responses", {}).values():
+            content = response.get("content", {}).get("application/json")
+            if content is not None and content.get("schema") == envelope:
+                content["schema"] = ours
+        return operation
+
+
+class CompatApi(APIView):
+    """Authenticated by an API token as a Bearer key (sessions and their CSRF play no part)."""
+
+    authentication_classes = [BearerTokenAuthentication]
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = AnyAcceptNegotiation
+    error_handler: Callable
+
+    def get_exception_handler(self) -> Callable:
+        return type(self).error_handler
+
+
+def begin(request: Request, call: CompletionCall) -> CompletionRun:
+    """Start the call's reply through the streaming seam, counted against the request's API token."""
+    token_id = request.auth.pk if isinstance(request.auth, ApiToken) else None
+    return async_to_sync(CompletionRun.begin)(user=request.user, token_id=token_id, turns=call.turns,
+                                             model=call.model, options=call.options)
+
+
+def catalogue() -> list[ModelInfo]:
+    return async_to_sync(registry.list_models)()
+
+
+def find_model(name: str | None) -> ModelInfo:
+    """A catalogue model by its name (or `provider/name`), None for the default one; `name:latest` also finds
+    `name`, as Ollama does."""
+    candidates = [name, name.removesuffix(":latest")] if name else [None]
+    for candidate in candidates:
+        try:
+            return async_to_sync(registry.resolve)(candidate)
+        except ProviderError as exc:
+            if exc.code != "model_not_found":
+                raise ApiError(exc.message, code=exc.code, status_code=exc.status) from exc
+    raise ApiError(f"The model {name!r} does not exist.", code="model_not_found", status_code=404)
