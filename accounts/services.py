@@ -393,6 +393,7 @@ def admin_update_user(*, actor: User, user: User, changes: dict) -> User:
     if user.is_superuser and not actor.is_superuser:
         raise exceptions.PermissionDenied("Only a superuser can change a superuser.")
     fields = [name for name in ("is_active", "is_staff") if name in changes and changes[name] != getattr(user, name)]
+    before = {field: getattr(user, field) for field in fields}
     for field in fields:
         setattr(user, field, changes[field])
     if fields:
@@ -403,6 +404,6 @@ def admin_update_user(*, actor: User, user: User, changes: dict) -> User:
             actor=actor,
             action="user.update",
             target=f"user:{user.pk}",
-            details={field: changes[field] for field in fields},
+            details={"before": before, "after": {field: changes[field] for field in fields}},
         )
     return user

@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from chat.models import ChatSession, Message, Project, Room, RoomTag, Stream
+from ops.audit import AuditedModelAdmin
 
 
 class RoomTagInline(admin.TabularInline):
@@ -9,7 +10,7 @@ class RoomTagInline(admin.TabularInline):
 
 
 @admin.register(Room)
-class RoomAdmin(admin.ModelAdmin):
+class RoomAdmin(AuditedModelAdmin):
     list_display = ("name", "owner", "team", "model", "message_count", "pinned", "archived", "is_deleted",
                     "last_activity")
     list_filter = ("archived", "pinned", "is_deleted", "team", "model")
@@ -20,7 +21,7 @@ class RoomAdmin(admin.ModelAdmin):
 
 
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
+class MessageAdmin(AuditedModelAdmin):
     list_display = ("short", "role", "room", "model", "status", "created_at", "is_deleted")
     list_filter = ("role", "status", "is_deleted", "model")
     search_fields = ("content", "room__name", "room__owner__username")
@@ -33,7 +34,7 @@ class MessageAdmin(admin.ModelAdmin):
 
 
 @admin.register(Project)
-class ProjectAdmin(admin.ModelAdmin):
+class ProjectAdmin(AuditedModelAdmin):
     list_display = ("name", "owner", "team", "created_at", "last_chat_at")
     list_filter = ("team",)
     search_fields = ("name", "owner__username")
@@ -41,7 +42,7 @@ class ProjectAdmin(admin.ModelAdmin):
 
 
 @admin.register(ChatSession)
-class ChatSessionAdmin(admin.ModelAdmin):
+class ChatSessionAdmin(AuditedModelAdmin):
     list_display = ("id", "user", "room", "created_at", "last_seen_at")
     list_filter = ("created_at",)
     search_fields = ("user__username", "room__name")
@@ -49,7 +50,7 @@ class ChatSessionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Stream)
-class StreamAdmin(admin.ModelAdmin):
+class StreamAdmin(AuditedModelAdmin):
     list_display = ("id", "user", "room", "model", "started_at", "finished_at", "cancel_requested", "worker")
     list_filter = ("cancel_requested", "model")
     search_fields = ("user__username", "room__name")

@@ -111,7 +111,11 @@ def test_admin_lists_searches_and_updates_users(db):
     promoted = client.patch(f"/api/v1/admin/users/{target.pk}", {"is_active": True, "is_staff": True}, format="json")
     assert promoted.json()["is_staff"] is True and promoted.json()["is_active"] is True
     events = list(AuditEvent.objects.order_by("created_at").values_list("action", "details"))
-    assert events == [("user.update", {"is_active": False}), ("user.update", {"is_active": True, "is_staff": True})]
+    assert events == [
+        ("user.update", {"before": {"is_active": True}, "after": {"is_active": False}}),
+        ("user.update", {"before": {"is_active": False, "is_staff": False},
+                         "after": {"is_active": True, "is_staff": True}}),
+    ]
     assert client.patch("/api/v1/admin/users/999999", {"is_active": False}, format="json").status_code == 404
     assert client.patch(f"/api/v1/admin/users/{staff.pk}", {"is_active": False}, format="json").status_code == 409
 
