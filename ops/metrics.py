@@ -9,10 +9,10 @@ they have one (dots become underscores).
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 from django.db import DatabaseError
 from prometheus_client import (
@@ -168,6 +168,7 @@ if not multiprocess_dir():
 def exposition() -> tuple[bytes, str]:
     """The text format: every worker's files added up in multiprocess mode, else this process's registry."""
     if multiprocess_dir():
+        drop_dead_processes()
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
         registry.register(STATE_COLLECTOR)
@@ -175,12 +176,28 @@ def exposition() -> tuple[bytes, str]:
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 
 
-def mark_process_dead(pid: int) -> None:
-    """Drop a finished worker's live gauges (open sockets, active streams) from the sums."""
-    if multiprocess_dir():
+def is_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return True
+
+
+def drop_dead_processes() -> list[int]:
+    """Take the live gauges (open sockets, running replies) of workers that are gone out of the sums.
+
+    prometheus-client names a live gauge's file after its process (`gauge_livesum_<pid>.db`, the name its
+    `mark_process_dead` removes). Checked at each scrape because Uvicorn ends a worker by re-raising SIGTERM,
+    which skips atexit, and a killed worker runs nothing at all.
+    """
+    dead = set()
+    for path in Path(multiprocess_dir()).glob("gauge_live*_*.db"):
+        pid = path.stem.rpartition("_")[2]
+        if pid.isdigit() and not is_running(int(pid)):
+            dead.add(int(pid))
+    for pid in dead:
         multiprocess.mark_process_dead(pid)
-
-
-if multiprocess_dir():
-    # A worker that exits cleanly takes its open sockets and running replies out of the sums itself.
-    atexit.register(mark_process_dead, os.getpid())
+    return sorted(dead)

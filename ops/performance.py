@@ -102,8 +102,8 @@ def record_system_sample(*, reading: system.SystemReading) -> SystemSample:
 
 def take_system_sample_if_due() -> SystemSample | None:
     """Write a system sample unless another worker wrote one within the interval; prune while at it."""
-    interval = max(1, settings.SYSTEM_SAMPLE_SECONDS)
-    if not cache.add(SAMPLE_LOCK_KEY, True, interval * DUE_FRACTION):
+    interval = settings.SYSTEM_SAMPLE_SECONDS
+    if interval <= 0 or not cache.add(SAMPLE_LOCK_KEY, True, interval * DUE_FRACTION):
         return None
     newest = SystemSample.objects.order_by("-created_at").values_list("created_at", flat=True).first()
     if newest is not None and timezone.now() - newest < timedelta(seconds=interval * DUE_FRACTION):
@@ -115,7 +115,9 @@ def take_system_sample_if_due() -> SystemSample | None:
 
 def recent_system_sample() -> SystemSample | system.SystemReading:
     """The newest sample if it is from the last two intervals, else a new reading (stored when one is due)."""
-    interval = max(1, settings.SYSTEM_SAMPLE_SECONDS)
+    interval = settings.SYSTEM_SAMPLE_SECONDS
+    if interval <= 0:
+        return system.read_system()
     recent = SystemSample.objects.filter(created_at__gte=timezone.now() - timedelta(seconds=2 * interval))
     sample = recent.order_by("-created_at").first() or take_system_sample_if_due()
     return sample if sample is not None else system.read_system()
@@ -153,13 +155,12 @@ def reset_performance(*, actor) -> dict[str, dict[str, int]]:
 
 
 async def sample_system_periodically() -> None:
-    interval = max(1, settings.SYSTEM_SAMPLE_SECONDS)
     while True:
         try:
             await database_sync_to_async(take_system_sample_if_due)()
         except Exception:  # noqa: BLE001 - the sampler outlives a database hiccup
             logger.exception("could not take a system sample")
-        await asyncio.sleep(interval)
+        await asyncio.sleep(max(1, settings.SYSTEM_SAMPLE_SECONDS))
 
 
 def ensure_system_sampler() -> None:

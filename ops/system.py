@@ -90,8 +90,11 @@ def cpu_frequency() -> dict | None:
 
 def thermal() -> dict:
     """Sensors and CPU frequency against its maximum, and whether they point at thermal throttling."""
-    sensors = temperatures()
-    frequency = cpu_frequency()
+    return thermal_report(temperatures(), cpu_frequency())
+
+
+def thermal_report(sensors: dict[str, list], frequency: dict | None) -> dict:
+    """The judgement, apart from the reading: psutil's sensors by chip and `cpu_frequency()`'s shape."""
     rows = [
         {"chip": chip, "label": entry.label or chip, "current_c": entry.current, "high_c": entry.high,
          "critical_c": entry.critical}
