@@ -11,6 +11,8 @@ import uvicorn
 from django.core.asgi import get_asgi_application
 
 from accounts.services import create_api_token
+from chat.models import Stream
+from compat.runs import DRAINING
 from tests.factories import UserFactory
 from tests.procs import free_port
 
@@ -49,9 +51,13 @@ def live_server_thread():
 
 
 @pytest.fixture
-def live(live_server_thread, transactional_db) -> LiveServer:
-    """The server, with a database whose rows it sees (committed at once)."""
-    return live_server_thread
+def live(live_server_thread, transactional_db):
+    """The server, with a database whose rows it sees (committed at once). Replies a test left running end
+    before its rows are flushed."""
+    yield live_server_thread
+    deadline = time.monotonic() + 10
+    while (DRAINING or Stream.objects.filter(finished_at__isnull=True).exists()) and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 @pytest.fixture
