@@ -65,3 +65,36 @@ def test_health_summary(fake_ollama, user):
 def test_health_summary_is_degraded_without_a_backend(fake_ollama, settings):
     settings.OLLAMA_URLS = [f"http://127.0.0.1:{free_port()}"]
     assert APIClient().get("/api/v1/chat/health").json()["status"] == "degraded"
+
+
+def test_readyz_names_an_unreachable_database_and_healthz_stays_up(fake_ollama):
+    """A worker whose PostgreSQL is gone: alive (200), not ready (503 naming the database)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import httpx
+
+    from tests.procs import wait_for_http
+
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": f"postgres://postgres@127.0.0.1:{free_port()}/nowhere",
+           "OLLAMA_URLS": fake_ollama.url, "LOCAL_MODELS_ENABLED": "false", "PROBE_TIMEOUT_SECONDS": "1",
+           "DB_POOL_TIMEOUT": "1",
+           "DJANGO_SETTINGS_MODULE": "chatproject.settings"}
+    env.pop("REDIS_URL", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port), "chatproject.asgi:application"],
+        cwd=Path(__file__).resolve().parents[2], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/healthz", process)
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+        ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=10)
+        assert ready.status_code == 503
+        assert ready.json()["failed"] == ["database"]
+        assert ready.json()["checks"]["database"]["ok"] is False
+    finally:
+        process.terminate()
+        process.wait(10)
