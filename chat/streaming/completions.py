@@ -17,6 +17,7 @@ from chat.streaming.jobs import GenerationJob, new_control_channel
 from chat.streaming.priority import starting
 from chat.streaming.replies import FIRST_TOKEN_PRIORITY_SECONDS, Reply
 from chatproject.errors import ApiError
+from chatproject.logs import request_id
 from models_mgmt.providers import ChatTurn, GenerationOptions, ProviderError
 from models_mgmt.registry import registry
 from ops.panic import ais_panicking, arefuse_during_panic
@@ -41,7 +42,7 @@ async def start_completion(
         )
         job = GenerationJob(
             stream_id=str(stream.pk), message_id="", room_id="", model=resolved, options=options, turns=turns,
-            control_channel=stream.control_channel,
+            control_channel=stream.control_channel, request_id=request_id.get(),
         )
         reply = Reply(job=job, events=job.subscribe())
         job.start()
