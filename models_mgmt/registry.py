@@ -58,6 +58,12 @@ class ModelRegistry:
                     self._listed_at = time.monotonic()
         return list(self._models)
 
+    async def unload_all(self) -> list[str]:
+        """Every provider frees the models it holds (the panic switch's optional step)."""
+        lists = await asyncio.gather(*(provider.unload_all() for provider in self.providers()))
+        return [f"{provider.name}: {name}" for provider, names in zip(self.providers(), lists, strict=True)
+                for name in names]
+
     async def resolve(self, name: str | None, *, ask_backends_on_miss: bool = True) -> ModelInfo:
         """Exact `provider/model` or plain name; empty means the default model. A name not in the cached list
         makes the backends be asked again, unless the caller (one not yet authenticated) says not to."""

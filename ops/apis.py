@@ -115,7 +115,8 @@ class PanicTriggerApi(APIView):
     @extend_schema(operation_id="chat_panic_trigger", request=PanicTriggerSerializer,
                    responses={200: PanicTriggerResultSerializer, 403: STAFF_ONLY})
     def post(self, request: Request) -> Response:
-        """Stop every running reply, refuse new chat work with 423 until reset; `wipe_data` deletes all chat data.
+        """Stop every running reply, refuse new chat work with 423 until reset; `wipe_data` deletes all chat data
+        and `unload_models` frees the models' memory.
 
         Users, teams, API tokens and the audit trail are kept. Audited.
         """
@@ -123,7 +124,7 @@ class PanicTriggerApi(APIView):
         data.is_valid(raise_exception=True)
         outcome = services.trigger_panic(actor=request.user, **data.validated_data)
         return Response({**PanicStateSerializer(outcome.state).data, "streams_stopped": outcome.streams_stopped,
-                         "deleted": outcome.deleted})
+                         "deleted": outcome.deleted, "unloaded": outcome.unloaded})
 
 
 @extend_schema(tags=["chat"])

@@ -30,6 +30,8 @@ class PanicTriggerSerializer(serializers.Serializer):
                              help_text="Why: shown to users and kept in the audit trail.")
     wipe_data = StrictBooleanField(required=False, default=False,
                                    help_text="Also delete every room, message and file, irrecoverably.")
+    unload_models = StrictBooleanField(required=False, default=False,
+                                       help_text="Also free the memory of every loaded model once stopped.")
 
 
 class PanicStateSerializer(serializers.ModelSerializer):
@@ -42,6 +44,8 @@ class PanicTriggerResultSerializer(PanicStateSerializer):
     streams_stopped = serializers.IntegerField(help_text="Replies that were generating and were stopped.")
     deleted = serializers.DictField(child=serializers.IntegerField(),
                                     help_text="With wipe_data: rows deleted per model.")
+    unloaded = serializers.ListField(child=serializers.CharField(),
+                                     help_text="With unload_models: the models freed, as `provider: name`.")
 
     class Meta(PanicStateSerializer.Meta):
-        fields = [*PanicStateSerializer.Meta.fields, "streams_stopped", "deleted"]
+        fields = [*PanicStateSerializer.Meta.fields, "streams_stopped", "deleted", "unloaded"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
@@ -12,6 +13,7 @@ from django.utils import timezone
 
 from chat import services as chat_services
 from chat.broadcast import EVERYONE_GROUP, group_send_after_commit
+from models_mgmt.registry import registry
 from ops.models import AuditEvent, PanicState
 from ops.panic import CACHE_KEY, panic_state
 
@@ -73,10 +75,14 @@ class PanicOutcome:
     state: PanicState
     streams_stopped: int
     deleted: dict[str, int]
+    unloaded: list[str]
 
 
-def trigger_panic(*, actor, reason: str, wipe_data: bool = False, actor_name: str = "") -> PanicOutcome:
-    """Refuse new chat work everywhere, stop every running reply, and with `wipe_data` delete all chat data.
+def trigger_panic(
+    *, actor, reason: str, wipe_data: bool = False, unload_models: bool = False, actor_name: str = ""
+) -> PanicOutcome:
+    """Refuse new chat work everywhere, stop every running reply, and with `wipe_data` delete all chat data;
+    `unload_models` frees the models' memory once their replies have stopped.
 
     The switch commits before the running replies are collected: a reply starting meanwhile either is among
     them or finds the switch on when it checks after its own start commits.
@@ -86,7 +92,12 @@ def trigger_panic(*, actor, reason: str, wipe_data: bool = False, actor_name: st
     deleted: dict[str, int] = {}
     if wipe_data:
         deleted = _wipe(state=state, actor=actor, actor_name=actor_name)
-    return PanicOutcome(state=state, streams_stopped=stopped, deleted=deleted)
+    unloaded: list[str] = []
+    if unload_models:
+        unloaded = async_to_sync(registry.unload_all)()
+        record_audit_event(actor=actor, actor_name=actor_name, action="panic.unload_models", target="models",
+                           details={"unloaded": unloaded})
+    return PanicOutcome(state=state, streams_stopped=stopped, deleted=deleted, unloaded=unloaded)
 
 
 @transaction.atomic

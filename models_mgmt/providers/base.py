@@ -93,6 +93,10 @@ class Provider(Protocol):
         """Tokens of each text, in one call: a prompt is fitted from many turns at once."""
         ...
 
+    async def unload_all(self) -> list[str]:
+        """Free the memory of every model this provider holds; names what was unloaded. Never cuts a reply off."""
+        ...
+
 
 def estimate_tokens(text: str) -> int:
     """A cheap upper-leaning estimate (about four characters a token) for backends with no tokenizer."""

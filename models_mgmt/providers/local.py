@@ -62,6 +62,14 @@ class _LoadedModel:
             )
         return self._llama
 
+    def unload(self) -> bool:
+        """Run in the model's own thread, after whatever was queued there; the next use loads it again."""
+        if self._llama is None:
+            return False
+        self._llama.close()
+        self._llama = None
+        return True
+
 
 
 class LocalProvider:
@@ -111,6 +119,14 @@ class LocalProvider:
             if path not in self._loaded:
                 self._loaded[path] = _LoadedModel(path, self.n_ctx, self.n_threads)
             return self._loaded[path]
+
+    async def unload_all(self) -> list[str]:
+        """Free every loaded model once its thread is idle: a reply generating on it finishes first."""
+        with self._lock:
+            models = list(self._loaded.values())  # one may be loading right now, in its thread
+        loop = asyncio.get_running_loop()
+        freed = await asyncio.gather(*(loop.run_in_executor(item.executor, item.unload) for item in models))
+        return [model_name_for(item.path) for item, was_loaded in zip(models, freed, strict=True) if was_loaded]
 
     async def count_tokens(self, *, model: ModelInfo, texts: list[str]) -> list[int]:
         """All texts in one turn of the model's thread: a hop per text would wait behind any generation."""

@@ -103,6 +103,22 @@ class OllamaProvider:
     async def count_tokens(self, *, model: ModelInfo, texts: list[str]) -> list[int]:
         return [estimate_tokens(text) for text in texts]
 
+    async def unload_all(self) -> list[str]:
+        """Ask every server to drop every model it holds (`keep_alive: 0`); an unreachable server is skipped."""
+
+        async def unload_on(url: str) -> list[str]:
+            client = self._clients.get(url)
+            try:
+                async with asyncio.timeout(LIST_TIMEOUT):
+                    loaded = [item.model for item in (await client.ps()).models if item.model]
+                    await asyncio.gather(*(client.generate(model=name, keep_alive=0) for name in loaded))
+            except (ollama.ResponseError, httpx.HTTPError, ConnectionError, TimeoutError, ValueError) as exc:
+                logger.warning("Ollama at %s could not unload its models: %r", url, exc)
+                return []
+            return [f"{url} {name}" for name in loaded]
+
+        return [name for names in await asyncio.gather(*(unload_on(url) for url in self.urls)) for name in names]
+
     async def stream_chat(
         self, *, model: ModelInfo, messages: list[ChatTurn], options: GenerationOptions
     ) -> AsyncIterator[ProviderChunk]:

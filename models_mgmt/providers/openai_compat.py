@@ -79,6 +79,10 @@ class OpenAICompatibleProvider:
             if item.get("id")
         ]
 
+    async def unload_all(self) -> list[str]:
+        """The OpenAI API has no way to unload a model: the server manages its own memory."""
+        return []
+
     async def count_tokens(self, *, model: ModelInfo, texts: list[str]) -> list[int]:
         return [estimate_tokens(text) for text in texts]
 

@@ -1,7 +1,8 @@
 """A small protocol-faithful fake Ollama server for tests and benchmarks.
 
 Speaks HTTP/1.1 with chunked NDJSON like the real one: GET /api/tags, GET /api/ps, POST /api/show,
-POST /api/chat and /api/generate (streaming or not). Behaviour is controlled with POST /_control
+POST /api/chat and /api/generate (streaming or not). Like Ollama, a request loads its model (listed by /api/ps);
+one with no prompt only loads it, and `keep_alive: 0` unloads it. Behaviour is controlled with POST /_control
 {tokens, delay_ms, die_after, first_delay_ms} and counters are read from GET /_stats, so a test can
 check that a stopped stream really closed its upstream request.
 
@@ -38,6 +39,7 @@ class Stats:
     active: int = 0
     connections: int = 0  # TCP connections accepted (keep-alive reuses one for many requests)
     tags: int = 0  # model lists served (GET /api/tags)
+    unloads: int = 0  # models unloaded with keep_alive 0
     last_request: dict = field(default_factory=dict)
 
 
@@ -47,6 +49,7 @@ class FakeOllama:
         self.port = port
         self.behaviour = behaviour or Behaviour()
         self.stats = Stats()
+        self.loaded: dict[str, str] = {}  # model -> expires_at, as /api/ps shows it
         self._server: asyncio.AbstractServer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -97,7 +100,9 @@ class FakeOllama:
             setattr(self.behaviour, key, value)
 
     def reset_stats(self) -> None:
+        """Counters back to zero and nothing loaded: each test starts from a freshly started server."""
         self.stats = Stats()
+        self.loaded.clear()
 
     # --- HTTP --------------------------------------------------------------------------------------
 
@@ -137,7 +142,9 @@ class FakeOllama:
             self.stats.tags += 1
             return await self._json(writer, 200, {"models": [self._model_entry(m) for m in self.behaviour.models]})
         if method == "GET" and path == "/api/ps":
-            return await self._json(writer, 200, {"models": []})
+            models = [{**self._model_entry(name), "expires_at": expires, "size_vram": 0}
+                      for name, expires in self.loaded.items()]
+            return await self._json(writer, 200, {"models": models})
         if method == "GET" and path == "/api/version":
             return await self._json(writer, 200, {"version": "0.0.0-fake"})
         if method == "GET" and path == "/_stats":
@@ -178,9 +185,22 @@ class FakeOllama:
         self.stats.last_request = request
         if request.get("model") not in behaviour.models:
             return await self._json(writer, 404, {"error": f"model '{request.get('model')}' not found"})
+        chat = path == "/api/chat"
+        keep_alive = request.get("keep_alive")
+        if keep_alive in (0, "0", "0s"):
+            self.loaded.pop(request["model"], None)
+            self.stats.unloads += 1
+        else:
+            forever = keep_alive in (-1, "-1")
+            self.loaded[request["model"]] = "2318-01-01T00:00:00Z" if forever else "2026-12-31T00:00:00Z"
+        if not (request.get("messages") if chat else request.get("prompt")):  # a load or unload, nothing more
+            reason = "unload" if keep_alive in (0, "0", "0s") else "load"
+            payload = {"model": request["model"], "created_at": "2026-11-21T00:00:00Z", "done": True,
+                       "done_reason": reason}
+            payload.update({"message": {"role": "assistant", "content": ""}} if chat else {"response": ""})
+            return await self._json(writer, 200, payload)
         limit = min(behaviour.tokens, int((request.get("options") or {}).get("num_predict") or behaviour.tokens))
         reason = "length" if limit < behaviour.tokens else "stop"  # num_predict cut the reply short
-        chat = path == "/api/chat"
         stream = request.get("stream", True)
         self.stats.started += 1
         self.stats.active += 1

@@ -362,3 +362,25 @@ async def test_openai_compatible_stop_frees_llama_cpp_server(llama_server):
     deltas, final = await collect(provider, model, options=GenerationOptions(max_tokens=4))
     assert final is not None and deltas  # the server is free again
     assert time.monotonic() - started < 10  # did not wait for a 300-token generation
+
+
+async def test_local_unload_waits_for_the_running_reply_then_frees_the_model(local_provider):
+    model = (await local_provider.list_models())[0]
+    running = asyncio.ensure_future(collect(local_provider, model, options=GenerationOptions(max_tokens=24)))
+    await asyncio.sleep(0.05)
+    unloaded = await local_provider.unload_all()
+    deltas, final = await running
+    assert unloaded == [model.name]
+    assert deltas and final.usage.completion_tokens == len(deltas)  # the reply ran to its end, whole
+    assert await local_provider.unload_all() == []  # nothing is loaded any more
+    again, _ = await collect(local_provider, model, options=GenerationOptions(max_tokens=4))
+    assert again  # the next use loads it again
+
+
+async def test_ollama_unload_drops_every_loaded_model_with_keep_alive_zero(fake):
+    provider = OllamaProvider(urls=[fake.url, f"http://127.0.0.1:{free_port()}"])  # the second one is down
+    model = (await provider.list_models())[0]
+    await collect(provider, model)
+    assert list(fake.loaded) == [model.upstream]
+    assert await provider.unload_all() == [f"{fake.url} {model.upstream}"]
+    assert fake.loaded == {} and fake.stats.unloads == 1

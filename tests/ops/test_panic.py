@@ -7,6 +7,7 @@ import asyncio
 import io
 import time
 
+import httpx
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
@@ -251,3 +252,15 @@ def test_every_page_shows_the_banner_while_panic_is_on(user):
     services.trigger_panic(actor=None, actor_name="test", reason="")
     assert 'id="panic-banner" role="alert">' in browser.get("/chat/").content.decode()
     assert 'id="panic-banner" role="alert">' in Client().get("/signin/").content.decode()
+
+
+@pytest.mark.django_db(transaction=True)  # the switch reaches the cache on commit
+def test_trigger_can_unload_the_models(fake_ollama):
+    httpx.post(f"{fake_ollama.url}/api/generate", json={"model": "fake-llm:latest"})  # Ollama's own preload
+    assert list(fake_ollama.loaded) == ["fake-llm:latest"]
+    boss = client_for(staff_user())
+    body = boss.post("/api/v1/chat/panic/trigger", {"reason": "memory", "unload_models": True}, format="json").json()
+    assert body["unloaded"] == [f"ollama: {fake_ollama.url} fake-llm:latest"]
+    assert fake_ollama.loaded == {} and fake_ollama.stats.unloads == 1
+    assert AuditEvent.objects.get(action="panic.unload_models").details == {"unloaded": body["unloaded"]}
+    assert boss.post("/api/v1/chat/panic/trigger", {"reason": "again"}, format="json").json()["unloaded"] == []

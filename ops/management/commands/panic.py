@@ -22,6 +22,9 @@ class Command(BaseCommand):
         trigger.add_argument("--wipe-data", action="store_true",
                              help="Also delete every room, message and file irrecoverably (asks to confirm).")
         trigger.add_argument("--yes", action="store_true", help="Do not ask before wiping.")
+        trigger.add_argument("--unload-models", action="store_true",
+                             help="Also free the models' memory (the Ollama servers'; local models live in the "
+                                  "server processes and are unloaded by the API's trigger).")
         actions.add_parser("status", help="Print the switch's state as JSON.")
         actions.add_parser("reset", help="Let chat work through again.")
 
@@ -34,10 +37,12 @@ class Command(BaseCommand):
                 if answer.strip() != "wipe":
                     raise CommandError("Not confirmed; nothing was changed.")
             outcome = services.trigger_panic(actor=None, actor_name=actor_name, reason=options["reason"],
-                                             wipe_data=wipe)
+                                             wipe_data=wipe, unload_models=options["unload_models"])
             self.stdout.write(f"Panic is ON. Replies asked to stop: {outcome.streams_stopped}.")
             if wipe:
                 self.stdout.write(f"Deleted: {json.dumps(outcome.deleted)}")
+            if options["unload_models"]:
+                self.stdout.write(f"Unloaded: {', '.join(outcome.unloaded) or 'nothing was loaded'}")
         elif action == "reset":
             services.reset_panic(actor=None, actor_name=actor_name)
             self.stdout.write("Panic is off; chat work is allowed again.")
