@@ -8,7 +8,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from accounts import views as account_views
 from accounts.urls import admin_urlpatterns, auth_urlpatterns, team_urlpatterns
 from chat.urls import chat_urlpatterns, project_urlpatterns, room_urlpatterns, session_urlpatterns
-from chatproject.views import chat_page, home
+from chatproject.views import chat_page, home, ops_panic_page, ops_performance_page, ops_system_page
 from compat.urls import ollama_urlpatterns, openai_urlpatterns
 from ops.apis import AuditListApi, HealthzApi, ReadyzApi
 from ops.metrics_api import MetricsApi
@@ -28,6 +28,9 @@ urlpatterns = [
     path("", home, name="home"),
     path("chat/", chat_page, name="chat"),
     path("chat/<str:room_id>/", chat_page, name="chat-room"),
+    path("ops/performance/", ops_performance_page, name="ops-performance"),
+    path("ops/system/", ops_system_page, name="ops-system"),
+    path("ops/panic/", ops_panic_page, name="ops-panic"),
     path("signin/", account_views.signin_page, name="signin"),
     path("signup/", account_views.signup_page, name="signup"),
     path("signout/", account_views.signout, name="signout"),

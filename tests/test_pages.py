@@ -108,3 +108,35 @@ async def test_sign_in_and_csrf_through_the_async_middleware_chain():
     created = await browser.post("/api/v1/rooms/", {}, content_type="application/json", headers={"X-CSRFToken": csrf})
     assert created.status_code == 201
     assert (await browser.get("/no-such-page")).status_code == 404
+
+
+OPS_PAGES = ["/ops/performance/", "/ops/system/", "/ops/panic/"]
+
+
+@pytest.mark.parametrize("path", OPS_PAGES)
+def test_ops_pages_are_for_staff_only(path):
+    anonymous = Client().get(path)
+    assert anonymous.status_code == 302 and anonymous["Location"] == f"/signin/?next={path}"
+    member = Client()
+    member.force_login(UserFactory())
+    refused = member.get(path)
+    assert refused.status_code == 403 and b"Staff only" in refused.content and b"ops-main" not in refused.content
+    staff = Client()
+    staff.force_login(UserFactory(is_staff=True))
+    page = staff.get(path)
+    assert page.status_code == 200 and b'id="ops-status"' in page.content and "csrftoken" in page.cookies
+    policy = page["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and b"<script>" not in page.content and b' style="' not in page.content
+    # Each ops page links to the others and to the Django admin.
+    for link in [*OPS_PAGES, "/admin/"]:
+        assert f'href="{link}"'.encode() in page.content
+
+
+def test_chat_sidebar_links_to_ops_pages_for_staff_only():
+    member = Client()
+    member.force_login(UserFactory())
+    assert b'aria-label="Operations"' not in member.get("/chat/").content
+    staff = Client()
+    staff.force_login(UserFactory(is_staff=True))
+    page = staff.get("/chat/").content
+    assert b'aria-label="Operations"' in page and b'href="/ops/panic/"' in page

@@ -3,6 +3,7 @@
 import { marked } from "../vendor/marked.esm.js";
 import DOMPurify from "../vendor/purify.es.mjs";
 import hljs from "../vendor/highlight.min.js";
+import { api } from "./api.js";
 
 const shell = document.getElementById("shell");
 const els = {
@@ -50,27 +51,6 @@ DOMPurify.addHook("afterSanitizeAttributes", (node) => {
 });
 
 // ---------------------------------------------------------------- HTTP
-
-function csrfToken() {
-  const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-  return match ? decodeURIComponent(match[1]) : "";
-}
-
-async function api(path, { method = "GET", body } = {}) {
-  const response = await fetch(`/api/v1/${path}`, {
-    method,
-    credentials: "same-origin",
-    headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken(), Accept: "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  if (response.status === 204) return null;
-  const data = await response.json().catch(() => ({}));
-  if (!response.ok) {
-    const message = data.error ? data.error.message : `Request failed (${response.status})`;
-    throw Object.assign(new Error(message), { status: response.status, data });
-  }
-  return data;
-}
 
 function notify(message) {
   const note = document.createElement("p");
