@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 from accounts.authentication import BearerTokenAuthentication
 from accounts.models import ApiToken
 from chatproject.errors import ApiError
+from chatproject.parsers import JSONParser
 from chatproject.schema import ApiAutoSchema, ApiErrorSerializer
 from compat.runs import CompletionRun
 from compat.serializers import CompletionCall
@@ -28,6 +29,13 @@ class AnyAcceptNegotiation(DefaultContentNegotiation):
 
     def select_renderer(self, request, renderers, format_suffix=None):
         return renderers[0], renderers[0].media_type
+
+
+class UnlabelledJSONParser(JSONParser):
+    """Ollama's own examples send JSON with curl's default form label, and its server reads the body as JSON
+    whatever the label: so do these APIs."""
+
+    media_type = "*/*"
 
 
 class CompatSchema(ApiAutoSchema):
@@ -52,6 +60,7 @@ class CompatApi(APIView):
     """Authenticated by an API token as a Bearer key (sessions and their CSRF play no part)."""
 
     authentication_classes = [BearerTokenAuthentication]
+    parser_classes = [JSONParser, UnlabelledJSONParser]
     renderer_classes = [JSONRenderer]
     content_negotiation_class = AnyAcceptNegotiation
     error_handler: Callable

@@ -176,3 +176,15 @@ def test_a_disconnect_cancels_the_upstream_request_within_a_second(live, bearer,
         time.sleep(0.01)
     assert TokenUsage.objects.get().calls == 1  # the call still counts
     assert Stream.objects.get().finished_at is not None
+
+
+def test_a_body_is_json_whatever_its_label(live, bearer, fake_ollama):
+    """As Ollama's own curl examples send it: `curl -d '{...}'` labels the body form-encoded."""
+    for content_type in ("application/x-www-form-urlencoded", "text/plain"):
+        response = httpx.post(f"{live.url}/ollama/api/generate", content=json.dumps(
+            {"model": "fake-llm:latest", "prompt": "hi", "stream": False}),
+            headers={"Authorization": f"Bearer {bearer}", "Content-Type": content_type})
+        assert response.status_code == 200 and response.json()["response"] == TWENTY, content_type
+    unlabelled = httpx.post(f"{live.url}/v1/chat/completions", content=json.dumps(
+        {"model": "fake-llm:latest", "messages": HELLO}), headers={"Authorization": f"Bearer {bearer}"})
+    assert unlabelled.status_code == 200 and unlabelled.json()["choices"][0]["message"]["content"] == TWENTY
