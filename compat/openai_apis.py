@@ -13,6 +13,7 @@ from compat import openai_format
 from compat.base import CompatApi, CompatSchema, begin, catalogue
 from compat.errors import openai_exception_handler
 from compat.serializers import (
+    AUTO,
     ChatCompletionChunkSerializer,
     ChatCompletionRequestSerializer,
     ChatCompletionSerializer,
@@ -83,7 +84,7 @@ class ModelDetailApi(OpenAIApi):
         200: OpenAIModelSerializer, 404: error("Unknown model (code `model_not_found`)."),
     })
     def get(self, request: Request, model: str) -> Response:
-        if model == openai_format.AUTO:
+        if model == AUTO:
             return Response(openai_format.auto_entry())
         for info in catalogue():
             if model in (info.name, info.qualified_name):

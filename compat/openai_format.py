@@ -8,10 +8,8 @@ from datetime import datetime
 
 from compat.errors import openai_error
 from compat.runs import CompletionRun, Outcome
+from compat.serializers import AUTO
 from models_mgmt.providers import ModelInfo
-
-# Listed beside the catalogue: the model `auto` picks (the default model until the adaptive router exists).
-AUTO = "auto"
 
 
 def sse(data: dict | str) -> bytes:
@@ -88,4 +86,5 @@ def model_entry(model: ModelInfo) -> dict:
 
 
 def auto_entry() -> dict:
+    """`auto`, listed beside the catalogue: it picks the default model until the adaptive router exists."""
     return {"id": AUTO, "object": "model", "created": 0, "owned_by": "router"}

@@ -91,7 +91,7 @@ class CompletionRun:
         elif kind == "stream.end" and self.end is None:
             self.end = event
             self.reply.job.unsubscribe(self.reply.events)
-            await self.count_usage()
+            await asyncio.shield(self.count_usage())  # counted even when the caller leaves at this moment
         return event
 
     async def events(self) -> AsyncIterator[dict]:

@@ -14,7 +14,7 @@ from django.core.cache import cache
 from accounts.services import create_api_token
 from chat.models import Message, Room, Stream
 from compat.models import TokenUsage
-from ops.models import PanicState
+from ops.models import PanicState, PerformanceSample
 from ops.panic import CACHE_KEY
 from tests.factories import UserFactory
 
@@ -58,6 +58,8 @@ def test_a_completion_with_its_usage_and_no_room(live, bearer, fake_ollama):
     assert not Room.objects.exists() and not Message.objects.exists()  # stateless
     stream = Stream.objects.get()
     assert stream.room_id is None and stream.message_id is None and stream.finished_at is not None
+    sample = PerformanceSample.objects.get()  # the same performance samples as the chat's replies
+    assert (sample.model, sample.status, sample.completion_tokens) == ("fake-llm:latest", "complete", 20)
 
 
 def test_max_tokens_ends_with_length(live, bearer, fake_ollama):
