@@ -148,6 +148,7 @@ class StateCollector(Collector):
         yield GaugeMetricFamily(PANIC_METRIC, PANIC_HELP)
 
     def collect(self) -> Iterator[Metric]:
+        # Imported at scrape time: providers import this module, and ops.panic needs the app registry ready.
         from ops.panic import is_panicking
 
         try:

@@ -13,12 +13,12 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
+from chat.broadcast import call_service
 from ops import metrics, system
 from ops.models import PerformanceSample, SystemSample
 
@@ -82,9 +82,9 @@ def record_performance_sample(*, outcome: ReplyOutcome) -> PerformanceSample:
 
 
 async def save_reply_sample(outcome: ReplyOutcome) -> None:
-    """Store the reply's sample after its end went out; a failure is logged, never raised into the job."""
+    """Store the reply's sample; a failure is logged, never raised into the job."""
     try:
-        await database_sync_to_async(record_performance_sample)(outcome=outcome)
+        await call_service(record_performance_sample, outcome=outcome)
     except Exception:  # noqa: BLE001
         logger.exception("could not store a performance sample")
 
@@ -157,7 +157,7 @@ def reset_performance(*, actor) -> dict[str, dict[str, int]]:
 async def sample_system_periodically() -> None:
     while True:
         try:
-            await database_sync_to_async(take_system_sample_if_due)()
+            await call_service(take_system_sample_if_due)
         except Exception:  # noqa: BLE001 - the sampler outlives a database hiccup
             logger.exception("could not take a system sample")
         await asyncio.sleep(max(1, settings.SYSTEM_SAMPLE_SECONDS))
