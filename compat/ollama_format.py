@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 from compat.runs import CompletionRun, Outcome
 from models_mgmt.providers import ModelInfo
 
-# Ollama's names for the catalogue's capabilities.
+# Ollama's names for the catalogue's capabilities; others (tools, vision ...) are refused by this API, so a
+# client is not told of them.
 CAPABILITIES = {"chat": "completion", "embed": "embedding"}
 
 
@@ -84,7 +85,7 @@ def show_body(model: ModelInfo) -> dict:
             "general.name": model.name,
             f"{architecture}.context_length": model.context_length,
         },
-        "capabilities": [CAPABILITIES.get(capability, capability) for capability in model.capabilities],
+        "capabilities": [CAPABILITIES[name] for name in model.capabilities if name in CAPABILITIES],
         "modified_at": model.modified_at,
     }
 

@@ -44,7 +44,8 @@ class LiveServer:
 
 
 @pytest.fixture(scope="session")
-def live_server_thread():
+def live_server_thread(django_db_setup):
+    """Started once the test database exists, and stopped before it goes."""
     server = LiveServer().start()
     yield server
     server.stop()
