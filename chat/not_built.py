@@ -16,7 +16,6 @@ from chatproject.errors import error_body
 
 # (route under /api/v1/chat/, method, operation id, public?)
 NOT_BUILT: list[tuple[str, str, str, bool]] = [
-    ("sessions/<str:chat_id>/upload", "post", "chat_files_upload", False),
     ("models/status", "get", "chat_models_status", True),
     ("models/hot-slots", "get", "chat_models_hot_slots", True),
     ("models/orchestrator-suitable", "get", "chat_models_orchestrator", True),
@@ -25,13 +24,8 @@ NOT_BUILT: list[tuple[str, str, str, bool]] = [
     ("models/hot-slots/<int:slot_number>", "delete", "chat_models_hot_slot_remove", False),
     ("models/load-hot-slots", "post", "chat_models_hot_slots_load", False),
     ("models/unload/<str:model_name>", "post", "chat_models_unload", False),
-    ("search", "get", "chat_search_semantic", False),
     ("analytics", "get", "chat_analytics_get", False),
     ("sessions/<str:chat_id>/analytics", "get", "chat_analytics_session", False),
-    ("sessions/<str:chat_id>/token-count", "post", "chat_tokens_count", False),
-    ("ane/stats", "get", "chat_ane_stats", False),
-    ("embedding/info", "get", "chat_embedding_info", False),
-    ("ane/search", "get", "chat_ane_search", False),
     ("system/memory", "get", "chat_system_memory", False),
     ("ollama/server/status", "get", "chat_ollama_status", True),
     ("ollama/server/shutdown", "post", "chat_ollama_shutdown", False),

@@ -17,6 +17,7 @@ from chat.broadcast import broadcast_after_commit, send_to_channels_after_commit
 from chat.models import ChatSession, Message, MessageRole, MessageStatus, Project, Room, RoomTag, Stream
 from chat.selectors import room_is_empty
 from chatproject.errors import Conflict
+from search import hooks as search_hooks
 
 PREVIEW_CHARS = 200
 UNSET: Any = object()
@@ -159,6 +160,7 @@ def soft_delete_room(*, room: Room) -> None:
     now = timezone.now()
     Message.objects.filter(room=room).update(is_deleted=True)
     Room.objects.filter(pk=room.pk).update(is_deleted=True, deleted_at=now)
+    search_hooks.room_removed(room.pk)
     _stop_running_streams(room)
     ChatSession.objects.filter(room=room).delete()
     broadcast_after_commit(room, {"type": "room.deleted", "room_id": str(room.pk)})
@@ -169,6 +171,7 @@ def clear_room_messages(*, room: Room) -> int:
     """Remove every message from the conversation (soft) and start the tree afresh."""
     _stop_running_streams(room)
     cleared = Message.objects.filter(room=room, is_deleted=False).update(is_deleted=True)
+    search_hooks.room_messages_cleared(room.pk)
     room.active_leaf = None
     room.message_count = 0
     room.last_message_preview = ""
@@ -274,6 +277,7 @@ def append_message(
     )
     room.active_leaf = message
     refresh_room_summary(room)
+    search_hooks.message_saved(message.pk)
     return message
 
 
@@ -414,6 +418,7 @@ def delete_message(*, room: Room, message: Message) -> Message:
         _stop_running_streams(room, running)
     message.is_deleted = True
     message.save(update_fields=["is_deleted"])
+    search_hooks.messages_removed([message.pk])
     if room.active_leaf_id == message.pk:
         room.active_leaf = message.parent
     refresh_room_summary(room, touch=False)

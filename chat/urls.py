@@ -5,6 +5,7 @@ from chat.not_built import not_built_urlpatterns
 from chat.sse import MessageSendApi
 from ops.apis import HealthCheckApi
 from ops.urls import performance_urlpatterns
+from search.urls import chat_search_urlpatterns, room_file_urlpatterns
 
 room_urlpatterns = [
     path("", apis.RoomsApi.as_view(), name="rooms"),
@@ -18,6 +19,7 @@ room_urlpatterns = [
     path("<str:room_id>/export", apis.RoomExportApi.as_view(), name="room-export"),
     path("<str:room_id>/branch", apis.BranchSwitchApi.as_view(), name="room-branch"),
     path("<str:room_id>/messages/<str:message_id>/rating", apis.MessageRatingApi.as_view(), name="message-rating"),
+    *room_file_urlpatterns,
 ]
 
 project_urlpatterns = [
@@ -40,5 +42,6 @@ chat_urlpatterns = [
     path("models", apis.ModelsListApi.as_view(), name="chat-models"),
     path("health", HealthCheckApi.as_view(), name="chat-health"),
     path("performance/", include(performance_urlpatterns)),
+    *chat_search_urlpatterns,
     *not_built_urlpatterns(),
 ]

@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "ops",
     "learning",
     "compat",
+    "search",
 ]
 
 MIDDLEWARE = [
@@ -234,6 +235,26 @@ OPENAI_SEND_EXTRA_OPTIONS = env_bool("OPENAI_SEND_EXTRA_OPTIONS", True)
 DEFAULT_MODEL = os.environ.get("DEFAULT_MODEL", "").strip()
 MODEL_LIST_TTL_SECONDS = env_int("MODEL_LIST_TTL_SECONDS", 15)
 DEFAULT_MAX_TOKENS = env_int("DEFAULT_MAX_TOKENS", 512)
+
+# Embeddings, search and RAG (spec section 7).
+EMBEDDING_ENGINE = os.environ.get("EMBEDDING_ENGINE", "sentence-transformers")  # | ollama | openai
+EMBEDDING_MODEL = os.environ.get("EMBEDDING_MODEL", "")  # empty: the engine's default (bundled MiniLM)
+EMBEDDING_DEVICE = os.environ.get("EMBEDDING_DEVICE", "auto")  # auto: mps, then cuda, then cpu
+EMBEDDING_BATCH_SIZE = env_int("EMBEDDING_BATCH_SIZE", 32)
+# CPU threads the local engine may use; few by default, so background indexing leaves the cores to replies.
+EMBEDDING_THREADS = env_int("EMBEDDING_THREADS", max(1, (os.cpu_count() or 2) // 4))
+EMBEDDING_MAX_TOKENS = env_int("EMBEDDING_MAX_TOKENS", 512)
+EMBEDDING_OLLAMA_URL = os.environ.get("EMBEDDING_OLLAMA_URL", "").strip()
+EMBEDDING_OPENAI_BASE_URL = os.environ.get("EMBEDDING_OPENAI_BASE_URL", "").strip()
+EMBEDDING_OPENAI_API_KEY = os.environ.get("EMBEDDING_OPENAI_API_KEY", "")
+SEARCH_INDEXING = env_bool("SEARCH_INDEXING", True)  # index messages and files in the background
+SEARCH_CHUNK_TOKENS = env_int("SEARCH_CHUNK_TOKENS", 500)
+SEARCH_CHUNK_OVERLAP_TOKENS = env_int("SEARCH_CHUNK_OVERLAP_TOKENS", 50)
+# Rows less similar than this to the query are not vector hits (MiniLM puts unrelated texts near 0).
+SEARCH_MIN_SIMILARITY = float(os.environ.get("SEARCH_MIN_SIMILARITY", "0.15"))
+RAG_CONTEXT_TOKENS = env_int("RAG_CONTEXT_TOKENS", 1024)  # most a reply's prompt gives to file passages
+RAG_MAX_CHUNKS = env_int("RAG_MAX_CHUNKS", 4)
+RAG_MIN_SCORE = float(os.environ.get("RAG_MIN_SCORE", "0.3"))  # cosine similarity below which nothing is cited
 
 # Streaming (spec section 5).
 STREAM_FLUSH_SECONDS = float(os.environ.get("STREAM_FLUSH_SECONDS", "0.5"))

@@ -27,6 +27,7 @@ from chatproject.tasks import cancel_and_wait
 from models_mgmt.providers import ChatTurn, GenerationOptions, ModelInfo, ProviderError, Usage
 from models_mgmt.registry import registry
 from ops import metrics, performance
+from search import rag
 
 logger = logging.getLogger(__name__)
 
@@ -235,6 +236,9 @@ class GenerationJob:
                 helpers.append(asyncio.create_task(self.control_loop(layer)))
             await self.publish({"type": "stream.start", "stream_id": self.stream_id, "message_id": self.message_id,
                                 "model": self.model.name})
+            if self.message_id:  # a room's reply: its files' relevant passages join the prompt, as sources
+                self.turns = await rag.augment(room_id=self.room_id, message_id=self.message_id, turns=self.turns,
+                                               model=self.model, max_tokens=self.options.max_tokens)
             self.turns = await fit_to_context(self.turns, self.model, self.options)
             if not getattr(registry.provider(self.model.provider), "reports_queue_wait", False):
                 metrics.observe_queue_wait(provider=self.model.provider, seconds=time.monotonic() - timings["start"])

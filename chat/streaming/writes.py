@@ -22,6 +22,7 @@ from chat.models import Message, MessageRole, MessageStatus, Project, Room, Stre
 from chat.services import PREVIEW_CHARS, validate_message_content
 from chatproject.errors import ApiError
 from models_mgmt.providers import ChatTurn, Usage
+from search import hooks as search_hooks
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +136,8 @@ def _begin(
         Project.objects.filter(pk=room.project_id).update(last_chat_at=now)
     for message in created:
         broadcast_after_commit(room, message_event("created", message))
+    if new_user_message is not None:
+        search_hooks.message_saved(new_user_message.pk)
     turns = branch_turns(room_id=room.pk, parent_id=parent.pk, system_prompt=system_prompt or room.system_prompt,
                          max_turns=max_turns)
     return StartedReply(stream=stream, assistant=assistant, user_message=new_user_message, turns=turns)
@@ -259,6 +262,7 @@ def finish_stream(
         completion_tokens=usage.completion_tokens, time_to_first_token_ms=ttft_ms,
         tokens_per_second=tokens_per_second,
     )
+    search_hooks.message_saved(message_id)
     room = Room.objects.filter(pk=room_id, is_deleted=False)
     room.update(
         last_activity=now,

@@ -1,0 +1,105 @@
+"""Full-text matching over a scoped set of index rows: SQLite FTS5 or PostgreSQL tsvector, same answers.
+
+The caller passes the rows it may read as a queryset; it becomes a subquery of the full-text query, so the
+scope is part of the one SQL statement and nothing outside it is ever ranked or returned.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+
+from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank, SearchVector
+from django.db import connection
+from django.db.models import F, QuerySet
+
+from search.models import Document
+
+CONFIG = "english"  # the PostgreSQL text search configuration the GIN index was built with
+MARK_START, MARK_END = "\x02", "\x03"  # placeholders the database marks with, turned into <mark> after escaping
+WORD = re.compile(r"\w+", re.UNICODE)
+MAX_TERMS = 16
+
+
+@dataclass(frozen=True)
+class FulltextHit:
+    document_id: int
+    rank: float  # higher is better on both databases
+    snippet: str  # safe HTML: the text escaped, matched terms in <mark>
+
+
+def query_terms(query: str) -> list[str]:
+    """Words of the query, lower-cased and de-duplicated; operators and punctuation are never passed through."""
+    seen: list[str] = []
+    for word in WORD.findall(query.lower()):
+        if word not in seen:
+            seen.append(word)
+    return seen[:MAX_TERMS]
+
+
+def marked(text: str) -> str:
+    """Escape the database's snippet and turn its placeholders into <mark> tags."""
+    return html.escape(text).replace(MARK_START, "<mark>").replace(MARK_END, "</mark>")
+
+
+def search(scope: QuerySet[Document], query: str, *, limit: int, prefix: bool = True) -> list[FulltextHit]:
+    """Rows of `scope` matching any term of the query (the last one as a prefix, for search as you type)."""
+    terms = query_terms(query)
+    if not terms:
+        return []
+    if connection.vendor == "postgresql":
+        return _postgres(scope, terms, limit=limit, prefix=prefix)
+    return _sqlite(scope, terms, limit=limit, prefix=prefix)
+
+
+def _sqlite(scope: QuerySet[Document], terms: list[str], *, limit: int, prefix: bool) -> list[FulltextHit]:
+    quoted = [f'"{term}"' for term in terms]
+    if prefix:
+        quoted[-1] += "*"
+    scope_sql, scope_params = scope.values("id").query.sql_with_params()
+    sql = (
+        "SELECT search_document_fts.rowid, bm25(search_document_fts), "
+        f"snippet(search_document_fts, 0, '{MARK_START}', '{MARK_END}', '…', 24) "
+        "FROM search_document_fts WHERE search_document_fts MATCH %s "
+        f"AND search_document_fts.rowid IN ({scope_sql}) "
+        "ORDER BY bm25(search_document_fts) LIMIT %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [" OR ".join(quoted), *scope_params, limit])
+        rows = cursor.fetchall()
+    return [FulltextHit(document_id=pk, rank=-score, snippet=marked(snippet)) for pk, score, snippet in rows]
+
+
+def _postgres(scope: QuerySet[Document], terms: list[str], *, limit: int, prefix: bool) -> list[FulltextHit]:
+    lexemes = [f"'{term}'" for term in terms]  # \w+ only, so quoting cannot be broken out of
+    if prefix:
+        lexemes[-1] += ":*"
+    query = SearchQuery(" | ".join(lexemes), config=CONFIG, search_type="raw")
+    rows = (
+        scope.annotate(tsv=SearchVector("text", config=CONFIG))  # the GIN index's own expression
+        .filter(tsv=query)
+        .annotate(rank=SearchRank(F("tsv"), query),
+                  snippet=SearchHeadline("text", query, config=CONFIG, start_sel=MARK_START, stop_sel=MARK_END,
+                                         max_words=40, min_words=15, max_fragments=2, fragment_delimiter=" … "))
+        .order_by("-rank", "id")
+        .values_list("id", "rank", "snippet")[:limit]
+    )
+    return [FulltextHit(document_id=pk, rank=float(rank), snippet=marked(snippet)) for pk, rank, snippet in rows]
+
+
+def snippet_for(text: str, terms: list[str], *, width: int = 240) -> str:
+    """A snippet for a row found by meaning alone: the window around the first query term, terms marked."""
+    lowered = text.lower()
+    starts = [match.start() for term in terms for match in [re.search(rf"\b{re.escape(term)}", lowered)] if match]
+    centre = min(starts) if starts else 0
+    begin = max(0, centre - width // 3)
+    if begin:
+        space = text.find(" ", begin)
+        begin = space + 1 if 0 <= space < centre else begin
+    window = text[begin:begin + width]
+    body = html.escape(window)
+    if terms:
+        pattern = re.compile(r"\b(" + "|".join(re.escape(html.escape(t)) for t in terms) + r")\w*", re.IGNORECASE)
+        body = pattern.sub(lambda m: f"<mark>{m.group(0)}</mark>", body)
+    return ("…" if begin else "") + body + ("…" if begin + width < len(text) else "")

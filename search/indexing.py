@@ -1,0 +1,183 @@
+"""Turning messages and file chunks into index rows and vectors, in the background.
+
+Saved messages are handed to one indexing thread per process after their transaction commits; it chunks
+them, writes their rows (the full-text index follows by itself), embeds the chunks in batches and stores the
+vectors. Nothing here runs on the event loop or in a reply's start. What a crash leaves undone (a message
+without rows, a row without a vector) is "pending": the thread sweeps it up when it starts, and
+`manage.py reindex` does the same on demand.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterable
+
+import numpy as np
+from django.conf import settings
+from django.db import close_old_connections, connections, transaction
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from chat.models import Message, MessageStatus
+from models_mgmt.embeddings import EmbeddingError, embedder
+from search.chunking import chunk_text
+from search.models import Document
+
+logger = logging.getLogger(__name__)
+
+BATCH_MESSAGES = 64  # messages the thread takes in one go
+SWEEP_SECONDS = 60.0  # an idle thread looks for pending work this often
+VECTOR_DTYPE = np.float16  # half the bytes of float32; cosine ranking is unchanged at this precision
+
+
+def to_blob(vector: np.ndarray) -> bytes:
+    return vector.astype(VECTOR_DTYPE).tobytes()
+
+
+def from_blobs(blobs: Iterable[bytes], dimension: int) -> np.ndarray:
+    """Stored vectors as one float32 matrix, a row each."""
+    joined = b"".join(bytes(blob) for blob in blobs)
+    return np.frombuffer(joined, dtype=VECTOR_DTYPE).reshape(-1, dimension).astype(np.float32)
+
+
+def indexable_messages() -> QuerySet[Message]:
+    """Messages whose text belongs in the index: live, finished, not empty."""
+    return (Message.objects.filter(is_deleted=False, room__is_deleted=False).exclude(status=MessageStatus.STREAMING)
+            .exclude(content=""))
+
+
+def pending_messages() -> QuerySet[Message]:
+    """Indexable messages with no index rows yet."""
+    return indexable_messages().filter(~Exists(Document.objects.filter(message_id=OuterRef("pk"))))
+
+
+def pending_documents() -> QuerySet[Document]:
+    """Rows without a vector of the current engine and model."""
+    return Document.objects.filter(Q(vector__isnull=True) | ~Q(embedding_model=embedder.model_name))
+
+
+@transaction.atomic
+def write_message_documents(message_ids: list) -> list[Document]:
+    """Replace the rows of these messages with fresh chunks (without vectors yet); deleted ones get none."""
+    Document.objects.filter(message_id__in=message_ids).delete()
+    documents: list[Document] = []
+    for message in indexable_messages().filter(pk__in=message_ids).only("id", "room_id", "role", "content",
+                                                                        "created_at"):
+        for chunk in chunk_text(message.content, max_tokens=settings.SEARCH_CHUNK_TOKENS,
+                                overlap_tokens=settings.SEARCH_CHUNK_OVERLAP_TOKENS):
+            documents.append(Document(room_id=message.room_id, message_id=message.pk, role=message.role,
+                                      ordinal=chunk.ordinal, text=chunk.text, line_start=chunk.line_start,
+                                      line_end=chunk.line_end, created_at=message.created_at))
+    return Document.objects.bulk_create(documents)
+
+
+def embed_documents(documents: list[Document]) -> int:
+    """Embed the rows' text and store the vectors; rows deleted meanwhile simply stay deleted."""
+    if not documents:
+        return 0
+    vectors = embedder.embed([document.text for document in documents])
+    model, now = embedder.model_name, timezone.now()
+    for document, vector in zip(documents, vectors, strict=True):
+        document.vector, document.embedding_model, document.indexed_at = to_blob(vector), model, now
+    Document.objects.bulk_update(documents, ["vector", "embedding_model", "indexed_at"], batch_size=200)
+    return len(documents)
+
+
+def index_messages(message_ids: list) -> int:
+    """Chunk, write and embed these messages now; returns how many rows were embedded."""
+    return embed_documents(write_message_documents(list(message_ids)))
+
+
+def embed_pending_documents(limit: int = 256) -> int:
+    """Embed up to `limit` rows still without a current vector (file chunks, or what a crash left)."""
+    documents = list(pending_documents().only("id", "text")[:limit])
+    return embed_documents(documents)
+
+
+def index_pending(limit: int = BATCH_MESSAGES) -> int:
+    """One step of the backfill: messages without rows, then rows without vectors. 0 means nothing is left."""
+    ids = list(pending_messages().order_by("created_at").values_list("pk", flat=True)[:limit])
+    done = index_messages(ids) if ids else 0
+    return done + embed_pending_documents(limit) + len(ids)
+
+
+class Indexer:
+    """One daemon thread per process that indexes what it is handed, in batches, and sweeps at start."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._busy = threading.Event()
+
+    def enqueue_messages(self, message_ids: Iterable) -> None:
+        if settings.SEARCH_INDEXING:
+            self._busy.set()
+            self._queue.put(("messages", [str(pk) for pk in message_ids]))
+            self._ensure_thread()
+
+    def enqueue_documents(self) -> None:
+        """New file chunks are waiting for vectors."""
+        if settings.SEARCH_INDEXING:
+            self._busy.set()
+            self._queue.put(("documents", []))
+            self._ensure_thread()
+
+    def _ensure_thread(self) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="search-indexer", daemon=True)
+                self._thread.start()
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Block until everything handed over so far is indexed (tests, benchmarks, shutdown)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._queue.empty() and not self._busy.is_set():
+                return True
+            time.sleep(0.02)
+        return False
+
+    def _take(self) -> tuple[list[str], bool]:
+        """Block for work, then take whatever else is already waiting, up to a batch."""
+        try:
+            kind, ids = self._queue.get(timeout=SWEEP_SECONDS)
+        except queue.Empty:
+            return [], True  # idle for a while: look for anything pending (imports, a crash's leftovers)
+        self._busy.set()
+        message_ids, documents = list(ids), kind == "documents"
+        while len(message_ids) < BATCH_MESSAGES:
+            try:
+                kind, ids = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            message_ids.extend(ids)
+            documents = documents or kind == "documents"
+        return message_ids, documents
+
+    def _run(self) -> None:
+        swept = False
+        while True:
+            message_ids, documents = self._take()
+            try:
+                close_old_connections()
+                if message_ids:
+                    index_messages(message_ids)
+                if documents or not swept:
+                    swept = True
+                    while index_pending():
+                        pass
+            except EmbeddingError as exc:
+                logger.warning("indexing paused: %s", exc.message)
+            except Exception:  # noqa: BLE001 - the thread must outlive one bad batch; the sweep retries it
+                logger.exception("indexing failed for %d messages", len(message_ids))
+            finally:
+                if self._queue.empty():
+                    connections.close_all()
+                    self._busy.clear()
+
+
+indexer = Indexer()
