@@ -4,6 +4,7 @@ shape, in the OpenAPI document too."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from asgiref.sync import async_to_sync
 from rest_framework import serializers
@@ -19,7 +20,7 @@ from chatproject.parsers import JSONParser
 from chatproject.schema import ApiAutoSchema, ApiErrorSerializer
 from compat.runs import CompletionRun
 from compat.serializers import CompletionCall
-from models_mgmt.providers import ModelInfo, ProviderError
+from models_mgmt.providers import GenerationOptions, ModelInfo, ProviderError
 from models_mgmt.registry import registry
 
 
@@ -69,11 +70,23 @@ class CompatApi(APIView):
         return type(self).error_handler
 
 
-def begin(request: Request, call: CompletionCall) -> CompletionRun:
-    """Start the call's reply through the streaming seam, counted against the request's API token."""
+# Tokens of the model's window kept for the chat template around the prompt (as the prompt's fitting does).
+TEMPLATE_TOKENS = 32
+
+
+def within_window(options: GenerationOptions, model: ModelInfo) -> GenerationOptions:
+    """A `max_tokens` that would leave the prompt no room in the model's window is lowered to half the window:
+    these clients send one large limit whatever the model (a limit is a ceiling, and `length` says it was hit)."""
+    if options.max_tokens + TEMPLATE_TOKENS < model.context_length:
+        return options
+    return replace(options, max_tokens=max(1, model.context_length // 2))
+
+
+def begin(request: Request, call: CompletionCall, model: ModelInfo) -> CompletionRun:
+    """Start the call's reply with `model` through the streaming seam, counted against the request's API token."""
     token_id = request.auth.pk if isinstance(request.auth, ApiToken) else None
     return async_to_sync(CompletionRun.begin)(user=request.user, token_id=token_id, turns=call.turns,
-                                             model=call.model, options=call.options)
+                                             model=model.qualified_name, options=within_window(call.options, model))
 
 
 def catalogue() -> list[ModelInfo]:

@@ -38,6 +38,8 @@ def _param(code: str, details: Any) -> str | None:
     """The request field an error is about: the first field of a validation error, `model` for an unknown one."""
     if code == "model_not_found":
         return "model"
+    if code == "context_too_small":
+        return "max_tokens"
     if code == "validation_error" and isinstance(details, dict) and details:
         field = next(iter(details))
         return None if field == "non_field_errors" else str(field)

@@ -3,8 +3,6 @@ show, ps, version, embed (not yet). Every call but `version` needs an API token 
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.http import StreamingHttpResponse
@@ -65,7 +63,7 @@ def answer(request: Request, data: OllamaCallSerializer, kind: str) -> Response 
     model = find_model(call.model)
     if not call.turns:
         return Response(ollama_format.loaded_body(kind, model.name))
-    run = begin(request, replace(call, model=model.qualified_name))
+    run = begin(request, call, model)
     if not call.stream:
         outcome = async_to_sync(run.collect)()
         return Response(ollama_format.final_body(kind, run, outcome, outcome.text))

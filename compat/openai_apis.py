@@ -10,7 +10,7 @@ from rest_framework.response import Response
 
 from chatproject.errors import ApiError
 from compat import openai_format
-from compat.base import CompatApi, CompatSchema, begin, catalogue
+from compat.base import CompatApi, CompatSchema, begin, catalogue, find_model
 from compat.errors import openai_exception_handler
 from compat.serializers import (
     AUTO,
@@ -62,7 +62,7 @@ class ChatCompletionsApi(OpenAIApi):
         data = ChatCompletionRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         call = data.call()
-        run = begin(request, call)
+        run = begin(request, call, find_model(call.model))
         if not call.stream:
             return Response(openai_format.completion_body(run, async_to_sync(run.collect)()))
         response = StreamingHttpResponse(openai_format.completion_chunks(run, include_usage=call.include_usage),

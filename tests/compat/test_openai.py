@@ -69,6 +69,14 @@ def test_max_tokens_ends_with_length(live, bearer, fake_ollama):
     assert completion.choices[0].finish_reason == "length" and completion.usage.completion_tokens == 5
 
 
+def test_a_limit_beyond_the_window_is_lowered_to_half_of_it(live, bearer, fake_ollama):
+    completion = client(live, bearer).chat.completions.create(model="fake-llm:latest", messages=HELLO,
+                                                               max_tokens=32768)
+    assert completion.choices[0].message.content == TWENTY
+    window = fake_ollama.stats.last_request["options"]["num_ctx"]
+    assert fake_ollama.stats.last_request["options"]["num_predict"] == window // 2
+
+
 def test_streamed_chunks_follow_openai_exactly(live, bearer, fake_ollama):
     stream = client(live, bearer).chat.completions.create(model="fake-llm:latest", messages=HELLO, stream=True,
                                                            stream_options={"include_usage": True})
@@ -133,8 +141,8 @@ def test_errors_are_the_clients_own_exceptions(live, bearer, fake_ollama):
     api = client(live, bearer)
     with pytest.raises(openai.NotFoundError) as unknown:
         api.chat.completions.create(model="no-such-model", messages=HELLO)
-    assert unknown.value.body == {"message": "Unknown model 'no-such-model'.", "type": "invalid_request_error",
-                                  "code": "model_not_found", "param": "model"}
+    assert unknown.value.body == {"message": "The model 'no-such-model' does not exist.",
+                                  "type": "invalid_request_error", "code": "model_not_found", "param": "model"}
     refused = {
         "n": {"n": 2},
         "tools": {"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]},
