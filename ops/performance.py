@@ -156,11 +156,13 @@ def reset_performance(*, actor) -> dict[str, dict[str, int]]:
 
 async def sample_system_periodically() -> None:
     while True:
+        # Sleep first: a loop that lives for one request only (a sync caller's async_to_sync) cancels this task
+        # when the request ends, before it has touched the database.
+        await asyncio.sleep(max(1, settings.SYSTEM_SAMPLE_SECONDS))
         try:
             await call_service(take_system_sample_if_due)
         except Exception:  # noqa: BLE001 - the sampler outlives a database hiccup
             logger.exception("could not take a system sample")
-        await asyncio.sleep(max(1, settings.SYSTEM_SAMPLE_SECONDS))
 
 
 def ensure_system_sampler() -> None:
