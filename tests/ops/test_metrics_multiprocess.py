@@ -5,10 +5,13 @@ Real processes: two Uvicorn workers on one port, and plain Python processes reco
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -50,24 +53,35 @@ def run_python(env: dict[str, str], code: str) -> str:
     return done.stdout
 
 
-def test_two_uvicorn_workers_are_counted_together(multiproc_env):
+@contextlib.contextmanager
+def two_uvicorn_workers(env: dict[str, str]) -> Iterator[tuple[int, int]]:
+    """Two workers on one port, as the README runs them; yields the port and how many requests reached them,
+    sent until each worker has served some (a new connection per request: whichever accepts first gets it)."""
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port), "--workers", "2",
          "--lifespan", "off", "--no-access-log", "--log-level", "warning", "chatproject.asgi:application"],
-        cwd=ROOT, env=multiproc_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
-    metrics_dir = Path(multiproc_env["PROMETHEUS_MULTIPROC_DIR"])
+    metrics_dir = Path(env["PROMETHEUS_MULTIPROC_DIR"])
     try:
         wait_for_http(f"http://127.0.0.1:{port}/healthz", server)
-        sent = 0
+        sent = 1  # wait_for_http's own probe
         deadline = time.monotonic() + 60
-        # A new connection per request: the kernel hands each to whichever worker accepts first.
-        while len({p.name for p in metrics_dir.glob("histogram_*.db")}) < 2 or sent < 20:
+        while len(list(metrics_dir.glob("histogram_*.db"))) < 2 or sent < 20:
             assert time.monotonic() < deadline, "one worker served every request"
             with httpx.Client() as client:
                 assert client.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
             sent += 1
+        yield port, sent
+    finally:
+        server.terminate()
+        server.wait(20)
+
+
+def test_two_uvicorn_workers_are_counted_together(multiproc_env):
+    metrics_dir = Path(multiproc_env["PROMETHEUS_MULTIPROC_DIR"])
+    with two_uvicorn_workers(multiproc_env) as (port, sent):
         scrapes = []
         for _ in range(4):  # whichever worker answers, the sum is the same
             with httpx.Client() as client:
@@ -76,19 +90,28 @@ def test_two_uvicorn_workers_are_counted_together(multiproc_env):
             scrapes.append(Scrape(response.text))
         healthz = [s.value("http_server_request_duration_seconds_count", http_route="healthz",
                            http_response_status_code="200") for s in scrapes]
-        # wait_for_http's own probe (one request) plus the ones sent here.
-        assert healthz == [sent + 1] * 4
+        assert healthz == [sent] * 4
         assert all(s.value("chat_panic_active") == 0 and "chat_panic_active" in s.families for s in scrapes)
         assert all(s.value("chat_active_streams") == 0 for s in scrapes)
-    finally:
-        server.terminate()
-        server.wait(20)
     # The next scrape (here from another process) drops the ended workers' live gauges; their counts stay.
     workers = {path.stem.rpartition("_")[2] for path in metrics_dir.glob("histogram_*.db")}
     assert len(workers) == 2 and all((metrics_dir / f"gauge_livesum_{pid}.db").exists() for pid in workers)
     after = Scrape(run_python(multiproc_env, "print(metrics.exposition()[0].decode())"))
     assert not any((metrics_dir / f"gauge_livesum_{pid}.db").exists() for pid in workers)
-    assert after.value("http_server_request_duration_seconds_count", http_route="healthz") == sent + 1
+    assert after.value("http_server_request_duration_seconds_count", http_route="healthz") == sent
+
+
+def test_two_workers_take_one_system_sample_per_interval(multiproc_env):
+    """Without Redis each worker has its own cache, so only the newest stored sample keeps them apart."""
+    database = multiproc_env["DATABASE_URL"].removeprefix("sqlite:///")
+    with two_uvicorn_workers({**multiproc_env, "SYSTEM_SAMPLE_SECONDS": "1"}):
+        started = time.monotonic()
+        time.sleep(5)
+        with sqlite3.connect(database) as db:
+            times = [row[0] for row in db.execute("SELECT created_at FROM ops_systemsample ORDER BY created_at")]
+        elapsed = time.monotonic() - started + 1  # the samplers started during the requests before `started`
+    # Both samplers wake every second: unshared, they would write about two samples a second.
+    assert 3 <= len(times) <= elapsed / 0.9 + 2, times
 
 
 def holding_sockets(env: dict[str, str], count: int) -> subprocess.Popen:
