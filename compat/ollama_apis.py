@@ -1,5 +1,5 @@
 """The Ollama-compatible API under `/ollama/api/`: chat and generate (NDJSON streams or one object), tags,
-show, ps, version, embed (not yet). Every call but `version` needs an API token as a Bearer key."""
+show, ps, version, embed. Every call but `version` needs an API token as a Bearer key."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from rest_framework import permissions
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from chatproject.errors import ApiError
 from compat import ollama_format, selectors
 from compat.base import CompatApi, CompatSchema, begin, catalogue, find_model
 from compat.errors import ollama_exception_handler
@@ -27,6 +26,12 @@ from compat.serializers import (
     OllamaShowSerializer,
     OllamaTagsSerializer,
     OllamaVersionSerializer,
+)
+from models_mgmt.embeddings_api import (
+    OllamaEmbedRequestSerializer,
+    OllamaEmbedResponseSerializer,
+    embed_for_api,
+    ollama_body,
 )
 
 TAGS = ["ollama-compatible"]
@@ -136,9 +141,16 @@ class VersionApi(OllamaApi):
 
 
 class EmbedApi(OllamaApi):
-    @extend_schema(operation_id="ollama_embed", tags=TAGS, request=None, responses={
-        501: error("Not available until the embedding module exists."),
+    @extend_schema(operation_id="ollama_embed", tags=TAGS, request=OllamaEmbedRequestSerializer, responses={
+        200: OllamaEmbedResponseSerializer,
+        400: error("Invalid input."),
+        401: error("No valid API token as the Bearer key."),
+        404: error("Not the embedding model this server runs."),
+        503: error("The embedding engine is unavailable."),
     })
     def post(self, request: Request) -> Response:
-        raise ApiError("Embeddings are not available yet: this server has no embedding module.",
-                       code="not_implemented", status_code=501)
+        data = OllamaEmbedRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        return Response(ollama_body(embed_for_api(model=values["model"], texts=values["input"],
+                                                  dimensions=values.get("dimensions"))))

@@ -1,4 +1,4 @@
-"""The OpenAI-compatible API under `/v1/`: chat completions (streamed or not), models, embeddings (not yet)."""
+"""The OpenAI-compatible API under `/v1/`: chat completions (streamed or not), models, embeddings."""
 
 from __future__ import annotations
 
@@ -20,6 +20,12 @@ from compat.serializers import (
     OpenAIErrorSerializer,
     OpenAIModelListSerializer,
     OpenAIModelSerializer,
+)
+from models_mgmt.embeddings_api import (
+    OpenAIEmbeddingListSerializer,
+    OpenAIEmbeddingRequestSerializer,
+    embed_for_api,
+    openai_body,
 )
 
 TAGS = ["openai-compatible"]
@@ -93,9 +99,16 @@ class ModelDetailApi(OpenAIApi):
 
 
 class EmbeddingsApi(OpenAIApi):
-    @extend_schema(operation_id="openai_embeddings", tags=TAGS, request=None, responses={
-        501: error("Not available until the embedding module exists (code `not_implemented`)."),
+    @extend_schema(operation_id="openai_embeddings", tags=TAGS, request=OpenAIEmbeddingRequestSerializer, responses={
+        200: OpenAIEmbeddingListSerializer,
+        400: error("Invalid input (`param` names it)."),
+        401: error("No valid API token as the Bearer key (code `invalid_api_key`)."),
+        404: error("Not the embedding model this server runs (code `model_not_found`)."),
+        503: error("The embedding engine is unavailable (code `embedding_unavailable`)."),
     })
     def post(self, request: Request) -> Response:
-        raise ApiError("Embeddings are not available yet: this server has no embedding module.",
-                       code="not_implemented", status_code=501)
+        data = OpenAIEmbeddingRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        result = embed_for_api(model=values["model"], texts=values["input"], dimensions=values.get("dimensions"))
+        return Response(openai_body(result, encoding_format=values["encoding_format"]))

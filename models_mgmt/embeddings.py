@@ -85,7 +85,7 @@ class SentenceTransformersEngine:
         self._st = None
         self._lock = threading.Lock()
 
-    def _model_path(self) -> str:
+    def model_path(self) -> str:
         if self.model != BUNDLED_MODEL:
             if not os.path.isdir(self.model):
                 raise EmbeddingError(f"EMBEDDING_MODEL {self.model!r} is not a sentence-transformers folder.")
@@ -108,7 +108,7 @@ class SentenceTransformersEngine:
 
                 if self._threads > 0:
                     torch.set_num_threads(self._threads)
-                st = SentenceTransformer(self._model_path(), device=best_device(self._requested_device))
+                st = SentenceTransformer(self.model_path(), device=best_device(self._requested_device))
                 st.max_seq_length = min(self._max_tokens, st.tokenizer.model_max_length)
                 self._st = st
             return self._st

@@ -110,10 +110,83 @@ async function loadRooms() {
   if (els.search.value.trim()) params.set("q", els.search.value.trim());
   if (els.projectFilter.value) params.set("project", els.projectFilter.value);
   params.set("archived", els.showArchived.checked ? "all" : "false");
-  const data = await api(`rooms/?${params}`);
+  const query = els.search.value.trim();
+  const [data, found] = await Promise.all([
+    api(`rooms/?${params}`),
+    query.length >= 2 ? api(`chat/search?${new URLSearchParams({ q: query, limit: "30" })}`).catch(() => null) : null,
+  ]);
   state.rooms = data.results.sort((a, b) => Number(b.pinned) - Number(a.pinned));
+  state.hits = found ? found.results : [];
   renderRooms();
 }
+
+// Full search in the sidebar: hits grouped by room, each with its snippet; a click (or Enter) opens the hit.
+function renderHits() {
+  if (!state.hits || !state.hits.length) return;
+  const heading = Object.assign(document.createElement("li"), { className: "hits-heading", textContent: "In messages and files" });
+  Object.assign(heading.style, { padding: ".6rem .5rem .2rem", fontSize: ".8rem", opacity: ".7" });
+  els.roomList.append(heading);
+  const groups = new Map();
+  for (const hit of state.hits) {
+    if (!groups.has(hit.room.id)) groups.set(hit.room.id, { room: hit.room, hits: [] });
+    groups.get(hit.room.id).hits.push(hit);
+  }
+  for (const { room, hits } of groups.values()) {
+    const item = Object.assign(document.createElement("li"), { className: "hit-group" });
+    const name = Object.assign(document.createElement("div"), { className: "hit-room", textContent: room.name });
+    Object.assign(name.style, { fontWeight: "600", padding: ".4rem .5rem 0" });
+    item.append(name);
+    for (const hit of hits.slice(0, 3)) {
+      const button = Object.assign(document.createElement("button"), { type: "button", className: "hit" });
+      Object.assign(button.style, { display: "block", width: "100%", textAlign: "left", border: "0", background: "none",
+        padding: ".3rem .5rem", fontSize: ".85rem", color: "inherit", cursor: "pointer" });
+      // The server escapes the text and marks terms with <mark>; only <mark> survives here.
+      button.innerHTML = DOMPurify.sanitize(hit.snippet, { ALLOWED_TAGS: ["mark"], ALLOWED_ATTR: [] });
+      if (hit.file) button.prepend(Object.assign(document.createElement("strong"), { textContent: `${hit.file.name}: ` }));
+      button.addEventListener("click", () => openHit(hit));
+      item.append(button);
+    }
+    els.roomList.append(item);
+  }
+}
+
+async function openHit(hit) {
+  await openRoom(hit.room.id);
+  if (hit.message_id) highlightMessage(hit.message_id);
+  else if (hit.file) openPassage(hit.room.id, { file_id: hit.file.id, chunk: hit.chunk.ordinal });
+}
+
+function highlightMessage(id) {
+  const node = els.messages.querySelector(`[data-message-id="${CSS.escape(id)}"]`);
+  if (!node) return;
+  node.scrollIntoView({ block: "center" });
+  node.style.outline = "2px solid #f2c94c";  // the hit, marked for a moment
+  setTimeout(() => { node.style.outline = ""; }, 2500);
+}
+
+async function openPassage(roomId, citation) {
+  try {
+    const passage = await api(`rooms/${roomId}/files/${citation.file_id}/chunks/${citation.chunk}`);
+    const where = passage.page ? `page ${passage.page}` : `lines ${passage.line_start}–${passage.line_end}`;
+    const dialog = Object.assign(document.createElement("dialog"), { className: "passage" });
+    const close = Object.assign(document.createElement("button"), { type: "button", textContent: "Close" });
+    close.addEventListener("click", () => dialog.close());
+    dialog.addEventListener("close", () => dialog.remove());
+    dialog.append(
+      Object.assign(document.createElement("h2"), { textContent: `${passage.file.name}, ${where}` }),
+      Object.assign(document.createElement("pre"), { textContent: passage.text }),  // file text stays text
+      close,
+    );
+    document.body.append(dialog);
+    dialog.showModal();
+  } catch (error) {
+    notify(error.message || "That passage is no longer available.");
+  }
+}
+
+els.search.addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && state.hits && state.hits.length) { event.preventDefault(); openHit(state.hits[0]); }
+});
 
 function roomButton(label, text, handler) {
   const button = document.createElement("button");
@@ -151,6 +224,7 @@ function renderRooms() {
     item.append(open, actions);
     els.roomList.append(item);
   }
+  renderHits();
 }
 
 async function updateRoom(id, changes) {
@@ -315,8 +389,29 @@ function messageNode(message) {
     content.textContent = message.content;  // user text is shown as text, never parsed as HTML
     node.append(content);
   }
+  const citations = (message.metadata && message.metadata.citations) || [];
+  if (citations.length) node.append(citationsNode(citations));
   node.append(metaNode(message));
   return node;
+}
+
+async function refreshCitations(message) {
+  // Citations are stored on the reply when it starts; they are read back once it ends.
+  try {
+    const fresh = (await api(`rooms/${state.roomId}/history?limit=200`)).results.find((m) => m.id === message.id);
+    if (fresh && fresh.metadata && fresh.metadata.citations) { message.metadata = fresh.metadata; renderLater(message.id); }
+  } catch { /* the reply is shown without its sources */ }
+}
+
+function citationsNode(citations) {
+  const list = Object.assign(document.createElement("div"), { className: "citations" });
+  list.setAttribute("aria-label", "Sources");
+  for (const citation of citations) {
+    const where = citation.page ? `p. ${citation.page}` : `lines ${citation.line_start}–${citation.line_end}`;
+    list.append(actionButton(`Open source ${citation.n}`, `[${citation.n}] ${citation.file_name}, ${where}`,
+      () => openPassage(state.roomId, citation)));
+  }
+  return list;
 }
 
 function metaNode(message) {
@@ -575,6 +670,7 @@ function handleFrame(frame) {
         else if (live) message.content = live.text;
         message.status = frame.status;
         renderLater(message.id);
+        if (frame.status !== "streaming") refreshCitations(message);
       }
       if (frame.status === "complete" && state.room && state.room.name === "New Chat") autoTitle();
       break;

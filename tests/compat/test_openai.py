@@ -254,10 +254,10 @@ def test_usage_is_counted_per_token_and_model_and_listed(live, bearer, fake_olla
     assert TokenUsage.objects.count() == 3
 
 
-def test_embeddings_answer_501_in_openai_shape(live, bearer):
-    with pytest.raises(openai.APIStatusError) as missing:
+def test_embeddings_of_an_unknown_model_answer_404_in_openai_shape(live, bearer):
+    with pytest.raises(openai.NotFoundError) as missing:
         client(live, bearer).embeddings.create(model="auto", input="hello")
-    assert missing.value.status_code == 501 and missing.value.body["code"] == "not_implemented"
+    assert missing.value.body["code"] == "model_not_found"
 
 
 def test_calls_run_concurrently(live, bearer, fake_ollama):
