@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from asgiref.sync import async_to_sync
 from django.db.models import Count, Q
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -22,7 +21,6 @@ from chat.serializers import (
     CountSerializer,
     FreshRoomSerializer,
     MessageSerializer,
-    ModelInfoSerializer,
     ProjectSerializer,
     ProjectUpdateSerializer,
     RatingSerializer,
@@ -39,8 +37,6 @@ from chat.serializers import (
 )
 from chatproject.pagination import LimitOffsetPagination, paginate
 from chatproject.schema import error_response
-from models_mgmt.providers import ProviderError
-from models_mgmt.registry import registry
 from ops.panic import NotDuringPanic
 
 # Views that create chat content answer 423 while the panic switch is on.
@@ -415,26 +411,3 @@ class BranchSwitchApi(APIView):
         services.switch_branch(room=room, message=message)
         room.refresh_from_db()
         return Response(RoomSerializer(room).data)
-
-
-@extend_schema(tags=["chat-public"])
-class ModelsListApi(APIView):
-    permission_classes = [permissions.AllowAny]
-
-    @extend_schema(operation_id="chat_models_list", responses=ModelInfoSerializer(many=True))
-    def get(self, request: Request) -> Response:
-        models = async_to_sync(registry.list_models)()
-        default = None
-        try:
-            default = async_to_sync(registry.resolve)(None).qualified_name
-        except ProviderError:
-            pass
-        rows = [
-            {
-                "name": m.name, "qualified_name": m.qualified_name, "provider": m.provider, "size": m.size,
-                "modified_at": m.modified_at, "family": m.family, "context_length": m.context_length,
-                "capabilities": list(m.capabilities), "default": m.qualified_name == default,
-            }
-            for m in models
-        ]
-        return Response(ModelInfoSerializer(rows, many=True).data)

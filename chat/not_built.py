@@ -16,17 +16,8 @@ from chatproject.errors import error_body
 
 # (route under /api/v1/chat/, method, operation id, public?)
 NOT_BUILT: list[tuple[str, str, str, bool]] = [
-    ("models/status", "get", "chat_models_status", True),
-    ("models/hot-slots", "get", "chat_models_hot_slots", True),
-    ("models/orchestrator-suitable", "get", "chat_models_orchestrator", True),
-    ("models/preload", "post", "chat_models_preload", False),
-    ("models/hot-slots/<int:slot_number>", "post", "chat_models_hot_slot_assign", False),
-    ("models/hot-slots/<int:slot_number>", "delete", "chat_models_hot_slot_remove", False),
-    ("models/load-hot-slots", "post", "chat_models_hot_slots_load", False),
-    ("models/unload/<str:model_name>", "post", "chat_models_unload", False),
     ("analytics", "get", "chat_analytics_get", False),
     ("sessions/<str:chat_id>/analytics", "get", "chat_analytics_session", False),
-    ("system/memory", "get", "chat_system_memory", False),
     ("ollama/server/status", "get", "chat_ollama_status", True),
     ("ollama/server/shutdown", "post", "chat_ollama_shutdown", False),
     ("ollama/server/start", "post", "chat_ollama_start", False),

@@ -215,15 +215,3 @@ class RatingSerializer(serializers.Serializer):
 
 class BranchSwitchSerializer(serializers.Serializer):
     message_id = serializers.UUIDField(help_text="A message on the branch to show; its newest leaf becomes active.")
-
-
-class ModelInfoSerializer(serializers.Serializer):
-    name = serializers.CharField()
-    qualified_name = serializers.CharField()
-    provider = serializers.CharField()
-    size = serializers.IntegerField(allow_null=True)
-    modified_at = serializers.CharField(allow_null=True)
-    family = serializers.CharField()
-    context_length = serializers.IntegerField()
-    capabilities = serializers.ListField(child=serializers.CharField())
-    default = serializers.BooleanField()

@@ -3,6 +3,7 @@ from django.urls import include, path
 from chat import apis
 from chat.not_built import not_built_urlpatterns
 from chat.sse import MessageSendApi
+from models_mgmt.urls import models_urlpatterns
 from ops.apis import HealthCheckApi
 from ops.urls import performance_urlpatterns
 from search.urls import chat_search_urlpatterns, room_file_urlpatterns
@@ -39,7 +40,7 @@ chat_urlpatterns = [
     path("sessions", apis.ChatSessionsApi.as_view(), name="chat-sessions"),
     path("sessions/<str:chat_id>", apis.ChatSessionDetailApi.as_view(), name="chat-session-detail"),
     path("sessions/<str:chat_id>/messages", MessageSendApi.as_view(), name="chat-messages-send"),
-    path("models", apis.ModelsListApi.as_view(), name="chat-models"),
+    *models_urlpatterns,
     path("health", HealthCheckApi.as_view(), name="chat-health"),
     path("performance/", include(performance_urlpatterns)),
     *chat_search_urlpatterns,

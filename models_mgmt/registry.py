@@ -1,36 +1,90 @@
-"""Which providers are configured, which models they offer, and which one a request means."""
+"""Which providers are configured, which models they offer, and which one a request means.
+
+The catalogue (every server's models and what each holds in memory) is kept for MODEL_LIST_TTL_SECONDS. Once
+it is older, callers get it at once and one refresh runs in the background, so a dead or slow server costs a
+listing nothing; each server is given MODEL_SERVER_TIMEOUT_SECONDS per refresh and is reported down, with the
+reason, when it does not answer in time.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field, replace
 
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from models_mgmt.providers.base import ModelInfo, Provider, ProviderError
+from models_mgmt.providers.base import LoadedModel, ModelInfo, Provider, ProviderError, ServerReport
+
+logger = logging.getLogger(__name__)
 
 PROVIDER_SETTINGS = {
     "LOCAL_MODELS_ENABLED", "MODELS_DIR", "LOCAL_N_CTX", "LOCAL_N_THREADS", "OLLAMA_URLS", "OLLAMA_KEEP_ALIVE",
-    "OPENAI_BASE_URL", "OPENAI_API_KEY", "OPENAI_CONTEXT_LENGTH", "OPENAI_SEND_EXTRA_OPTIONS", "DEFAULT_MODEL",
-    "MODEL_LIST_TTL_SECONDS",
+    "OLLAMA_NUM_CTX", "OPENAI_BASE_URL", "OPENAI_API_KEY", "OPENAI_CONTEXT_LENGTH", "OPENAI_SEND_EXTRA_OPTIONS",
+    "DEFAULT_MODEL", "MODEL_LIST_TTL_SECONDS", "MODEL_SERVER_TIMEOUT_SECONDS",
 }
 
 
+@dataclass(frozen=True)
+class Catalogue:
+    """One listing of every server: the models (one entry per provider and name), and each server's report."""
+
+    models: tuple[ModelInfo, ...] = ()
+    servers: tuple[ServerReport, ...] = ()
+    listed_at: float = 0.0  # time.time() when the listing finished; 0 for none yet
+    started: float = 0.0  # time.monotonic() when it began, so a slower, older listing never replaces a newer one
+    refreshing: bool = False  # a background refresh was running when this was handed out
+    loaded: tuple[LoadedModel, ...] = field(default=())
+
+    @property
+    def age_seconds(self) -> float:
+        return max(0.0, time.time() - self.listed_at) if self.listed_at else 0.0
+
+
+class _BackgroundLoop:
+    """One event loop on a daemon thread per process, for refreshes no request waits for."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, coroutine) -> Future:
+        with self._lock:
+            if self._loop is None or self._loop.is_closed():
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, name="models-refresh", daemon=True).start()
+                self._loop = loop
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+
+
+BACKGROUND = _BackgroundLoop()
+
+
 class ModelRegistry:
-    """Built lazily from settings; the model list is cached briefly so a send does not re-query every backend."""
+    """Built lazily from settings; the catalogue is cached so a send does not re-query every backend."""
 
     def __init__(self) -> None:
         self._providers: list[Provider] | None = None
-        self._models: list[ModelInfo] = []
-        self._listed_at = 0.0
+        self._catalogue = Catalogue()
+        self._generation = 0  # bumped by reset, so a refresh begun with old settings is dropped
         self._refreshing: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
+        self._background: Future | None = None
+        self._state_lock = threading.Lock()
+        # Called on each catalogue read; each must be cheap once it has done its work (the hot-slot keeper's start).
+        self.on_use: list[Callable[[], None]] = []
 
     def reset(self) -> None:
-        self._providers = None
-        self._models = []
-        self._listed_at = 0.0
+        with self._state_lock:
+            self._providers = None
+            self._catalogue = Catalogue()
+            self._generation += 1
+            self._background = None
 
     def providers(self) -> list[Provider]:
         if self._providers is None:
@@ -43,20 +97,63 @@ class ModelRegistry:
                 return provider
         raise ProviderError(f"Provider {name!r} is not configured.", code="model_not_found", status=400)
 
-    def _fresh(self) -> bool:
-        return bool(self._models) and time.monotonic() - self._listed_at < settings.MODEL_LIST_TTL_SECONDS
+    def _fresh(self, catalogue: Catalogue) -> bool:
+        return bool(catalogue.listed_at) and catalogue.age_seconds < settings.MODEL_LIST_TTL_SECONDS
+
+    async def _survey(self) -> Catalogue:
+        """Ask every server now, each within MODEL_SERVER_TIMEOUT_SECONDS, and keep the answer."""
+        generation, started = self._generation, time.monotonic()
+        providers = self.providers()
+        timeout = settings.MODEL_SERVER_TIMEOUT_SECONDS
+        reports = await asyncio.gather(*(provider.survey(timeout=timeout) for provider in providers))
+        servers = tuple(report for provider_reports in reports for report in provider_reports)
+        seen: dict[str, ModelInfo] = {}
+        for report in servers:
+            for model in report.models:
+                seen.setdefault(model.qualified_name, model)
+        catalogue = Catalogue(models=tuple(seen.values()), servers=servers, listed_at=time.time(), started=started,
+                              loaded=tuple(item for report in servers for item in report.loaded))
+        with self._state_lock:
+            if generation == self._generation and started >= self._catalogue.started:
+                self._catalogue = catalogue
+        return catalogue
+
+    def _refresh_in_background(self) -> bool:
+        """Start one background refresh unless one is running already; answers True (one is running now)."""
+        with self._state_lock:
+            if self._background is None or self._background.done():
+                self._background = BACKGROUND.submit(self._survey())
+        return True
+
+    async def catalogue(self, *, refresh: bool = False) -> Catalogue:
+        """The last listing, refreshed in the background once older than MODEL_LIST_TTL_SECONDS.
+
+        With none yet, or `refresh`, this caller asks the servers and others on its loop wait for its answer.
+        """
+        for hook in self.on_use:
+            hook()
+        current = self._catalogue
+        if not refresh and current.listed_at:
+            if self._fresh(current):
+                return current
+            return replace(current, refreshing=self._refresh_in_background())
+        asked_at = time.monotonic()
+        lock = self._refreshing.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+        async with lock:
+            if self._catalogue.started >= asked_at and self._catalogue.listed_at:
+                return self._catalogue  # another caller on this loop listed while this one waited
+            return await self._survey()
 
     async def list_models(self, *, refresh: bool = False) -> list[ModelInfo]:
-        """Cached briefly; when it expires, one caller asks the backends and the others wait for its answer."""
-        if refresh or not self._fresh():
-            asked_at = time.monotonic()
-            lock = self._refreshing.setdefault(asyncio.get_running_loop(), asyncio.Lock())
-            async with lock:
-                if self._listed_at < asked_at and (refresh or not self._fresh()):
-                    lists = await asyncio.gather(*(provider.list_models() for provider in self.providers()))
-                    self._models = [model for models in lists for model in models]
-                    self._listed_at = time.monotonic()
-        return list(self._models)
+        """The catalogue's models (see `catalogue` for how fresh)."""
+        return list((await self.catalogue(refresh=refresh)).models)
+
+    def find(self, qualified_or_name: str) -> ModelInfo | None:
+        """A model of the last listing by `provider/name` or plain name, without asking any server."""
+        for model in self._catalogue.models:
+            if qualified_or_name in (model.qualified_name, model.name):
+                return model
+        return None
 
     async def unload_all(self) -> list[str]:
         """Every provider frees the models it holds (the panic switch's optional step)."""
@@ -95,7 +192,9 @@ def _build_providers() -> list[Provider]:
     if settings.OLLAMA_URLS:
         from models_mgmt.providers.ollama import OllamaProvider
 
-        providers.append(OllamaProvider(urls=settings.OLLAMA_URLS, keep_alive=settings.OLLAMA_KEEP_ALIVE or None))
+        providers.append(OllamaProvider(urls=settings.OLLAMA_URLS, keep_alive=settings.OLLAMA_KEEP_ALIVE or None,
+                                        num_ctx=settings.OLLAMA_NUM_CTX,
+                                        list_timeout=settings.MODEL_SERVER_TIMEOUT_SECONDS))
     if settings.OPENAI_BASE_URL:
         from models_mgmt.providers.openai_compat import OpenAICompatibleProvider
 
@@ -105,6 +204,7 @@ def _build_providers() -> list[Provider]:
                 api_key=settings.OPENAI_API_KEY,
                 context_length=settings.OPENAI_CONTEXT_LENGTH,
                 send_extra_options=settings.OPENAI_SEND_EXTRA_OPTIONS,
+                list_timeout=settings.MODEL_SERVER_TIMEOUT_SECONDS,
             )
         )
     return providers

@@ -22,6 +22,7 @@ def _fresh_limits(settings):
     settings.SIGNUP_MODE = "open"
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only
     settings.SYSTEM_SAMPLE_SECONDS = 0  # no background sampler writing into other tests' databases
+    settings.HOT_SLOT_CHECK_SECONDS = 0  # no hot-slot keeper reading other tests' databases
     settings.SEARCH_INDEXING = False  # no indexing thread either; the search tests turn it on
     cache.clear()
     yield

@@ -39,10 +39,43 @@ class ModelInfo:
     family: str = ""
     capabilities: tuple[str, ...] = ("chat",)
     server: str = ""  # backend base URL or file path
+    # The window the model was trained for; `context_length` is the one used (and trimmed to), at most this.
+    max_context_length: int | None = None
+    parameter_size: str = ""
+    quantization: str = ""
+    instruct: bool = False  # tuned to follow chat instructions (it has a chat template)
+    digest: str = ""
 
     @property
     def qualified_name(self) -> str:
         return f"{self.provider}/{self.upstream}"
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model held in memory by a backend now, as Ollama's /api/ps reports it (or the local worker)."""
+
+    provider: str
+    upstream: str
+    server: str
+    size: int = 0  # bytes of memory in all
+    size_vram: int = 0  # of which on the GPU
+    expires_at: str | None = None  # when it unloads unless used; far in the future when kept forever
+    context_length: int | None = None
+
+
+@dataclass(frozen=True)
+class ServerReport:
+    """One backend server as the catalogue last saw it: up with its models and what it holds, or down and why."""
+
+    provider: str
+    server: str  # base URL, or "local" for this worker's llama.cpp
+    label: str  # what non-staff see instead of an address: local, ollama-1, openai
+    ok: bool
+    error: str = ""
+    models: tuple[ModelInfo, ...] = ()
+    loaded: tuple[LoadedModel, ...] = ()
+    elapsed_ms: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -97,7 +130,31 @@ class Provider(Protocol):
         """Free the memory of every model this provider holds; names what was unloaded. Never cuts a reply off."""
         ...
 
+    async def survey(self, *, timeout: float) -> list[ServerReport]:
+        """Each server's models and loaded models, every server given at most `timeout` seconds."""
+        ...
+
+    async def load(self, *, model: ModelInfo, keep_alive: str | int | None = None) -> list[str]:
+        """Load the model and answer once it is ready; names the servers that loaded it."""
+        ...
+
+    async def unload(self, *, model: ModelInfo) -> list[str]:
+        """Free the model's memory without cutting a reply off; names the servers that held it."""
+        ...
+
 
 def estimate_tokens(text: str) -> int:
     """A cheap upper-leaning estimate (about four characters a token) for backends with no tokenizer."""
     return max(1, (len(text) + 3) // 4) if text else 0
+
+
+def describe_failure(exc: BaseException, *, timeout: float) -> str:
+    """Why a server could not be listed, in words fit for the catalogue (no address, no traceback)."""
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {timeout:g} s"
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int) and status > 0:
+        return f"answered HTTP {status}"
+    if isinstance(exc, ConnectionError) or "Connect" in type(exc).__name__:
+        return "connection refused"
+    return type(exc).__name__

@@ -12,12 +12,15 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
+from models_mgmt.gguf import metadata_for
 from models_mgmt.providers.base import (
     ChatTurn,
     GenerationOptions,
+    LoadedModel,
     ModelInfo,
     ProviderChunk,
     ProviderError,
+    ServerReport,
     Usage,
 )
 from ops import metrics
@@ -35,6 +38,22 @@ def bundled_model_path() -> Path | None:
         return None
     path = Path(next(iter(spec.submodule_search_locations))) / BUNDLED_FILE
     return path if path.exists() else None
+
+
+LOCAL_SERVER = "local"
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _quantization_in_name(path: Path) -> str:
+    """'Model.Q4_K_M.gguf' -> 'Q4_K_M', for files whose header does not say."""
+    parts = path.name.removesuffix(".gguf").split(".")
+    return parts[-1].upper() if len(parts) > 1 else ""
 
 
 def model_name_for(path: Path) -> str:
@@ -62,6 +81,16 @@ class _LoadedModel:
             )
         return self._llama
 
+    @property
+    def is_loaded(self) -> bool:
+        return self._llama is not None
+
+    def load(self) -> bool:
+        """Run in the model's own thread, after whatever was queued there; True when it had to be loaded."""
+        was_loaded = self._llama is not None
+        self.llama()
+        return not was_loaded
+
     def unload(self) -> bool:
         """Run in the model's own thread, after whatever was queued there; the next use loads it again."""
         if self._llama is None:
@@ -69,7 +98,6 @@ class _LoadedModel:
         self._llama.close()
         self._llama = None
         return True
-
 
 
 class LocalProvider:
@@ -96,22 +124,72 @@ class LocalProvider:
         return files
 
     async def list_models(self) -> list[ModelInfo]:
+        return self._models()
+
+    def _models(self) -> list[ModelInfo]:
+        """Each GGUF with its header's metadata; the window used is LOCAL_N_CTX, or less if the model has less."""
         models = []
         for path in self._files():
             stat = path.stat()
+            meta = metadata_for(path)
+            trained = meta.context_length
             models.append(
                 ModelInfo(
                     name=model_name_for(path),
                     provider=self.name,
                     upstream=model_name_for(path),
-                    context_length=self.n_ctx,
+                    context_length=min(self.n_ctx, trained) if trained else self.n_ctx,
+                    max_context_length=trained,
                     size=stat.st_size,
                     modified_at=datetime.fromtimestamp(stat.st_mtime, tz=UTC).isoformat(),
-                    family=model_name_for(path).split("-")[0],
+                    family=meta.architecture or model_name_for(path).split("-")[0],
+                    parameter_size=meta.parameter_size,
+                    quantization=meta.quantization or _quantization_in_name(path),
+                    instruct=bool(meta.chat_template),
                     server=str(path),
                 )
             )
         return models
+
+    def loaded(self) -> list[LoadedModel]:
+        """The models this worker holds; a GGUF is memory-mapped, so its file size is what it takes."""
+        with self._lock:
+            items = [item for item in self._loaded.values() if item.is_loaded]
+        return [
+            LoadedModel(provider=self.name, upstream=model_name_for(item.path), server=LOCAL_SERVER,
+                        size=_file_size(item.path), context_length=item.n_ctx)
+            for item in items
+        ]
+
+    async def survey(self, *, timeout: float) -> list[ServerReport]:
+        """The files are read here and now, so this server is always up (an unreadable file just has no metadata)."""
+        started = time.monotonic()
+        models = await asyncio.to_thread(self._models)
+        return [ServerReport(provider=self.name, server=LOCAL_SERVER, label=LOCAL_SERVER, ok=True,
+                             models=tuple(models), loaded=tuple(self.loaded()),
+                             elapsed_ms=(time.monotonic() - started) * 1000)]
+
+    async def load(self, *, model: ModelInfo, keep_alive: str | int | None = None) -> list[str]:
+        """Load in the model's own thread (after any reply queued there) and answer once it is ready.
+
+        A loaded local model stays loaded until it is unloaded, so `keep_alive` changes nothing here.
+        """
+        loaded = self._model(model)
+        try:
+            await asyncio.get_running_loop().run_in_executor(loaded.executor, loaded.load)
+        except (OSError, ValueError, RuntimeError) as exc:
+            logger.warning("local model %s could not be loaded: %r", loaded.path, exc)
+            raise ProviderError("The local model could not be loaded.", code="load_failed") from exc
+        return [LOCAL_SERVER]
+
+    async def unload(self, *, model: ModelInfo) -> list[str]:
+        """Free it in its own thread, so a reply generating on it finishes first; the next use loads it again."""
+        with self._lock:
+            loaded = self._loaded.get(Path(model.server))
+        if loaded is None:
+            return []
+        freed = await asyncio.get_running_loop().run_in_executor(loaded.executor, loaded.unload)
+        return [LOCAL_SERVER] if freed else []
 
     def _model(self, info: ModelInfo) -> _LoadedModel:
         path = Path(info.server)

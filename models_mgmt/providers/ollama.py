@@ -1,11 +1,14 @@
-"""Ollama through the official `ollama` client: /api/tags to list, streaming /api/chat to generate."""
+"""Ollama through the official `ollama` client: /api/tags, /api/ps and /api/show to list, streaming /api/chat to
+generate, an empty /api/generate with `keep_alive` to load and unload."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import datetime
 
 import httpx
@@ -14,16 +17,18 @@ import ollama
 from models_mgmt.providers.base import (
     ChatTurn,
     GenerationOptions,
+    LoadedModel,
     ModelInfo,
     ProviderChunk,
     ProviderError,
+    ServerReport,
     Usage,
+    describe_failure,
     estimate_tokens,
 )
 from models_mgmt.providers.clients import (
     BODY_END_TIMEOUT,
     CONNECT_TIMEOUT,
-    LIST_TIMEOUT,
     READ_TIMEOUT,
     PerLoop,
     forget_cookies,
@@ -32,6 +37,8 @@ from models_mgmt.providers.clients import (
 logger = logging.getLogger(__name__)
 
 DEFAULT_CONTEXT = 4096
+# Errors a request to an Ollama server can end in, besides the client's own.
+FAILURES = (ollama.ResponseError, httpx.HTTPError, ConnectionError, TimeoutError, ValueError)
 
 TIMEOUT = httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT, write=30.0, pool=30.0)
 # Idle connections are kept long enough to serve the next reply after a pause in a conversation.
@@ -49,51 +56,189 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
+@dataclass(frozen=True)
+class ShowFacts:
+    """What /api/show says about a model version; it never changes for a digest, so it is asked once."""
+
+    context_length: int | None
+    capabilities: tuple[str, ...]
+    instruct: bool
+
+
+def facts_from_show(show: ollama.ShowResponse) -> ShowFacts:
+    """Context from `model_info.<architecture>.context_length`; Ollama's capability names mapped onto ours.
+
+    A model counts as instruction-tuned when it can call tools or its template lays out chat roles (a base
+    model's template is just `{{ .Prompt }}`).
+    """
+    info = dict(show.modelinfo or {})
+    arch = info.get("general.architecture") or ""
+    context = info.get(f"{arch}.context_length")
+    named = [str(item) for item in (show.capabilities or [])]
+    capabilities = tuple(dict.fromkeys({"completion": "chat", "embedding": "embed"}.get(c, c) for c in named))
+    template = show.template or ""
+    instruct = "tools" in named or any(marker in template for marker in (".Messages", ".System", ".Role"))
+    return ShowFacts(context_length=int(context) if isinstance(context, int) and context > 0 else None,
+                     capabilities=capabilities or ("chat",), instruct=instruct)
+
+
 class OllamaProvider:
-    """One or more Ollama servers; a model present on several goes to the least busy one."""
+    """One or more Ollama servers; a model present on several goes to the least busy one.
+
+    `num_ctx` is the context window asked of Ollama (and prompts are trimmed to), at most the model's own:
+    asking for a model's full window (often 128k) would make Ollama reserve memory for all of it.
+    """
 
     name = "ollama"
 
-    def __init__(self, *, urls: list[str], keep_alive: str | None = None):
+    def __init__(self, *, urls: list[str], keep_alive: str | None = None, num_ctx: int = DEFAULT_CONTEXT,
+                 list_timeout: float = 2.0):
         self.urls = [url.rstrip("/") for url in urls]
         self.keep_alive = keep_alive
+        self.num_ctx = num_ctx
+        self.list_timeout = list_timeout
+        # Per model (its upstream name), a keep_alive that replaces the default: -1 for models in a hot slot.
+        self.keep_alive_overrides: dict[str, str | int] = {}
         self._clients: PerLoop[ollama.AsyncClient] = PerLoop(_client_for)
         self._in_flight: dict[str, int] = {url: 0 for url in self.urls}
         self._servers_for: dict[str, list[str]] = {}
+        self._facts: dict[tuple[str, str, str], ShowFacts] = {}
 
-    async def _tags(self, url: str) -> list[ollama.ListResponse.Model]:
+    def label(self, url: str) -> str:
+        """What people without staff rights see instead of the address: ollama-1, ollama-2, ..."""
+        return f"ollama-{self.urls.index(url) + 1}" if url in self.urls else "ollama"
+
+    def keep_alive_for(self, model: ModelInfo) -> str | int | None:
+        value = self.keep_alive_overrides.get(model.upstream, self.keep_alive)
+        return value if value not in ("", None) else None
+
+    async def _show_all(self, url: str, names: list[tuple[str, str]], deadline: float) -> None:
+        """Ask /api/show for the models not asked yet, in parallel, for as long as the server's time allows."""
+        client = self._clients.get(url)
+
+        async def show(name: str, digest: str) -> None:
+            self._facts[(url, name, digest)] = facts_from_show(await client.show(name))
+
+        tasks = [asyncio.ensure_future(show(name, digest)) for name, digest in names]
+        if not tasks:
+            return
+        _done, pending = await asyncio.wait(tasks, timeout=max(0.0, deadline - time.monotonic()))
+        for task in pending:
+            task.cancel()
+        for task in tasks:
+            if not task.cancelled() and task.exception() is not None:
+                logger.warning("Ollama at %s could not describe a model: %r", url, task.exception())
+
+    def _model_info(self, url: str, item: ollama.ListResponse.Model) -> ModelInfo:
+        name = item.model or ""
+        facts = self._facts.get((url, name, item.digest or ""))
+        details = item.details
+        trained = facts.context_length if facts else None
+        return ModelInfo(
+            name=name,
+            provider=self.name,
+            upstream=name,
+            context_length=min(self.num_ctx, trained) if trained else self.num_ctx,
+            max_context_length=trained,
+            size=int(item.size) if item.size is not None else None,
+            modified_at=_iso(item.modified_at),
+            family=(details.family or "") if details else "",
+            parameter_size=(details.parameter_size or "") if details else "",
+            quantization=(details.quantization_level or "") if details else "",
+            capabilities=facts.capabilities if facts else (("embed",) if "embed" in name else ("chat",)),
+            instruct=facts.instruct if facts else False,
+            digest=item.digest or "",
+            server=url,
+        )
+
+    async def _survey_server(self, url: str, timeout: float) -> ServerReport:
+        started = time.monotonic()
+        deadline = started + timeout
+        client = self._clients.get(url)
         try:
-            async with asyncio.timeout(LIST_TIMEOUT):
-                return list((await self._clients.get(url).list()).models)
-        except (ollama.ResponseError, httpx.HTTPError, ConnectionError, TimeoutError, ValueError) as exc:
+            async with asyncio.timeout(timeout):
+                tags, running = await asyncio.gather(client.list(), client.ps())
+        except FAILURES as exc:
             logger.warning("Ollama at %s could not list its models: %r", url, exc)
-            return []
+            return ServerReport(provider=self.name, server=url, label=self.label(url), ok=False,
+                                error=describe_failure(exc, timeout=timeout),
+                                elapsed_ms=(time.monotonic() - started) * 1000)
+        items = [item for item in tags.models if item.model]
+        unknown = [(item.model, item.digest or "") for item in items if (url, item.model, item.digest or "")
+                   not in self._facts]
+        await self._show_all(url, unknown, deadline)
+        loaded = tuple(
+            LoadedModel(provider=self.name, upstream=item.model, server=url, size=int(item.size or 0),
+                        size_vram=int(item.size_vram or 0), expires_at=_iso(item.expires_at),
+                        context_length=item.context_length)
+            for item in running.models if item.model
+        )
+        return ServerReport(provider=self.name, server=url, label=self.label(url), ok=True,
+                            models=tuple(self._model_info(url, item) for item in items), loaded=loaded,
+                            elapsed_ms=(time.monotonic() - started) * 1000)
+
+    async def survey(self, *, timeout: float | None = None) -> list[ServerReport]:
+        """Every server at once, each given `timeout` seconds for its list, loaded models and descriptions."""
+        reports = await asyncio.gather(*(self._survey_server(url, timeout or self.list_timeout)
+                                         for url in self.urls))
+        servers_for: dict[str, list[str]] = {}
+        for report in reports:
+            for model in report.models:
+                servers_for.setdefault(model.upstream, []).append(report.server)
+        self._servers_for = servers_for
+        return list(reports)
 
     async def list_models(self) -> list[ModelInfo]:
-        results = await asyncio.gather(*(self._tags(url) for url in self.urls))
+        """One entry per model name; a model on several servers is listed once (with the first server)."""
         seen: dict[str, ModelInfo] = {}
-        servers_for: dict[str, list[str]] = {}
-        for url, models in zip(self.urls, results, strict=True):
-            for item in models:
-                name = item.model
-                if not name:
-                    continue
-                servers_for.setdefault(name, []).append(url)
-                if name in seen:
-                    continue
-                seen[name] = ModelInfo(
-                    name=name,
-                    provider=self.name,
-                    upstream=name,
-                    context_length=DEFAULT_CONTEXT,
-                    size=int(item.size) if item.size is not None else None,
-                    modified_at=_iso(item.modified_at),
-                    family=(item.details.family or "") if item.details else "",
-                    capabilities=("embed",) if "embed" in name else ("chat",),
-                    server=url,
-                )
-        self._servers_for = servers_for
+        for report in await self.survey():
+            for model in report.models:
+                seen.setdefault(model.name, model)
         return list(seen.values())
+
+    def _servers_with(self, model: ModelInfo) -> list[str]:
+        return self._servers_for.get(model.upstream) or [model.server or self.urls[0]]
+
+    async def load(self, *, model: ModelInfo, keep_alive: str | int | None = None) -> list[str]:
+        """An empty generate on every server that has the model, with the context chat requests will ask for
+        (another `num_ctx` would make Ollama load it again at the first reply); answers once all are ready."""
+        keep = keep_alive if keep_alive is not None else self.keep_alive_for(model)
+
+        async def load_on(url: str) -> str:
+            await self._clients.get(url).generate(model=model.upstream, keep_alive=keep,
+                                                  options={"num_ctx": model.context_length})
+            return url
+
+        results = await asyncio.gather(*(load_on(url) for url in self._servers_with(model)), return_exceptions=True)
+        loaded = [result for result in results if isinstance(result, str)]
+        failures = [result for result in results if isinstance(result, BaseException)]
+        for failure in failures:
+            logger.warning("Ollama could not load %s: %r", model.upstream, failure)
+        if not loaded:
+            if any(isinstance(f, ollama.ResponseError) and f.status_code == 404 for f in failures):
+                raise ProviderError("The model is not available on the Ollama server.", code="model_not_found",
+                                    status=400)
+            raise ProviderError(UNREACHABLE if any(isinstance(f, httpx.ConnectError | ConnectionError)
+                                                   for f in failures) else FAILED, code="load_failed")
+        return loaded
+
+    async def unload(self, *, model: ModelInfo) -> list[str]:
+        """`keep_alive: 0` on each server that holds the model now; Ollama unloads it once its replies end."""
+
+        async def unload_on(url: str) -> str | None:
+            client = self._clients.get(url)
+            try:
+                async with asyncio.timeout(self.list_timeout):
+                    held = any(item.model == model.upstream for item in (await client.ps()).models)
+                if held:
+                    await client.generate(model=model.upstream, keep_alive=0)
+            except FAILURES as exc:
+                logger.warning("Ollama at %s could not unload %s: %r", url, model.upstream, exc)
+                return None
+            return url if held else None
+
+        results = await asyncio.gather(*(unload_on(url) for url in self.urls))
+        return [url for url in results if url]
 
     def _pick_server(self, model: ModelInfo) -> str:
         """The least busy server that has the model (as of the last listing)."""
@@ -109,10 +254,10 @@ class OllamaProvider:
         async def unload_on(url: str) -> list[str]:
             client = self._clients.get(url)
             try:
-                async with asyncio.timeout(LIST_TIMEOUT):
+                async with asyncio.timeout(self.list_timeout):
                     loaded = [item.model for item in (await client.ps()).models if item.model]
                     await asyncio.gather(*(client.generate(model=name, keep_alive=0) for name in loaded))
-            except (ollama.ResponseError, httpx.HTTPError, ConnectionError, TimeoutError, ValueError) as exc:
+            except FAILURES as exc:
                 logger.warning("Ollama at %s could not unload its models: %r", url, exc)
                 return []
             return [f"{url} {name}" for name in loaded]
@@ -131,7 +276,7 @@ class OllamaProvider:
                 messages=[{"role": m.role, "content": m.content} for m in messages],
                 stream=True,
                 options=_ollama_options(options, model),
-                keep_alive=self.keep_alive or None,
+                keep_alive=self.keep_alive_for(model),
             )
             # The client's stream is an async generator around the streamed response: closing it closes both.
             async with contextlib.aclosing(parts):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,10 +17,12 @@ from models_mgmt.providers.base import (
     ModelInfo,
     ProviderChunk,
     ProviderError,
+    ServerReport,
     Usage,
+    describe_failure,
     estimate_tokens,
 )
-from models_mgmt.providers.clients import CONNECT_TIMEOUT, LIST_TIMEOUT, READ_TIMEOUT, PerLoop, forget_cookies
+from models_mgmt.providers.clients import CONNECT_TIMEOUT, READ_TIMEOUT, PerLoop, forget_cookies
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +38,10 @@ class OpenAICompatibleProvider:
 
     name = "openai"
 
-    def __init__(self, *, base_url: str, api_key: str = "", context_length: int = 4096, send_extra_options=True):
+    def __init__(self, *, base_url: str, api_key: str = "", context_length: int = 4096, send_extra_options=True,
+                 list_timeout: float = 2.0):
         self.base_url = base_url.rstrip("/")
+        self.list_timeout = list_timeout
         self.api_key = api_key
         self.context_length = context_length
         self.send_extra_options = send_extra_options
@@ -58,30 +63,49 @@ class OpenAICompatibleProvider:
         return self._clients.get(self.base_url)
 
     async def list_models(self) -> list[ModelInfo]:
+        return [model for report in await self.survey() for model in report.models]
+
+    async def survey(self, *, timeout: float | None = None) -> list[ServerReport]:
+        """The server's /models; it reports nothing about what is loaded, so nothing is listed as loaded."""
+        timeout = timeout or self.list_timeout
+        started = time.monotonic()
         try:
-            async with asyncio.timeout(LIST_TIMEOUT):
+            async with asyncio.timeout(timeout):
                 page = await self.client().models.list(extra_headers=self._headers)
             items = [model.model_dump() for model in page.data]
         except (openai.OpenAIError, TimeoutError, ValueError) as exc:
             logger.warning("OpenAI-compatible server at %s could not list its models: %r", self.base_url, exc)
-            return []
-        return [
-            ModelInfo(
-                name=item["id"],
-                provider=self.name,
-                upstream=item["id"],
-                context_length=int((item.get("meta") or {}).get("n_ctx_train") or self.context_length),
-                modified_at=str(item.get("created") or "") or None,
-                family=item.get("owned_by") or "",
-                server=self.base_url,
-            )
-            for item in items
-            if item.get("id")
-        ]
+            return [ServerReport(provider=self.name, server=self.base_url, label=self.name, ok=False,
+                                 error=describe_failure(exc, timeout=timeout),
+                                 elapsed_ms=(time.monotonic() - started) * 1000)]
+        return [ServerReport(provider=self.name, server=self.base_url, label=self.name, ok=True,
+                             models=tuple(self._model_info(item) for item in items if item.get("id")),
+                             elapsed_ms=(time.monotonic() - started) * 1000)]
+
+    def _model_info(self, item: dict) -> ModelInfo:
+        trained = (item.get("meta") or {}).get("n_ctx_train")
+        return ModelInfo(
+            name=item["id"],
+            provider=self.name,
+            upstream=item["id"],
+            context_length=int(trained or self.context_length),
+            max_context_length=int(trained) if trained else None,
+            modified_at=str(item.get("created") or "") or None,
+            family=item.get("owned_by") or "",
+            server=self.base_url,
+        )
 
     async def unload_all(self) -> list[str]:
         """The OpenAI API has no way to unload a model: the server manages its own memory."""
         return []
+
+    async def load(self, *, model: ModelInfo, keep_alive: str | int | None = None) -> list[str]:
+        raise ProviderError("An OpenAI-compatible server loads and unloads its models itself.",
+                            code="not_supported", status=409)
+
+    async def unload(self, *, model: ModelInfo) -> list[str]:
+        raise ProviderError("An OpenAI-compatible server loads and unloads its models itself.",
+                            code="not_supported", status=409)
 
     async def count_tokens(self, *, model: ModelInfo, texts: list[str]) -> list[int]:
         return [estimate_tokens(text) for text in texts]

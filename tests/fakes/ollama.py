@@ -1,10 +1,15 @@
 """A small protocol-faithful fake Ollama server for tests and benchmarks.
 
 Speaks HTTP/1.1 with chunked NDJSON like the real one: GET /api/tags, GET /api/ps, POST /api/show,
-POST /api/chat and /api/generate (streaming or not). Like Ollama, a request loads its model (listed by /api/ps);
-one with no prompt only loads it, and `keep_alive: 0` unloads it. Behaviour is controlled with POST /_control
-{tokens, delay_ms, die_after, first_delay_ms} and counters are read from GET /_stats, so a test can
-check that a stopped stream really closed its upstream request.
+POST /api/chat and /api/generate (streaming or not). Like Ollama, a request loads its model (listed by /api/ps
+with its size, size_vram, expires_at and context_length); one with no prompt only loads it, and its
+`keep_alive` sets when it unloads: a duration ("5m", seconds as a number), negative for never, 0 at once; a
+request without one resets it to five minutes, as Ollama's default. `options.num_ctx` is the context the model
+is loaded with, and a different one reloads it. /api/show answers `details`, `model_info` with
+`<architecture>.context_length`, `capabilities` and `template` like the real API.
+Behaviour is controlled with POST /_control {tokens, delay_ms, die_after, first_delay_ms, list_delay_ms, ...}
+({"restart": true} forgets every loaded model, as a restarted server would), and counters are read from
+GET /_stats, so a test can check that a stopped stream really closed its upstream request.
 
 Run standalone: python -m tests.fakes.ollama --port 11555 [--tokens 200 --delay-ms 20]
 """
@@ -14,9 +19,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import threading
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 
 
 @dataclass
@@ -27,6 +34,53 @@ class Behaviour:
     die_after: int | None = None  # drop the connection after this many tokens
     text: str | None = None  # reply with this text (split into word tokens) instead of "t0 t1 ..."
     models: list[str] = field(default_factory=lambda: ["fake-llm:latest", "fake-coder:7b"])
+    list_delay_ms: float = 0.0  # how long /api/tags, /api/ps and /api/show take (a slow or hung server)
+    gpu: bool = False  # loaded models report all their memory as VRAM
+    # Per model: architecture, context_length, capabilities, template, parameter_size, quantization, size.
+    profiles: dict[str, dict] = field(default_factory=dict)
+
+
+DEFAULT_KEEP_ALIVE = timedelta(minutes=5)
+FOREVER = "2318-01-01T00:00:00Z"  # what Ollama reports for keep_alive < 0
+DEFAULT_NUM_CTX = 4096
+CHAT_TEMPLATE = "{{- range .Messages }}<|{{ .Role }}|>{{ .Content }}{{ end }}<|assistant|>"
+
+
+def profile_for(name: str, overrides: dict | None = None) -> dict:
+    """What /api/show reports for a model: embedders are small BERTs, coders long-context instruct models."""
+    base = name.split(":")[0]
+    if "embed" in base:
+        profile = {"architecture": "bert", "context_length": 512, "capabilities": ["embedding"], "template": "",
+                   "parameter_size": "23M", "quantization": "F16", "size": 45_000_000}
+    elif "coder" in base:
+        profile = {"architecture": "qwen2", "context_length": 32768, "capabilities": ["completion", "tools"],
+                   "template": CHAT_TEMPLATE, "parameter_size": "7.6B", "quantization": "Q4_K_M", "size": 1_000_000}
+    elif "base" in base:
+        profile = {"architecture": "llama", "context_length": 4096, "capabilities": ["completion"],
+                   "template": "{{ .Prompt }}", "parameter_size": "1B", "quantization": "Q8_0", "size": 1_000_000}
+    else:
+        profile = {"architecture": "llama", "context_length": 8192, "capabilities": ["completion"],
+                   "template": CHAT_TEMPLATE, "parameter_size": "1M", "quantization": "Q4_0", "size": 1_000_000}
+    return {**profile, **(overrides or {})}
+
+
+def expiry_for(keep_alive) -> str | None:
+    """Ollama's keep_alive: None = the default, negative = forever, 0 = now (None returned), else a duration."""
+    if keep_alive is None or keep_alive == "":
+        seconds = DEFAULT_KEEP_ALIVE.total_seconds()
+    elif isinstance(keep_alive, (int, float)):
+        seconds = float(keep_alive)
+    else:
+        match = re.fullmatch(r"(-?\d+(?:\.\d+)?)(ms|s|m|h)?", str(keep_alive).strip())
+        if not match:
+            raise ValueError(f"invalid keep_alive {keep_alive!r}")
+        unit = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[match.group(2)]
+        seconds = float(match.group(1)) * unit
+    if seconds < 0:
+        return FOREVER
+    if seconds == 0:
+        return None
+    return (datetime.now(UTC) + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass
@@ -40,6 +94,9 @@ class Stats:
     connections: int = 0  # TCP connections accepted (keep-alive reuses one for many requests)
     tags: int = 0  # model lists served (GET /api/tags)
     unloads: int = 0  # models unloaded with keep_alive 0
+    loads: int = 0  # models loaded into memory (a request for a model not loaded, or with another num_ctx)
+    restarts: int = 0
+    shows: int = 0
     last_request: dict = field(default_factory=dict)
 
 
@@ -50,6 +107,7 @@ class FakeOllama:
         self.behaviour = behaviour or Behaviour()
         self.stats = Stats()
         self.loaded: dict[str, str] = {}  # model -> expires_at, as /api/ps shows it
+        self.loaded_ctx: dict[str, int] = {}  # model -> the num_ctx it was loaded with
         self._server: asyncio.AbstractServer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -103,6 +161,13 @@ class FakeOllama:
         """Counters back to zero and nothing loaded: each test starts from a freshly started server."""
         self.stats = Stats()
         self.loaded.clear()
+        self.loaded_ctx.clear()
+
+    def restart(self) -> None:
+        """What a restarted server looks like to clients: nothing loaded any more."""
+        self.loaded.clear()
+        self.loaded_ctx.clear()
+        self.stats.restarts += 1
 
     # --- HTTP --------------------------------------------------------------------------------------
 
@@ -138,40 +203,78 @@ class FakeOllama:
         return True
 
     async def _route(self, method, path, body, reader, writer) -> bool:
+        if path in ("/api/tags", "/api/ps", "/api/show") and self.behaviour.list_delay_ms:
+            await asyncio.sleep(self.behaviour.list_delay_ms / 1000)
         if method == "GET" and path == "/api/tags":
             self.stats.tags += 1
             return await self._json(writer, 200, {"models": [self._model_entry(m) for m in self.behaviour.models]})
         if method == "GET" and path == "/api/ps":
-            models = [{**self._model_entry(name), "expires_at": expires, "size_vram": 0}
-                      for name, expires in self.loaded.items()]
-            return await self._json(writer, 200, {"models": models})
+            return await self._json(writer, 200, {"models": [self._ps_entry(name) for name in list(self.loaded)]})
         if method == "GET" and path == "/api/version":
             return await self._json(writer, 200, {"version": "0.0.0-fake"})
         if method == "GET" and path == "/_stats":
             return await self._json(writer, 200, asdict(self.stats))
         if method == "POST" and path == "/_control":
-            self.configure(**json.loads(body or b"{}"))
-            if json.loads(body or b"{}").get("reset_stats"):
+            control = json.loads(body or b"{}")
+            reset, restart = control.pop("reset_stats", False), control.pop("restart", False)
+            self.configure(**control)
+            if reset:
                 self.reset_stats()
+            if restart:
+                self.restart()
             return await self._json(writer, 200, asdict(self.behaviour))
         if method == "POST" and path == "/api/show":
+            self.stats.shows += 1
             name = json.loads(body or b"{}").get("model", "")
             if name not in self.behaviour.models:
                 return await self._json(writer, 404, {"error": f"model '{name}' not found"})
-            details = {"details": {"family": "fake"}, "model_info": {"context_length": 4096}}
-            return await self._json(writer, 200, details)
+            return await self._json(writer, 200, self._show(name))
         if method == "POST" and path in ("/api/chat", "/api/generate"):
             return await self._generate(path, json.loads(body or b"{}"), reader, writer)
         return await self._json(writer, 404, {"error": "not found"})
+
+    def _profile(self, name: str) -> dict:
+        return profile_for(name, self.behaviour.profiles.get(name))
+
+    def _details(self, name: str) -> dict:
+        profile = self._profile(name)
+        family = name.split(":")[0].split("-")[-1]
+        return {"parent_model": "", "format": "gguf", "family": family, "families": [family],
+                "parameter_size": profile["parameter_size"], "quantization_level": profile["quantization"]}
 
     def _model_entry(self, name: str) -> dict:
         return {
             "name": name,
             "model": name,
             "modified_at": "2026-11-01T10:00:00Z",
-            "size": 1_000_000,
-            "digest": "0" * 64,
-            "details": {"family": name.split(":")[0].split("-")[-1], "parameter_size": "1M"},
+            "size": self._profile(name)["size"],
+            "digest": f"{abs(hash(name)) % 16**12:012x}".rjust(64, "0"),
+            "details": self._details(name),
+        }
+
+    def _ps_entry(self, name: str) -> dict:
+        """A loaded model takes its weights plus a KV cache that grows with the context it was loaded with."""
+        context = self.loaded_ctx.get(name, DEFAULT_NUM_CTX)
+        size = self._profile(name)["size"] + context * 1000
+        return {**self._model_entry(name), "size": size, "expires_at": self.loaded.get(name, FOREVER),
+                "size_vram": size if self.behaviour.gpu else 0, "context_length": context}
+
+    def _show(self, name: str) -> dict:
+        profile = self._profile(name)
+        arch = profile["architecture"]
+        return {
+            "modelfile": f"FROM {name}\n",
+            "parameters": "stop \"<|end|>\"",
+            "template": profile["template"],
+            "details": self._details(name),
+            "model_info": {
+                "general.architecture": arch,
+                "general.parameter_count": 1_000_000,
+                f"{arch}.context_length": profile["context_length"],
+                f"{arch}.embedding_length": 576,
+            },
+            "capabilities": profile["capabilities"],
+            "modified_at": "2026-11-01T10:00:00Z",
         }
 
     def _tokens(self, limit: int) -> list[str]:
@@ -186,15 +289,22 @@ class FakeOllama:
         if request.get("model") not in behaviour.models:
             return await self._json(writer, 404, {"error": f"model '{request.get('model')}' not found"})
         chat = path == "/api/chat"
-        keep_alive = request.get("keep_alive")
-        if keep_alive in (0, "0", "0s"):
-            self.loaded.pop(request["model"], None)
-            self.stats.unloads += 1
+        name = request["model"]
+        try:
+            expires = expiry_for(request.get("keep_alive"))
+        except ValueError as exc:
+            return await self._json(writer, 400, {"error": str(exc)})
+        if expires is None:
+            if self.loaded.pop(name, None) is not None:
+                self.stats.unloads += 1
+            self.loaded_ctx.pop(name, None)
         else:
-            forever = keep_alive in (-1, "-1")
-            self.loaded[request["model"]] = "2318-01-01T00:00:00Z" if forever else "2026-12-31T00:00:00Z"
+            context = int((request.get("options") or {}).get("num_ctx") or DEFAULT_NUM_CTX)
+            if name not in self.loaded or self.loaded_ctx.get(name) != context:
+                self.stats.loads += 1  # Ollama reloads a model asked for with another context size
+            self.loaded[name], self.loaded_ctx[name] = expires, context
         if not (request.get("messages") if chat else request.get("prompt")):  # a load or unload, nothing more
-            reason = "unload" if keep_alive in (0, "0", "0s") else "load"
+            reason = "unload" if expires is None else "load"
             payload = {"model": request["model"], "created_at": "2026-11-21T00:00:00Z", "done": True,
                        "done_reason": reason}
             payload.update({"message": {"role": "assistant", "content": ""}} if chat else {"response": ""})

@@ -117,7 +117,8 @@ async def test_ollama_maps_options_and_streams(fake):
 async def test_ollama_reuses_its_connection_between_replies(fake):
     """The end of each streamed body is read, so the pooled connection serves the next reply."""
     provider = OllamaProvider(urls=[fake.url])
-    model = (await provider.list_models())[0]
+    model = (await provider.list_models())[0]  # the listing asks in parallel, opening a few connections
+    opened = fake.stats.connections
     for _ in range(3):
         deltas, final = await collect(provider, model)
         assert final is not None and len(deltas) == 16
@@ -125,7 +126,7 @@ async def test_ollama_reuses_its_connection_between_replies(fake):
         if fake.stats.completed == 3:
             break
         await asyncio.sleep(0.01)
-    assert fake.stats.completed == 3 and fake.stats.connections == 1
+    assert fake.stats.completed == 3 and fake.stats.connections == opened
 
 
 async def test_ollama_failure_mid_stream_raises(fake):
@@ -232,7 +233,9 @@ async def test_ollama_sends_no_cookie_a_backend_set():
         assert await provider.list_models() == []
     finally:
         server.close()
-    assert len(heads) == 2 and b"alice-secret" not in heads[1] and b"cookie:" not in heads[1].lower()
+    # Each listing asks /api/tags and /api/ps at once; the second listing's requests follow the cookie.
+    assert len(heads) == 4
+    assert not any(b"alice-secret" in head or b"cookie:" in head.lower() for head in heads[2:])
 
 
 async def test_ollama_spreads_load_over_servers():
@@ -384,3 +387,31 @@ async def test_ollama_unload_drops_every_loaded_model_with_keep_alive_zero(fake)
     assert list(fake.loaded) == [model.upstream]
     assert await provider.unload_all() == [f"{fake.url} {model.upstream}"]
     assert fake.loaded == {} and fake.stats.unloads == 1
+
+
+async def test_local_load_and_unload_of_one_model_wait_for_its_running_reply(local_provider):
+    model = (await local_provider.list_models())[0]
+    assert await local_provider.load(model=model) == ["local"]
+    assert [item.upstream for item in local_provider.loaded()] == [model.name]
+    running = asyncio.ensure_future(collect(local_provider, model, options=GenerationOptions(max_tokens=24)))
+    await asyncio.sleep(0.05)
+    assert await local_provider.unload(model=model) == ["local"]
+    deltas, final = await running
+    assert deltas and final.finish_reason and final.usage.completion_tokens == len(deltas)  # whole, not cut off
+    assert local_provider.loaded() == [] and await local_provider.unload(model=model) == []
+
+
+async def test_ollama_load_and_unload_one_model_on_every_server_that_has_it(fake):
+    other = FakeOllama().start_in_thread()
+    try:
+        provider = OllamaProvider(urls=[fake.url, other.url], num_ctx=2048)
+        model = (await provider.list_models())[0]
+        assert model.context_length == 2048 and model.max_context_length == 8192
+        assert await provider.load(model=model, keep_alive=-1) == [fake.url, other.url]
+        assert fake.loaded[model.upstream] == other.loaded[model.upstream] == "2318-01-01T00:00:00Z"
+        assert fake.loaded_ctx[model.upstream] == 2048
+        other.restart()
+        assert await provider.unload(model=model) == [fake.url]  # only where it is held
+        assert fake.loaded == {} and fake.stats.unloads == 1
+    finally:
+        other.stop()

@@ -1,0 +1,158 @@
+"""Thin HTTP views for the model catalogue, preload and unload, hot slots and system memory (spec §3.3)."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import permissions
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.apis import IsStaff
+from chatproject.schema import error_response
+from models_mgmt import selectors, services
+from models_mgmt.serializers import (
+    CatalogueModelSerializer,
+    HotSlotAssignResultSerializer,
+    HotSlotAssignSerializer,
+    HotSlotRemoveResultSerializer,
+    HotSlotSerializer,
+    HotSlotsLoadResultSerializer,
+    ModelsStatusSerializer,
+    PreloadResultSerializer,
+    PreloadSerializer,
+    SystemMemorySerializer,
+    UnloadResultSerializer,
+)
+from ops.panic import NotDuringPanic
+
+STAFF = [permissions.IsAuthenticated, IsStaff]
+# Loading takes memory and starts work, so it waits out a panic; unloading only frees, so it is always allowed.
+STAFF_LOADS = [permissions.IsAuthenticated, IsStaff, NotDuringPanic]
+BUDGET = error_response("The load would exceed the model memory budget (code memory_budget); details.unload "
+                        "names the models to unload first.")
+BACKEND = error_response("The model's server could not load it (code load_failed or backend_unavailable).")
+
+
+def _is_staff(request: Request) -> bool:
+    return bool(request.user and request.user.is_authenticated and request.user.is_staff)
+
+
+class PublicModelsApi(APIView):
+    permission_classes = [permissions.AllowAny]
+
+
+@extend_schema(tags=["chat-public"])
+class ModelsListApi(PublicModelsApi):
+    @extend_schema(operation_id="chat_models_list", responses=CatalogueModelSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        """Every model of every configured server, with what it is and whether it is loaded now.
+
+        Served from the last listing; once that is older than MODEL_LIST_TTL_SECONDS a refresh runs in the
+        background, so a dead server never slows this down (`chat_models_status` says which are down).
+        """
+        rows = selectors.model_rows(selectors.catalogue(), staff=_is_staff(request))
+        return Response(CatalogueModelSerializer(rows, many=True).data)
+
+
+@extend_schema(tags=["chat-public"])
+class ModelsStatusApi(PublicModelsApi):
+    @extend_schema(operation_id="chat_models_status", responses=ModelsStatusSerializer)
+    def get(self, request: Request) -> Response:
+        """Each server up or down (and why), the models loaded now with their memory and unload time, and the
+        memory budget."""
+        return Response(ModelsStatusSerializer(selectors.status(staff=_is_staff(request))).data)
+
+
+@extend_schema(tags=["chat-public"])
+class ModelsOrchestratorApi(PublicModelsApi):
+    @extend_schema(operation_id="chat_models_orchestrator", responses=CatalogueModelSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        """Models fit to plan and route: chat models tuned to follow instructions, with a context window of at
+        least 8192 tokens (their trained window)."""
+        rows = selectors.model_rows(selectors.catalogue(), staff=_is_staff(request))
+        return Response(CatalogueModelSerializer([r for r in rows if "orchestrator" in r["capabilities"]],
+                                                 many=True).data)
+
+
+@extend_schema(tags=["chat"])
+class ModelPreloadApi(APIView):
+    permission_classes = STAFF_LOADS
+
+    @extend_schema(operation_id="chat_models_preload", request=PreloadSerializer,
+                   responses={200: PreloadResultSerializer, 409: BUDGET, 503: BACKEND})
+    def post(self, request: Request) -> Response:
+        """Load a model and answer once it is ready: Ollama through an empty generate with `keep_alive`, a local
+        GGUF loaded into llama.cpp. Staff only, audited."""
+        data = PreloadSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        result = services.preload_model(actor=request.user, name=data.validated_data["model"],
+                                        keep_alive=data.validated_data.get("keep_alive"))
+        return Response(PreloadResultSerializer(result).data)
+
+
+@extend_schema(tags=["chat"])
+class ModelUnloadApi(APIView):
+    permission_classes = STAFF
+
+    @extend_schema(operation_id="chat_models_unload", request=None,
+                   responses={200: UnloadResultSerializer,
+                              409: error_response("The model is in a hot slot (code in_hot_slot), or its server "
+                                                  "cannot unload (code not_supported).")})
+    def post(self, request: Request, model_name: str) -> Response:
+        """Free a model's memory: Ollama `keep_alive: 0`; a local model is freed after the reply running on it
+        ends. Staff only, audited."""
+        return Response(UnloadResultSerializer(services.unload_model(actor=request.user, name=model_name)).data)
+
+
+@extend_schema(tags=["chat-public"])
+class HotSlotsApi(PublicModelsApi):
+    @extend_schema(operation_id="chat_models_hot_slots", responses=HotSlotSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        """The four hot slots, empty ones too, each with its model's live state."""
+        return Response(HotSlotSerializer(selectors.hot_slot_rows(staff=_is_staff(request)), many=True).data)
+
+
+@extend_schema(tags=["chat"])
+class HotSlotApi(APIView):
+    def get_permissions(self):
+        return [permission() for permission in (STAFF_LOADS if self.request.method == "POST" else STAFF)]
+
+    @extend_schema(operation_id="chat_models_hot_slot_assign", request=HotSlotAssignSerializer,
+                   responses={200: HotSlotAssignResultSerializer, 409: BUDGET, 503: BACKEND})
+    def post(self, request: Request, slot_number: int) -> Response:
+        """Put a model in slot 1–4 and load it to stay loaded. Staff only, audited."""
+        data = HotSlotAssignSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        result = services.assign_hot_slot(actor=request.user, slot_number=slot_number,
+                                          name=data.validated_data["model"])
+        return Response(HotSlotAssignResultSerializer(result).data)
+
+    @extend_schema(operation_id="chat_models_hot_slot_remove", request=None,
+                   responses={200: HotSlotRemoveResultSerializer})
+    def delete(self, request: Request, slot_number: int) -> Response:
+        """Empty a slot; its model then unloads when its keep-alive runs out, like any other. Staff only, audited."""
+        return Response(HotSlotRemoveResultSerializer(
+            services.remove_hot_slot(actor=request.user, slot_number=slot_number)).data)
+
+
+@extend_schema(tags=["chat"])
+class HotSlotsLoadApi(APIView):
+    permission_classes = STAFF_LOADS
+
+    @extend_schema(operation_id="chat_models_hot_slots_load", request=None,
+                   responses={200: HotSlotsLoadResultSerializer})
+    def post(self, request: Request) -> Response:
+        """Load every slotted model to stay; each slot reports on its own. Staff only, audited."""
+        return Response(HotSlotsLoadResultSerializer(services.load_hot_slots(actor=request.user)).data)
+
+
+@extend_schema(tags=["chat"])
+class SystemMemoryApi(APIView):
+    permission_classes = STAFF
+
+    @extend_schema(operation_id="chat_system_memory", responses=SystemMemorySerializer)
+    def get(self, request: Request) -> Response:
+        """This worker's memory, the host's RAM and swap, each loaded model's memory, and GPU memory where
+        nvidia-smi can read it. Staff only."""
+        return Response(SystemMemorySerializer(selectors.system_memory()).data)

@@ -1,0 +1,149 @@
+"""Reads for model management: catalogue rows with live state, hot slots, memory in use."""
+
+from __future__ import annotations
+
+from asgiref.sync import async_to_sync
+
+from models_mgmt.memory import gpu_memory, host_memory, memory_budget
+from models_mgmt.models import HOT_SLOT_COUNT, HotSlot
+from models_mgmt.providers import ModelInfo, ProviderError
+from models_mgmt.providers.base import LoadedModel
+from models_mgmt.registry import Catalogue, registry
+
+ORCHESTRATOR_MIN_CONTEXT = 8192
+
+
+def is_orchestrator_suitable(model: ModelInfo) -> bool:
+    """Fit to plan and route: a chat model tuned to follow instructions whose own context window (what it was
+    trained for, else the window it runs with) holds at least 8k tokens."""
+    window = model.max_context_length or model.context_length
+    return "chat" in model.capabilities and model.instruct and window >= ORCHESTRATOR_MIN_CONTEXT
+
+
+def pins() -> dict[str, int]:
+    """`provider/name` -> slot number, for every filled hot slot."""
+    return dict(HotSlot.objects.values_list("model", "slot"))
+
+
+def catalogue(*, refresh: bool = False) -> Catalogue:
+    return async_to_sync(registry.catalogue)(refresh=refresh)
+
+
+def _loaded_by_model(listing: Catalogue) -> dict[str, list[LoadedModel]]:
+    held: dict[str, list[LoadedModel]] = {}
+    for item in listing.loaded:
+        held.setdefault(f"{item.provider}/{item.upstream}", []).append(item)
+    return held
+
+
+def _labels(listing: Catalogue) -> dict[tuple[str, str], str]:
+    return {(report.provider, report.server): report.label for report in listing.servers}
+
+
+def default_model_name() -> str | None:
+    try:
+        return async_to_sync(registry.resolve)(None, ask_backends_on_miss=False).qualified_name
+    except ProviderError:
+        return None
+
+
+def model_rows(listing: Catalogue, *, staff: bool, slots: dict[str, int] | None = None) -> list[dict]:
+    """One row per model: what it is, where it is, and whether it is loaded now (memory, unload time)."""
+    slots = pins() if slots is None else slots
+    held, labels, default = _loaded_by_model(listing), _labels(listing), default_model_name()
+    present: dict[str, list[str]] = {}
+    for report in listing.servers:
+        for model in report.models:
+            present.setdefault(model.qualified_name, []).append(report.label)
+    rows = []
+    for model in listing.models:
+        loaded = held.get(model.qualified_name, [])
+        expiries = sorted(item.expires_at for item in loaded if item.expires_at)
+        capabilities = list(model.capabilities) + (["orchestrator"] if is_orchestrator_suitable(model) else [])
+        rows.append({
+            "name": model.name, "qualified_name": model.qualified_name, "provider": model.provider,
+            "server": labels.get((model.provider, _server_key(model)), model.provider),
+            "server_url": _server_key(model) if staff else None,
+            "servers": present.get(model.qualified_name, []),
+            "size": model.size, "modified_at": model.modified_at, "family": model.family,
+            "parameter_size": model.parameter_size, "quantization": model.quantization,
+            "context_length": model.context_length, "max_context_length": model.max_context_length,
+            "capabilities": capabilities, "instruct": model.instruct, "default": model.qualified_name == default,
+            "loaded": bool(loaded), "loaded_on": [labels.get((item.provider, item.server), item.server)
+                                                  for item in loaded],
+            "memory_bytes": sum(item.size for item in loaded), "vram_bytes": sum(item.size_vram for item in loaded),
+            "expires_at": expiries[0] if expiries else None, "hot_slot": slots.get(model.qualified_name),
+        })
+    return rows
+
+
+def _server_key(model: ModelInfo) -> str:
+    """The server a model's report is filed under: its URL, or `local` for GGUF files of this worker."""
+    return "local" if model.provider == "local" else model.server
+
+
+def server_rows(listing: Catalogue, *, staff: bool) -> list[dict]:
+    return [
+        {"provider": report.provider, "server": report.label, "url": report.server if staff else None,
+         "ok": report.ok, "error": report.error, "models": len(report.models), "loaded": len(report.loaded),
+         "elapsed_ms": round(report.elapsed_ms, 1)}
+        for report in listing.servers
+    ]
+
+
+def loaded_rows(listing: Catalogue, *, slots: dict[str, int] | None = None) -> list[dict]:
+    slots = pins() if slots is None else slots
+    labels = _labels(listing)
+    return [
+        {"model": f"{item.provider}/{item.upstream}", "provider": item.provider,
+         "server": labels.get((item.provider, item.server), item.server), "size": item.size,
+         "size_vram": item.size_vram, "expires_at": item.expires_at, "context_length": item.context_length,
+         "hot_slot": slots.get(f"{item.provider}/{item.upstream}")}
+        for item in listing.loaded
+    ]
+
+
+def memory_in_use(listing: Catalogue) -> int:
+    """Bytes the loaded models take, as their servers report them."""
+    return sum(item.size for item in listing.loaded)
+
+
+def status(*, staff: bool) -> dict:
+    """The catalogue's live side: each server up or down (and why), what is loaded, the memory budget."""
+    listing, slots = catalogue(), pins()
+    return {
+        "listed_at": listing.listed_at, "age_seconds": round(listing.age_seconds, 2), "refreshing": listing.refreshing,
+        "servers": server_rows(listing, staff=staff), "loaded": loaded_rows(listing, slots=slots),
+        "memory": {"budget_bytes": memory_budget(), "used_bytes": memory_in_use(listing)},
+    }
+
+
+def hot_slot_rows(*, staff: bool) -> list[dict]:
+    """All four slots, empty ones included, each with its model's live state."""
+    listing = catalogue()
+    rows = {row["qualified_name"]: row for row in model_rows(listing, staff=staff)}
+    filled = {slot.slot: slot for slot in HotSlot.objects.select_related("assigned_by")}
+    result = []
+    for number in range(1, HOT_SLOT_COUNT + 1):
+        slot = filled.get(number)
+        row = rows.get(slot.model) if slot else None
+        result.append({
+            "slot": number, "model": slot.model if slot else None,
+            "assigned_by": (slot.assigned_by.username if slot and slot.assigned_by else None) if staff else None,
+            "assigned_at": slot.assigned_at if slot else None,
+            "available": row is not None if slot else None, "loaded": bool(row and row["loaded"]),
+            "memory_bytes": row["memory_bytes"] if row else 0, "expires_at": row["expires_at"] if row else None,
+        })
+    return result
+
+
+def system_memory() -> dict:
+    """Process and host RAM, swap, each loaded model's memory, and GPU memory where nvidia-smi can read it."""
+    listing = catalogue()
+    return {
+        **host_memory(),
+        "models": loaded_rows(listing),
+        "models_total_bytes": memory_in_use(listing),
+        "budget_bytes": memory_budget(),
+        "gpus": [gpu.__dict__ for gpu in gpu_memory()],
+    }

@@ -1,0 +1,155 @@
+"""Shapes of the model management API: catalogue rows, server state, hot slots, memory, and their inputs."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+
+class CatalogueModelSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    qualified_name = serializers.CharField(help_text="provider/name: unique across providers")
+    provider = serializers.CharField(help_text="local, ollama or openai")
+    server = serializers.CharField(help_text="The server's label: local, ollama-1, ollama-2 ..., openai")
+    server_url = serializers.CharField(allow_null=True, help_text="Staff only: the server's address or file")
+    servers = serializers.ListField(child=serializers.CharField(), help_text="Every server that has the model")
+    size = serializers.IntegerField(allow_null=True, help_text="Bytes on disk")
+    modified_at = serializers.CharField(allow_null=True)
+    family = serializers.CharField()
+    parameter_size = serializers.CharField()
+    quantization = serializers.CharField()
+    context_length = serializers.IntegerField(help_text="The window prompts are trimmed to")
+    max_context_length = serializers.IntegerField(allow_null=True, help_text="The window the model was trained for")
+    capabilities = serializers.ListField(child=serializers.CharField(),
+                                         help_text="chat, embed, tools, vision ..., and orchestrator")
+    instruct = serializers.BooleanField()
+    default = serializers.BooleanField()
+    loaded = serializers.BooleanField()
+    loaded_on = serializers.ListField(child=serializers.CharField())
+    memory_bytes = serializers.IntegerField(help_text="Memory the loaded model takes (Ollama's size from /api/ps)")
+    vram_bytes = serializers.IntegerField(help_text="Of which on a GPU (size_vram)")
+    expires_at = serializers.CharField(allow_null=True, help_text="When it unloads unless used again")
+    hot_slot = serializers.IntegerField(allow_null=True)
+
+
+class ServerStateSerializer(serializers.Serializer):
+    provider = serializers.CharField()
+    server = serializers.CharField()
+    url = serializers.CharField(allow_null=True, help_text="Staff only")
+    ok = serializers.BooleanField()
+    error = serializers.CharField(help_text="Why it is down, e.g. 'no answer within 2 s', 'connection refused'")
+    models = serializers.IntegerField()
+    loaded = serializers.IntegerField()
+    elapsed_ms = serializers.FloatField()
+
+
+class LoadedModelSerializer(serializers.Serializer):
+    model = serializers.CharField()
+    provider = serializers.CharField()
+    server = serializers.CharField()
+    size = serializers.IntegerField()
+    size_vram = serializers.IntegerField()
+    expires_at = serializers.CharField(allow_null=True)
+    context_length = serializers.IntegerField(allow_null=True)
+    hot_slot = serializers.IntegerField(allow_null=True)
+
+
+class MemoryBudgetSerializer(serializers.Serializer):
+    budget_bytes = serializers.IntegerField()
+    used_bytes = serializers.IntegerField()
+
+
+class ModelsStatusSerializer(serializers.Serializer):
+    listed_at = serializers.FloatField(help_text="Unix time of the listing served")
+    age_seconds = serializers.FloatField()
+    refreshing = serializers.BooleanField(help_text="A background refresh is running")
+    servers = ServerStateSerializer(many=True)
+    loaded = LoadedModelSerializer(many=True)
+    memory = MemoryBudgetSerializer()
+
+
+class PreloadSerializer(serializers.Serializer):
+    model = serializers.CharField(max_length=200, help_text="provider/name or name")
+    keep_alive = serializers.CharField(required=False, max_length=20,
+                                       help_text="Ollama keep_alive, e.g. 10m or -1 (forever); default the server's")
+
+    def validate_keep_alive(self, value: str) -> str | int:
+        text = value.strip()
+        if text.lstrip("-").isdigit():
+            return int(text)
+        number = text[:-1] if text[-1:] in ("s", "m", "h") else ""
+        if not number or not number.replace(".", "", 1).isdigit():
+            raise serializers.ValidationError("Write a duration such as 30s, 10m, 1h, or -1 for forever.")
+        return text
+
+
+class PreloadResultSerializer(serializers.Serializer):
+    model = serializers.CharField()
+    loaded = serializers.BooleanField()
+    servers = serializers.ListField(child=serializers.CharField())
+    keep_alive = serializers.JSONField(allow_null=True)
+    elapsed_ms = serializers.FloatField()
+
+
+class UnloadResultSerializer(serializers.Serializer):
+    model = serializers.CharField()
+    unloaded = serializers.BooleanField(help_text="False when no server held it")
+    servers = serializers.ListField(child=serializers.CharField())
+
+
+class HotSlotSerializer(serializers.Serializer):
+    slot = serializers.IntegerField()
+    model = serializers.CharField(allow_null=True)
+    assigned_by = serializers.CharField(allow_null=True, help_text="Staff only")
+    assigned_at = serializers.DateTimeField(allow_null=True)
+    available = serializers.BooleanField(allow_null=True, help_text="The model is in the catalogue")
+    loaded = serializers.BooleanField()
+    memory_bytes = serializers.IntegerField()
+    expires_at = serializers.CharField(allow_null=True)
+
+
+class HotSlotAssignSerializer(serializers.Serializer):
+    model = serializers.CharField(max_length=200, help_text="provider/name or name")
+
+
+class HotSlotAssignResultSerializer(serializers.Serializer):
+    slot = serializers.IntegerField()
+    model = serializers.CharField()
+    replaced = serializers.CharField(allow_null=True)
+    loaded = serializers.BooleanField()
+    servers = serializers.ListField(child=serializers.CharField())
+
+
+class HotSlotRemoveResultSerializer(serializers.Serializer):
+    slot = serializers.IntegerField()
+    model = serializers.CharField()
+    removed = serializers.BooleanField()
+
+
+class HotSlotLoadRowSerializer(serializers.Serializer):
+    slot = serializers.IntegerField()
+    model = serializers.CharField()
+    ok = serializers.BooleanField()
+    servers = serializers.ListField(child=serializers.CharField())
+    error = serializers.CharField()
+
+
+class HotSlotsLoadResultSerializer(serializers.Serializer):
+    slots = HotSlotLoadRowSerializer(many=True)
+
+
+class GpuMemorySerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    name = serializers.CharField()
+    total_bytes = serializers.IntegerField()
+    used_bytes = serializers.IntegerField()
+    free_bytes = serializers.IntegerField()
+
+
+class SystemMemorySerializer(serializers.Serializer):
+    process = serializers.DictField(help_text="pid, rss_bytes of the worker that answered")
+    system = serializers.DictField(help_text="total_bytes, available_bytes, used_bytes, percent")
+    swap = serializers.DictField(help_text="total_bytes, used_bytes, percent")
+    models = LoadedModelSerializer(many=True)
+    models_total_bytes = serializers.IntegerField()
+    budget_bytes = serializers.IntegerField()
+    gpus = GpuMemorySerializer(many=True)

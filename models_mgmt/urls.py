@@ -1,0 +1,17 @@
+"""Model management routes, mounted under /api/v1/chat/ (spec §3.3)."""
+
+from django.urls import path
+
+from models_mgmt import apis
+
+models_urlpatterns = [
+    path("models", apis.ModelsListApi.as_view(), name="chat-models"),
+    path("models/status", apis.ModelsStatusApi.as_view(), name="chat-models-status"),
+    path("models/orchestrator-suitable", apis.ModelsOrchestratorApi.as_view(), name="chat-models-orchestrator"),
+    path("models/preload", apis.ModelPreloadApi.as_view(), name="chat-models-preload"),
+    path("models/unload/<str:model_name>", apis.ModelUnloadApi.as_view(), name="chat-models-unload"),
+    path("models/hot-slots", apis.HotSlotsApi.as_view(), name="chat-models-hot-slots"),
+    path("models/hot-slots/<int:slot_number>", apis.HotSlotApi.as_view(), name="chat-models-hot-slot"),
+    path("models/load-hot-slots", apis.HotSlotsLoadApi.as_view(), name="chat-models-hot-slots-load"),
+    path("system/memory", apis.SystemMemoryApi.as_view(), name="chat-system-memory"),
+]
