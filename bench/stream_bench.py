@@ -1,5 +1,5 @@
-"""Streaming benchmark: SSE and WebSocket relay against the fake Ollama, compared with calling it directly,
-and the bundled model through the WebSocket compared with llama.cpp called directly.
+"""Streaming benchmark: SSE, WebSocket and OpenAI-compatible relay against the fake Ollama, compared with calling
+it directly, and the bundled model through the WebSocket compared with llama.cpp called directly.
 
     .venv/bin/python bench/stream_bench.py [--quick] [--out docs/bench-results.json]
 
@@ -189,6 +189,27 @@ async def one_sse(server: Server, room: str, conn: Connection) -> tuple[float, l
     return start, arrivals, seq
 
 
+async def one_openai(server: Server, conn: Connection) -> tuple[float, list[float], int]:
+    """One streamed `/v1/chat/completions` call (stateless: no room); its usage chunk counts the tokens."""
+    start = time.perf_counter()
+    arrivals, tokens, buffer = [], 0, b""
+    body = json.dumps({"model": "fake-llm:latest", "messages": [{"role": "user", "content": "bench"}],
+                       "stream": True, "stream_options": {"include_usage": True}}).encode()
+    async for piece in conn.stream("POST", "/v1/chat/completions", body, server.headers()):
+        *events, buffer = (buffer + piece).split(b"\n\n")
+        now = time.perf_counter()
+        for event in events:
+            data = event.removeprefix(b"data: ")
+            if data == b"[DONE]":
+                continue
+            chunk = json.loads(data)
+            if chunk["choices"] and chunk["choices"][0]["delta"].get("content"):
+                arrivals.append(now)
+            elif chunk.get("usage"):
+                tokens = chunk["usage"]["completion_tokens"]
+    return start, arrivals, tokens
+
+
 async def open_ws(server: Server, room: str):
     url = f"ws://127.0.0.1:{server.port}/ws/chat/{room}/?token={server.token}"
     ws = await websockets.connect(url, additional_headers={"Origin": server.base}, max_queue=None)
@@ -241,7 +262,7 @@ def summarise(results, wall: float, cpu: float | None = None, rss: float | None 
 
 async def run_scenario(kind: str, concurrency: int, fake_url: str, server: Server | None,
                        others: dict[str, psutil.Process] | None = None) -> dict:
-    rooms = await server.new_rooms(concurrency) if server else []
+    rooms = await server.new_rooms(concurrency) if server and kind in ("sse", "ws") else []
     rss_peak = [server.ps.memory_info().rss if server else 0]
 
     async def sample_rss():
@@ -255,8 +276,8 @@ async def run_scenario(kind: str, concurrency: int, fake_url: str, server: Serve
     if kind == "direct":
         host, port = fake_url.removeprefix("http://").split(":")
         connections = await asyncio.gather(*(Connection.open(host, int(port)) for _ in range(concurrency)))
-    elif kind == "sse":
-        connections = await asyncio.gather(*(Connection.open("127.0.0.1", server.port) for _ in rooms))
+    elif kind in ("sse", "openai"):
+        connections = await asyncio.gather(*(Connection.open("127.0.0.1", server.port) for _ in range(concurrency)))
         await asyncio.gather(*(conn.request("GET", "/api/v1/auth/me", headers=server.headers())
                                for conn in connections))
     else:
@@ -269,6 +290,8 @@ async def run_scenario(kind: str, concurrency: int, fake_url: str, server: Serve
         runs = [one_direct(conn) for conn in connections]
     elif kind == "sse":
         runs = [one_sse(server, room, conn) for room, conn in zip(rooms, connections, strict=True)]
+    elif kind == "openai":
+        runs = [one_openai(server, conn) for conn in connections]
     else:
         runs = [one_ws(server, room, ws=ws, go=go) for room, ws in zip(rooms, sockets, strict=True)]
     sampler = asyncio.create_task(sample_rss()) if server else None
@@ -384,12 +407,12 @@ async def relay_benchmarks(quick: bool, only: set[str] | None = None, bursts: in
             # Warm up as a server that has been running a while: code paths run once, and a pool of keep-alive
             # connections to the backend as large as the largest burst (short replies; results dropped).
             configure_fake(fake_url, 0, tokens=5)
-            for kind in ("sse", "ws"):
+            for kind in ("sse", "ws", "openai"):
                 await run_scenario(kind, 10 if quick else 50, fake_url, server)
             for delay in (0, 20):
                 configure_fake(fake_url, delay)
                 for concurrency in ((1, 10) if quick else (1, 10, 50)):
-                    for kind in ("direct", "sse", "ws"):
+                    for kind in ("direct", "sse", "ws", "openai"):
                         if only and f"{kind}:{delay}:{concurrency}" not in only:
                             continue
                         runs = []
@@ -478,7 +501,8 @@ def main() -> None:
     parser.add_argument("--bursts", type=int, default=5,
                         help="bursts per scenario; each figure reported is the median over them")
     parser.add_argument("--only", nargs="*", metavar="KIND:GAP:STREAMS",
-                        help="run only these relay scenarios, e.g. ws:20:50 sse:0:50 (implies --skip-model)")
+                        help="run only these relay scenarios (direct, sse, ws, openai), e.g. ws:20:50 openai:0:50 "
+                        "(implies --skip-model)")
     parser.add_argument("--project", default=str(ROOT),
                         help="the checkout whose server is measured, e.g. another commit's tree")
     parser.add_argument("--pin", default="auto", metavar="auto|off|SERVER/CLIENT",
