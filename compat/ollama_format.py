@@ -66,12 +66,13 @@ async def ndjson_stream(kind: str, run: CompletionRun) -> AsyncIterator[bytes]:
 
 def details(model: ModelInfo) -> dict:
     return {"format": "gguf" if model.provider == "local" else "", "family": model.family,
-            "families": [model.family] if model.family else None}
+            "families": [model.family] if model.family else None, "parameter_size": model.parameter_size,
+            "quantization_level": model.quantization}
 
 
 def tag_entry(model: ModelInfo) -> dict:
     return {"name": model.name, "model": model.name, "modified_at": model.modified_at, "size": model.size,
-            "details": details(model)}
+            "digest": model.digest, "details": details(model)}
 
 
 def show_body(model: ModelInfo) -> dict:
@@ -92,5 +93,5 @@ def show_body(model: ModelInfo) -> dict:
 
 def running_entry(model: ModelInfo, replies: int) -> dict:
     """`api/ps`: a model with replies generating now."""
-    return {"name": model.name, "model": model.name, "size": model.size, "details": details(model),
-            "context_length": model.context_length, "replies": replies}
+    return {"name": model.name, "model": model.name, "size": model.size, "digest": model.digest,
+            "details": details(model), "context_length": model.context_length, "replies": replies}

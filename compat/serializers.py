@@ -472,6 +472,8 @@ class OllamaDetailsSerializer(serializers.Serializer):
     format = serializers.CharField(help_text="gguf for the bundled llama.cpp models, empty when unknown.")
     family = serializers.CharField()
     families = serializers.ListField(child=serializers.CharField(), allow_null=True)
+    parameter_size = serializers.CharField(help_text="e.g. 135M, 7.6B; empty when unknown.")
+    quantization_level = serializers.CharField(help_text="e.g. Q4_K_M; empty when unknown.")
 
 
 class OllamaTagSerializer(serializers.Serializer):
@@ -479,6 +481,7 @@ class OllamaTagSerializer(serializers.Serializer):
     model = serializers.CharField()
     modified_at = serializers.CharField(allow_null=True)
     size = serializers.IntegerField(allow_null=True)
+    digest = serializers.CharField(help_text="The backend's digest of the model; empty when it gives none.")
     details = OllamaDetailsSerializer()
 
 

@@ -98,6 +98,7 @@ def test_list_show_ps_and_version(live, bearer, fake_ollama):
     models = api.list().models
     assert [model.model for model in models] == ["fake-llm:latest", "fake-coder:7b"]
     assert models[0].size > 0 and models[0].details.family and models[0].modified_at
+    assert models[0].details.parameter_size and models[0].details.quantization_level and models[0].digest
     shown = api.show("fake-coder:7b")
     assert shown.capabilities == ["completion"]  # what this API serves: tools would be refused
     architecture = shown.modelinfo["general.architecture"]
