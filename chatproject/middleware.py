@@ -7,6 +7,7 @@ import time
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
+from django.core.handlers.asgi import ASGIRequest
 
 from ops import metrics, performance
 
@@ -67,7 +68,9 @@ class MetricsMiddleware:
         return response
 
     async def __acall__(self, request):
-        performance.ensure_system_sampler()  # the worker's event loop is known only once a request runs on it
+        if isinstance(request, ASGIRequest):
+            # The server's own loop, known once a request runs on it (not a sync caller's one-request loop).
+            performance.ensure_system_sampler()
         started = time.perf_counter()
         response = await self.get_response(request)
         self.observe(request, response, started)

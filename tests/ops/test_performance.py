@@ -11,6 +11,7 @@ import pytest
 from channels.db import database_sync_to_async
 from django.core.cache import cache
 from django.core.management import call_command
+from django.test import AsyncClient
 from django.utils import timezone
 
 from ops import performance, system
@@ -220,6 +221,14 @@ def test_the_prune_command(capsys):
     assert PerformanceSample.objects.count() == 1
 
 
+def test_a_sync_caller_starts_no_sampler(api, settings):
+    """Its requests run on a loop made for one request: a task left there would outlive the request."""
+    settings.SYSTEM_SAMPLE_SECONDS = 60
+    before = dict(performance.SAMPLERS)
+    assert api.get(BASE + "thermal").status_code == 200
+    assert performance.SAMPLERS == before
+
+
 def test_a_system_sample_is_taken_once_per_interval_and_prunes(settings):
     settings.SYSTEM_SAMPLE_SECONDS = 60
     sample(ago=timedelta(days=31))
@@ -237,11 +246,12 @@ def test_a_system_sample_is_taken_once_per_interval_and_prunes(settings):
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.asyncio
-async def test_the_periodic_sampler_writes_samples(settings):
+async def test_the_first_asgi_request_starts_the_periodic_sampler(settings):
     settings.SYSTEM_SAMPLE_SECONDS = 1
-    performance.ensure_system_sampler()
-    performance.ensure_system_sampler()  # idempotent: one task per event loop
+    assert (await AsyncClient().get("/healthz")).status_code == 200
     task = performance.SAMPLERS[asyncio.get_running_loop()]
+    assert (await AsyncClient().get("/healthz")).status_code == 200
+    assert performance.SAMPLERS[asyncio.get_running_loop()] is task  # one task per event loop
     try:
         for _ in range(60):
             if await database_sync_to_async(SystemSample.objects.count)() >= 2:
