@@ -18,10 +18,6 @@ from chatproject.errors import error_body
 NOT_BUILT: list[tuple[str, str, str, bool]] = [
     ("analytics", "get", "chat_analytics_get", False),
     ("sessions/<str:chat_id>/analytics", "get", "chat_analytics_session", False),
-    ("ollama/server/status", "get", "chat_ollama_status", True),
-    ("ollama/server/shutdown", "post", "chat_ollama_shutdown", False),
-    ("ollama/server/start", "post", "chat_ollama_start", False),
-    ("ollama/server/restart", "post", "chat_ollama_restart", False),
     ("data/export-to-chat", "post", "chat_export_data", False),
     ("adaptive-router/feedback", "post", "chat_router_feedback", False),
     ("adaptive-router/stats", "get", "chat_router_stats", False),

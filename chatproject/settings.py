@@ -238,6 +238,15 @@ MODEL_SERVER_TIMEOUT_SECONDS = float(os.environ.get("MODEL_SERVER_TIMEOUT_SECOND
 OLLAMA_NUM_CTX = env_int("OLLAMA_NUM_CTX", 4096)
 MODEL_MEMORY_BUDGET = os.environ.get("MODEL_MEMORY_BUDGET", "75%")
 HOT_SLOT_CHECK_SECONDS = env_int("HOT_SLOT_CHECK_SECONDS", 10)
+# A local `ollama serve` this app starts and stops (unset: Ollama servers are run outside it). It listens on
+# OLLAMA_MANAGED_URL, by default the first of OLLAMA_URLS (which it joins when empty).
+OLLAMA_BINARY = os.environ.get("OLLAMA_BINARY", "").strip()
+OLLAMA_MANAGED_URL = os.environ.get("OLLAMA_MANAGED_URL", "").strip()
+if OLLAMA_BINARY and not OLLAMA_URLS:
+    OLLAMA_URLS = [OLLAMA_MANAGED_URL or "http://127.0.0.1:11434"]
+OLLAMA_RUN_DIR = Path(os.environ.get("OLLAMA_RUN_DIR", BASE_DIR / "var" / "ollama"))
+OLLAMA_START_TIMEOUT_SECONDS = float(os.environ.get("OLLAMA_START_TIMEOUT_SECONDS", "30"))
+OLLAMA_STOP_TIMEOUT_SECONDS = float(os.environ.get("OLLAMA_STOP_TIMEOUT_SECONDS", "10"))
 DEFAULT_MAX_TOKENS = env_int("DEFAULT_MAX_TOKENS", 512)
 
 # Embeddings, search and RAG (spec section 7).

@@ -19,6 +19,10 @@ from models_mgmt.serializers import (
     HotSlotSerializer,
     HotSlotsLoadResultSerializer,
     ModelsStatusSerializer,
+    OllamaControlResultSerializer,
+    OllamaControlSerializer,
+    OllamaRestartSerializer,
+    OllamaStatusSerializer,
     PreloadResultSerializer,
     PreloadSerializer,
     SystemMemorySerializer,
@@ -156,3 +160,75 @@ class SystemMemoryApi(APIView):
         """This worker's memory, the host's RAM and swap, each loaded model's memory, and GPU memory where
         nvidia-smi can read it. Staff only."""
         return Response(SystemMemorySerializer(selectors.system_memory()).data)
+
+
+NOT_CONFIGURED = ("No Ollama binary is configured (code not_configured), the binary is missing (binary_not_found), "
+                  "another start, shutdown or restart is under way (operation_in_progress)")
+
+
+@extend_schema(tags=["chat-public"])
+class OllamaStatusApi(PublicModelsApi):
+    @extend_schema(operation_id="chat_ollama_status", responses=OllamaStatusSerializer)
+    def get(self, request: Request) -> Response:
+        """The managed `ollama serve` (running, stopped, external or unmanaged; uptime, version, last exit) and
+        each configured Ollama server's reachability. Staff also get the pid, addresses and the log's last lines."""
+        return Response(OllamaStatusSerializer(selectors.ollama_status(staff=_is_staff(request))).data)
+
+
+class OllamaControlApi(APIView):
+    # Starting or stopping a server is not chat work, so it stays allowed while the panic switch is on.
+    permission_classes = STAFF
+    action = ""
+    default_reason = ""
+    input_serializer: type = OllamaControlSerializer
+
+    def post(self, request: Request) -> Response:
+        data = self.input_serializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        result = services.control_ollama(actor=request.user, action=self.action,
+                                         reason=data.validated_data.get("reason") or self.default_reason)
+        return Response(OllamaControlResultSerializer(result).data)
+
+
+@extend_schema(tags=["chat"])
+class OllamaStartApi(OllamaControlApi):
+    action, default_reason = "start", "Manual start"
+
+    @extend_schema(operation_id="chat_ollama_start", request=OllamaControlSerializer,
+                   responses={200: OllamaControlResultSerializer,
+                              409: error_response(f"{NOT_CONFIGURED}, or a server already answers (already_running)."),
+                              503: error_response("It exited or did not answer /api/version within "
+                                                  "OLLAMA_START_TIMEOUT_SECONDS (start_failed, start_timeout); "
+                                                  "details.log has the log's last lines.")})
+    def post(self, request: Request) -> Response:
+        """Start `ollama serve` (OLLAMA_BINARY) detached from this request and worker, and answer once
+        `/api/version` does. Staff only, audited."""
+        return super().post(request)
+
+
+@extend_schema(tags=["chat"])
+class OllamaShutdownApi(OllamaControlApi):
+    action, default_reason = "shutdown", "Manual shutdown"
+
+    @extend_schema(operation_id="chat_ollama_shutdown", request=OllamaControlSerializer,
+                   responses={200: OllamaControlResultSerializer,
+                              409: error_response(f"{NOT_CONFIGURED}, or nothing this app started is running "
+                                                  "(not_running, not_managed).")})
+    def post(self, request: Request) -> Response:
+        """Stop the managed server: SIGTERM, then SIGKILL after OLLAMA_STOP_TIMEOUT_SECONDS. Staff only, audited."""
+        return super().post(request)
+
+
+@extend_schema(tags=["chat"])
+class OllamaRestartApi(OllamaControlApi):
+    action, default_reason, input_serializer = "restart", "Manual restart", OllamaRestartSerializer
+
+    @extend_schema(operation_id="chat_ollama_restart", request=OllamaRestartSerializer,
+                   responses={200: OllamaControlResultSerializer,
+                              409: error_response(f"{NOT_CONFIGURED}, or an Ollama this app did not start answers "
+                                                  "(already_running)."),
+                              503: error_response("The new server did not come up (start_failed, start_timeout).")})
+    def post(self, request: Request) -> Response:
+        """Shut the managed server down (when it runs) and start it again; hot-slotted models are loaded again.
+        Staff only, audited."""
+        return super().post(request)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from asgiref.sync import async_to_sync
 
+from models_mgmt import ollama_server
 from models_mgmt.memory import gpu_memory, host_memory, memory_budget
 from models_mgmt.models import HOT_SLOT_COUNT, HotSlot
 from models_mgmt.providers import ModelInfo, ProviderError
@@ -147,3 +148,8 @@ def system_memory() -> dict:
         "budget_bytes": memory_budget(),
         "gpus": [gpu.__dict__ for gpu in gpu_memory()],
     }
+
+
+def ollama_status(*, staff: bool) -> dict:
+    """The managed `ollama serve` and every configured Ollama server's reachability."""
+    return ollama_server.status(staff=staff)

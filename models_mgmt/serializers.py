@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from chatproject.validation import StrictCharField
+
 
 class CatalogueModelSerializer(serializers.Serializer):
     name = serializers.CharField()
@@ -153,3 +155,60 @@ class SystemMemorySerializer(serializers.Serializer):
     models_total_bytes = serializers.IntegerField()
     budget_bytes = serializers.IntegerField()
     gpus = GpuMemorySerializer(many=True)
+
+
+class OllamaProbeSerializer(serializers.Serializer):
+    server = serializers.CharField(help_text="ollama-1, ollama-2, ... (ollama-managed for a managed address not "
+                                             "in OLLAMA_URLS)")
+    url = serializers.CharField(allow_null=True, help_text="Staff only")
+    managed = serializers.BooleanField(help_text="The address the managed `ollama serve` listens on")
+    reachable = serializers.BooleanField(help_text="`/api/version` answered within MODEL_SERVER_TIMEOUT_SECONDS")
+    version = serializers.CharField(allow_null=True)
+    error = serializers.CharField(help_text="Why it is unreachable: 'connection refused', 'no answer within 2 s'")
+    elapsed_ms = serializers.FloatField()
+
+
+class OllamaExitSerializer(serializers.Serializer):
+    code = serializers.IntegerField(allow_null=True, help_text="Exit status (negative: the signal that ended it); "
+                                                               "null when another worker started it")
+    at = serializers.CharField()
+    reason = serializers.CharField(help_text="'shutdown: <reason>', 'failed to start: ...' or 'exited on its own'")
+    killed = serializers.BooleanField(help_text="It ignored SIGTERM for OLLAMA_STOP_TIMEOUT_SECONDS and was killed")
+
+
+class OllamaStatusSerializer(serializers.Serializer):
+    managed = serializers.BooleanField(help_text="OLLAMA_BINARY is set: this app starts and stops `ollama serve`")
+    state = serializers.ChoiceField(choices=["running", "stopped", "external", "unmanaged"],
+                                    help_text="running: started by this app; stopped; external: an Ollama this app "
+                                              "did not start answers at the managed address; unmanaged: no binary "
+                                              "configured")
+    message = serializers.CharField()
+    server = serializers.CharField(allow_null=True, help_text="Label of the managed server")
+    url = serializers.CharField(allow_null=True, help_text="Staff only")
+    pid = serializers.IntegerField(allow_null=True, help_text="Staff only")
+    started_at = serializers.CharField(allow_null=True)
+    uptime_seconds = serializers.FloatField(allow_null=True)
+    version = serializers.CharField(allow_null=True, help_text="What the managed server's /api/version says")
+    started_by = serializers.CharField(allow_null=True, help_text="Staff only")
+    environment = serializers.DictField(child=serializers.CharField(), allow_null=True,
+                                        help_text="Staff only: the OLLAMA_* variables it was started with")
+    last_exit = OllamaExitSerializer(allow_null=True)
+    log_file = serializers.CharField(allow_null=True, help_text="Staff only")
+    log_tail = serializers.ListField(child=serializers.CharField(), help_text="Staff only: the log's last lines")
+    servers = OllamaProbeSerializer(many=True, help_text="Every configured Ollama server's reachability")
+
+
+class OllamaControlSerializer(serializers.Serializer):
+    reason = StrictCharField(max_length=500, required=False, help_text="Kept in the audit trail and the status")
+
+
+class OllamaRestartSerializer(serializers.Serializer):
+    reason = StrictCharField(max_length=500, required=False, default="Manual restart",
+                             help_text="Kept in the audit trail and the status")
+
+
+class OllamaControlResultSerializer(serializers.Serializer):
+    action = serializers.ChoiceField(choices=["start", "shutdown", "restart"])
+    reason = serializers.CharField()
+    previous_pid = serializers.IntegerField(allow_null=True, help_text="The process that was stopped, if any")
+    status = OllamaStatusSerializer()

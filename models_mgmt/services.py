@@ -10,14 +10,15 @@ import logging
 import time
 
 from asgiref.sync import async_to_sync
+from django.conf import settings
 from django.db import transaction
 
 from chatproject.errors import ApiError, Conflict
-from models_mgmt import selectors
+from models_mgmt import ollama_server, selectors
 from models_mgmt.memory import memory_budget
 from models_mgmt.models import HOT_SLOT_COUNT, HotSlot
 from models_mgmt.providers import ModelInfo, ProviderError
-from models_mgmt.registry import Catalogue, registry
+from models_mgmt.registry import BACKGROUND, Catalogue, registry
 from ops.services import record_audit_event
 
 logger = logging.getLogger(__name__)
@@ -88,6 +89,11 @@ def _unload(model: ModelInfo) -> list[str]:
         return async_to_sync(registry.provider(model.provider).unload)(model=model)
     except ProviderError as exc:
         raise _api_error(exc) from exc
+
+
+def ollama_environment() -> dict[str, str]:
+    """The variables a managed `ollama serve` is started with (beyond OLLAMA_HOST)."""
+    return {}
 
 
 def apply_pins(slots: dict[str, int]) -> None:
@@ -248,3 +254,44 @@ def load_hot_slots(*, actor) -> dict:
     _record(actor=actor, action="models.hot_slots.load", target="hot slots", before={"slots": slots},
             after={"loaded": [row["model"] for row in results if row["ok"]]})
     return {"slots": results}
+
+
+def _server_summary(status: dict) -> dict:
+    return {"state": status["state"], "pid": status["pid"], "version": status["version"]}
+
+
+def _after_server_change(*, started: bool) -> None:
+    """The catalogue learns the server's new state now; after a start the hot slots are warmed at once in the
+    background (the keeper would do it within HOT_SLOT_CHECK_SECONDS anyway)."""
+    async_to_sync(registry.catalogue)(refresh=True)
+    if started and settings.HOT_SLOT_CHECK_SECONDS > 0:
+        from models_mgmt import keeper  # the keeper imports this module
+
+        BACKGROUND.submit(keeper.check_once())
+
+
+def control_ollama(*, actor, action: str, reason: str) -> dict:
+    """Start, shut down or restart the managed `ollama serve`; audited when done, and when a start was tried and
+    failed (a refusal that changed nothing is not)."""
+    before = ollama_server.status(staff=True)
+    environment = ollama_environment()
+    name = getattr(actor, "username", "") or ""
+    operations = {
+        "start": lambda: ollama_server.start(reason=reason, started_by=name, environment=environment),
+        "shutdown": lambda: ollama_server.shutdown(reason=reason),
+        "restart": lambda: ollama_server.restart(reason=reason, started_by=name, environment=environment),
+    }
+    try:
+        operations[action]()
+    except ApiError as exc:
+        if exc.status_code >= 500:
+            _record(actor=actor, action=f"ollama.server.{action}", target=before["server"] or "ollama",
+                    before={**_server_summary(before), "reason": reason},
+                    after={**_server_summary(ollama_server.status(staff=True)), "error": exc.error_code})
+        raise
+    _after_server_change(started=action != "shutdown")
+    after = ollama_server.status(staff=True)
+    _record(actor=actor, action=f"ollama.server.{action}", target=after["server"] or "ollama",
+            before={**_server_summary(before), "reason": reason}, after=_server_summary(after))
+    return {"action": action, "reason": reason, "previous_pid": before["pid"] if before["state"] == "running" else None,
+            "status": after}

@@ -14,4 +14,8 @@ models_urlpatterns = [
     path("models/hot-slots/<int:slot_number>", apis.HotSlotApi.as_view(), name="chat-models-hot-slot"),
     path("models/load-hot-slots", apis.HotSlotsLoadApi.as_view(), name="chat-models-hot-slots-load"),
     path("system/memory", apis.SystemMemoryApi.as_view(), name="chat-system-memory"),
+    path("ollama/server/status", apis.OllamaStatusApi.as_view(), name="chat-ollama-status"),
+    path("ollama/server/start", apis.OllamaStartApi.as_view(), name="chat-ollama-start"),
+    path("ollama/server/shutdown", apis.OllamaShutdownApi.as_view(), name="chat-ollama-shutdown"),
+    path("ollama/server/restart", apis.OllamaRestartApi.as_view(), name="chat-ollama-restart"),
 ]

@@ -11,7 +11,9 @@ Behaviour is controlled with POST /_control {tokens, delay_ms, die_after, first_
 ({"restart": true} forgets every loaded model, as a restarted server would), and counters are read from
 GET /_stats, so a test can check that a stopped stream really closed its upstream request.
 
-Run standalone: python -m tests.fakes.ollama --port 11555 [--tokens 200 --delay-ms 20]
+Run standalone: python -m tests.fakes.ollama --port 11555 [--tokens 200 --delay-ms 20]; or as `ollama serve`
+does: `python -m tests.fakes.ollama serve` listens on OLLAMA_HOST, logs each request, and exits 0 on SIGTERM
+(tests/fakes/ollama-serve is a stand-in `ollama` binary that runs it).
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
+import signal
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -111,6 +116,7 @@ class FakeOllama:
         self._server: asyncio.AbstractServer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self.log_requests = False  # one line per request on stdout, as `ollama serve` logs them
 
     @property
     def url(self) -> str:
@@ -203,6 +209,8 @@ class FakeOllama:
         return True
 
     async def _route(self, method, path, body, reader, writer) -> bool:
+        if self.log_requests:
+            print(f"[fake] {method} {path}", flush=True)
         if path in ("/api/tags", "/api/ps", "/api/show") and self.behaviour.list_delay_ms:
             await asyncio.sleep(self.behaviour.list_delay_ms / 1000)
         if method == "GET" and path == "/api/tags":
@@ -379,20 +387,46 @@ class FakeOllama:
         writer.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
 
 
+def parse_ollama_host(value: str) -> tuple[str, int]:
+    """OLLAMA_HOST as the real binary reads it: `host:port`, `host`, `:port` or a URL; 127.0.0.1:11434 by default."""
+    text = value.strip().split("://", 1)[-1].rstrip("/")
+    host, _, port = text.rpartition(":") if ":" in text else (text, "", "")
+    return host or "127.0.0.1", int(port) if port else 11434
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=11555)
+    parser.add_argument("command", nargs="?", choices=["serve"],
+                        help="serve: behave as `ollama serve` (address from OLLAMA_HOST, one log line per request)")
+    parser.add_argument("--host", default=None)
+    parser.add_argument("--port", type=int, default=None)
     parser.add_argument("--tokens", type=int, default=20)
     parser.add_argument("--delay-ms", type=float, default=0.0)
     args = parser.parse_args()
-    fake = FakeOllama(args.host, args.port, Behaviour(tokens=args.tokens, delay_ms=args.delay_ms))
+    serve = args.command == "serve"
+    host, port = parse_ollama_host(os.environ.get("OLLAMA_HOST", "")) if serve else ("127.0.0.1", 11555)
+    fake = FakeOllama(args.host or host, args.port if args.port is not None else port,
+                      Behaviour(tokens=args.tokens, delay_ms=args.delay_ms))
+    if serve and os.environ.get("FAKE_OLLAMA_FAIL_START"):
+        print(f"Error: {os.environ['FAKE_OLLAMA_FAIL_START']}", file=sys.stderr, flush=True)
+        sys.exit(1)
 
     async def run() -> None:
         await fake.serve()
         print(f"fake ollama on {fake.url}", flush=True)
-        await asyncio.Event().wait()
+        if serve:
+            settings = {key: value for key, value in sorted(os.environ.items()) if key.startswith("OLLAMA_")}
+            print(f"server config env={settings}", flush=True)
+        stopped = asyncio.Event()
+        if serve and not os.environ.get("FAKE_OLLAMA_IGNORE_SIGTERM"):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopped.set)
+        elif serve:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a hung server, for the kill that follows the time-out
+        await stopped.wait()
+        print("shutting down on SIGTERM", flush=True)
 
+    if serve:
+        fake.log_requests = True
     asyncio.run(run())
 
 
