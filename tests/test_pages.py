@@ -76,7 +76,7 @@ def test_api_docs_are_exempt_from_the_page_csp():
 
 @pytest.mark.asyncio
 async def test_static_files_are_served_through_the_async_middleware_chain():
-    response = await AsyncClient().get("/static/js/chat.js")
+    response = await AsyncClient().get("/static/js/chat/socket.js")
     assert response.status_code == 200
     body = b"".join([chunk async for chunk in response.streaming_content])
     assert b"WebSocket" in body

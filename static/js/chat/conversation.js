@@ -1,0 +1,151 @@
+// The open room: switching rooms, its history, branches, ratings, edits and the model picker.
+import { api } from "../api.js";
+import { els, notify, state } from "./state.js";
+import { connect, disconnect, handleFrame, sendFrame } from "./socket.js";
+import { actionButton, renderLater, renderMessages } from "./render.js";
+import { loadRooms, renderRooms, setSidebar } from "./sidebar.js";
+
+export function renderTitle() {
+  els.title.textContent = state.room ? state.room.name : "New chat";
+  document.title = `${els.title.textContent} · Local LLM Chat`;
+}
+
+export async function updateRoom(id, changes) {
+  try {
+    const room = await api(`rooms/${id}`, { method: "PATCH", body: changes });
+    if (id === state.roomId) { state.room = room; renderTitle(); }
+    await loadRooms();
+  } catch (error) { notify(error.message); }
+}
+
+export async function openRoom(id, { keepQueued = false } = {}) {
+  // Switch everything to the new room at once: sends made from now on queue for its socket, and frames
+  // wait in the inbox until its history is on screen. A new chat keeps what was typed (and the model
+  // picked) while it was being created.
+  state.roomId = id;
+  state.ready = false;
+  state.inbox = [];
+  state.messages = [];
+  state.streams.clear();
+  state.live.clear();
+  if (!keepQueued) { state.outbox = []; state.pickerTouched = false; }
+  history.replaceState(null, "", `/chat/${id}/`);
+  setSidebar(false);
+  renderMessages();
+  renderRooms();
+  connect();
+  state.room = await api(`rooms/${id}`);
+  renderTitle();
+  if (state.pickerTouched && els.model.value && els.model.value !== state.room.model) {
+    updateRoom(id, { model: els.model.value });
+  }
+  selectRoomModel();
+  await loadHistory();
+  state.ready = true;
+  for (const frame of state.inbox.splice(0)) handleFrame(frame);
+}
+
+export async function loadHistory() {
+  if (!state.roomId) return;
+  const data = await api(`rooms/${state.roomId}/history?limit=200`);
+  state.messages = data.results;
+  for (const message of state.messages) {
+    const live = state.live.get(message.id);
+    if (live && live.text.length >= message.content.length) { message.content = live.text; message.status = live.status; }
+  }
+  renderMessages();
+}
+
+export async function newChat() {
+  // Leave the current room at once, so nothing typed from now on can reach it.
+  state.switching = true;
+  state.ready = false;
+  disconnect();
+  try {
+    const room = els.projectFilter.value
+      ? await api("rooms/", { method: "POST", body: { project: els.projectFilter.value } })
+      : await api("rooms/fresh", { method: "POST", body: {} });
+    await openRoom(room.id, { keepQueued: true });
+    await loadRooms();
+    els.prompt.focus();
+  } catch (error) { notify(error.message); } finally { state.switching = false; }
+}
+
+export async function refreshCitations(message) {
+  // Citations are stored on the reply when it starts; they are read back once it ends.
+  try {
+    const fresh = (await api(`rooms/${state.roomId}/history?limit=200`)).results.find((m) => m.id === message.id);
+    if (fresh && fresh.metadata && fresh.metadata.citations) { message.metadata = fresh.metadata; renderLater(message.id); }
+  } catch { /* the reply is shown without its sources */ }
+}
+
+export async function autoTitle() {
+  try {
+    state.room = await api(`rooms/${state.roomId}/title`, { method: "POST" });
+    renderTitle();
+    await loadRooms();
+  } catch (error) { /* a title is a nicety */ }
+}
+
+export async function rate(message, rating) {
+  try {
+    const updated = await api(`rooms/${state.roomId}/messages/${message.id}/rating`, { method: "POST", body: { rating } });
+    message.rating = updated.rating;
+    renderLater(message.id);
+  } catch (error) { notify(error.message); }
+}
+
+export async function switchBranch(messageId) {
+  if (!messageId) return;
+  try {
+    await api(`rooms/${state.roomId}/branch`, { method: "POST", body: { message_id: messageId } });
+    await loadHistory();
+  } catch (error) { notify(error.message); }
+}
+
+export function startEdit(message) {
+  const node = els.messages.querySelector(`[data-message-id="${message.id}"]`);
+  const box = document.createElement("div");
+  box.className = "edit-box";
+  const area = document.createElement("textarea");
+  area.value = message.content;
+  area.setAttribute("aria-label", "Edit message");
+  const save = actionButton("Save and submit", "Save & submit", () => {
+    if (area.value.trim()) sendFrame({ type: "edit_message", message_id: message.id, content: area.value, model: els.model.value });
+  });
+  const cancel = actionButton("Cancel editing", "Cancel", () => renderMessages());
+  area.addEventListener("keydown", (event) => { if (event.key === "Escape") renderMessages(); });
+  box.append(area, Object.assign(document.createElement("div"), { className: "meta" }));
+  box.lastChild.append(save, cancel);
+  node.replaceChildren(box);
+  area.focus();
+}
+
+export function stopStreams() {
+  for (const streamId of state.streams.keys()) sendFrame({ type: "stop", stream_id: streamId });
+  if (!state.streams.size) sendFrame({ type: "stop" });
+}
+
+// ---------------------------------------------------------------- models
+
+export async function loadModels() {
+  try {
+    state.models = await api("chat/models");
+  } catch (error) { state.models = []; }
+  els.model.replaceChildren();
+  for (const model of state.models) {
+    const option = new Option(`${model.name} (${model.provider})`, model.qualified_name);
+    if (model.default) option.dataset.default = "true";
+    els.model.append(option);
+  }
+  selectRoomModel();
+}
+
+export function selectRoomModel() {
+  if (state.pickerTouched) return;
+  const wanted = state.room && state.room.model;
+  const match = state.models.find((m) => m.name === wanted || m.qualified_name === wanted);
+  const fallback = state.models.find((m) => m.default);
+  if (match) els.model.value = match.qualified_name;
+  else if (fallback) els.model.value = fallback.qualified_name;
+}

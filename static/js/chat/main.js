@@ -1,0 +1,32 @@
+// The chat page's entry point: rooms over the REST API, live replies over the WebSocket.
+// Every model or user text goes through marked + DOMPurify (assistant) or textContent (user): never raw HTML.
+import { els, notify, state } from "./state.js";
+import "./composer.js";
+import { loadModels, newChat, openRoom } from "./conversation.js";
+import { loadProjects, loadRooms } from "./sidebar.js";
+
+function applyThemeLabel() {
+  const dark = document.documentElement.dataset.theme === "dark";
+  els.theme.setAttribute("aria-label", dark ? "Switch to light theme" : "Switch to dark theme");
+  // Only one code-highlighting theme may apply; hiding a <link> does not switch it off, `disabled` does.
+  document.getElementById("hl-light").disabled = dark;
+  document.getElementById("hl-dark").disabled = !dark;
+}
+els.theme.addEventListener("click", () => {
+  const next = document.documentElement.dataset.theme === "dark" ? "light" : "dark";
+  document.documentElement.dataset.theme = next;
+  try { localStorage.setItem("theme", next); } catch (e) { /* ignore */ }
+  applyThemeLabel();
+});
+applyThemeLabel();
+
+(async function start() {
+  await Promise.all([loadModels(), loadProjects(), loadRooms()]);
+  if (state.roomId) {
+    try { await openRoom(state.roomId); } catch (error) { notify(error.message); state.roomId = ""; }
+  }
+  if (!state.roomId) {
+    if (state.rooms.length) await openRoom(state.rooms[0].id);
+    else await newChat();
+  }
+})();

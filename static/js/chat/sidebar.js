@@ -1,0 +1,154 @@
+// The sidebar: rooms, projects, full-search hits, and its off-canvas toggle on phones.
+import { api } from "../api.js";
+import { els, notify, state } from "./state.js";
+import { highlightMessage, openPassage, sanitize } from "./render.js";
+import { newChat, openRoom, updateRoom } from "./conversation.js";
+
+export function setSidebar(open) {
+  els.sidebar.classList.toggle("open", open);
+  els.toggleSidebar.setAttribute("aria-expanded", String(open));
+  els.toggleSidebar.setAttribute("aria-label", open ? "Hide chats" : "Show chats");
+}
+
+export async function loadProjects() {
+  const data = await api("projects/?limit=200");
+  const current = els.projectFilter.value;
+  els.projectFilter.replaceChildren(new Option("All chats", ""));
+  for (const project of data.results) els.projectFilter.append(new Option(project.name, project.id));
+  els.projectFilter.value = current;
+}
+
+export async function loadRooms() {
+  const params = new URLSearchParams({ limit: "100" });
+  if (els.search.value.trim()) params.set("q", els.search.value.trim());
+  if (els.projectFilter.value) params.set("project", els.projectFilter.value);
+  params.set("archived", els.showArchived.checked ? "all" : "false");
+  const query = els.search.value.trim();
+  const [data, found] = await Promise.all([
+    api(`rooms/?${params}`),
+    query.length >= 2 ? api(`chat/search?${new URLSearchParams({ q: query, limit: "30" })}`).catch(() => null) : null,
+  ]);
+  state.rooms = data.results.sort((a, b) => Number(b.pinned) - Number(a.pinned));
+  state.hits = found ? found.results : [];
+  renderRooms();
+}
+
+// Full search in the sidebar: hits grouped by room, each with its snippet; a click (or Enter) opens the hit.
+function renderHits() {
+  if (!state.hits || !state.hits.length) return;
+  const heading = Object.assign(document.createElement("li"), { className: "hits-heading", textContent: "In messages and files" });
+  Object.assign(heading.style, { padding: ".6rem .5rem .2rem", fontSize: ".8rem", opacity: ".7" });
+  els.roomList.append(heading);
+  const groups = new Map();
+  for (const hit of state.hits) {
+    if (!groups.has(hit.room.id)) groups.set(hit.room.id, { room: hit.room, hits: [] });
+    groups.get(hit.room.id).hits.push(hit);
+  }
+  for (const { room, hits } of groups.values()) {
+    const item = Object.assign(document.createElement("li"), { className: "hit-group" });
+    const name = Object.assign(document.createElement("div"), { className: "hit-room", textContent: room.name });
+    Object.assign(name.style, { fontWeight: "600", padding: ".4rem .5rem 0" });
+    item.append(name);
+    for (const hit of hits.slice(0, 3)) {
+      const button = Object.assign(document.createElement("button"), { type: "button", className: "hit" });
+      Object.assign(button.style, { display: "block", width: "100%", textAlign: "left", border: "0", background: "none",
+        padding: ".3rem .5rem", fontSize: ".85rem", color: "inherit", cursor: "pointer" });
+      // The server escapes the text and marks terms with <mark>; only <mark> survives here.
+      button.innerHTML = sanitize(hit.snippet, { ALLOWED_TAGS: ["mark"], ALLOWED_ATTR: [] });
+      if (hit.file) button.prepend(Object.assign(document.createElement("strong"), { textContent: `${hit.file.name}: ` }));
+      button.addEventListener("click", () => openHit(hit));
+      item.append(button);
+    }
+    els.roomList.append(item);
+  }
+}
+
+async function openHit(hit) {
+  await openRoom(hit.room.id);
+  if (hit.message_id) highlightMessage(hit.message_id);
+  else if (hit.file) openPassage(hit.room.id, { file_id: hit.file.id, chunk: hit.chunk.ordinal });
+}
+
+function roomButton(label, text, handler) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.textContent = text;
+  button.setAttribute("aria-label", label);
+  button.title = label;
+  button.addEventListener("click", (event) => { event.stopPropagation(); handler(); });
+  return button;
+}
+
+export function renderRooms() {
+  els.roomList.replaceChildren();
+  for (const room of state.rooms) {
+    const item = document.createElement("li");
+    item.className = "room-item";
+    item.dataset.roomId = room.id;
+    if (room.id === state.roomId) item.setAttribute("aria-current", "page");
+    const open = document.createElement("button");
+    open.type = "button";
+    open.className = "open";
+    open.textContent = (room.pinned ? "★ " : "") + room.name + (room.archived ? " (archived)" : "");
+    open.title = room.name;
+    open.addEventListener("click", () => openRoom(room.id));
+    const actions = document.createElement("span");
+    actions.className = "actions";
+    actions.append(
+      roomButton(`Rename ${room.name}`, "✎", () => renameRoom(room)),
+      roomButton(room.pinned ? `Unpin ${room.name}` : `Pin ${room.name}`, room.pinned ? "Unpin" : "Pin",
+        () => updateRoom(room.id, { pinned: !room.pinned })),
+      roomButton(room.archived ? `Unarchive ${room.name}` : `Archive ${room.name}`, room.archived ? "Unarchive" : "Archive",
+        () => updateRoom(room.id, { archived: !room.archived })),
+      roomButton(`Delete ${room.name}`, "Delete", () => deleteRoom(room)),
+    );
+    item.append(open, actions);
+    els.roomList.append(item);
+  }
+  renderHits();
+}
+
+function renameRoom(room) {
+  const name = window.prompt("New name for this chat", room.name);
+  if (name !== null && name.trim()) updateRoom(room.id, { name: name.trim() });
+}
+
+async function deleteRoom(room) {
+  if (!window.confirm(`Delete "${room.name}"?`)) return;
+  try {
+    await api(`rooms/${room.id}`, { method: "DELETE" });
+    if (room.id === state.roomId) await newChat();
+    else await loadRooms();
+  } catch (error) { notify(error.message); }
+}
+
+els.search.addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && state.hits && state.hits.length) { event.preventDefault(); openHit(state.hits[0]); }
+});
+let searchTimer = null;
+els.search.addEventListener("input", () => { clearTimeout(searchTimer); searchTimer = setTimeout(loadRooms, 200); });
+els.projectFilter.addEventListener("change", loadRooms);
+els.showArchived.addEventListener("change", loadRooms);
+els.newProject.addEventListener("click", async () => {
+  const name = window.prompt("Name of the new project");
+  if (!name || !name.trim()) return;
+  try {
+    const project = await api("projects/", { method: "POST", body: { name: name.trim() } });
+    await loadProjects();
+    els.projectFilter.value = project.id;
+    await loadRooms();
+  } catch (error) { notify(error.message); }
+});
+els.newChat.addEventListener("click", newChat);
+
+els.toggleSidebar.addEventListener("click", (event) => {
+  event.stopPropagation();
+  setSidebar(!els.sidebar.classList.contains("open"));
+});
+// On a phone the sidebar covers its own button: Escape or a tap on the conversation closes it.
+document.addEventListener("keydown", (event) => {
+  if (event.key === "Escape" && els.sidebar.classList.contains("open")) { setSidebar(false); els.toggleSidebar.focus(); }
+});
+document.querySelector(".chat").addEventListener("click", () => {
+  if (els.sidebar.classList.contains("open")) setSidebar(false);
+});
