@@ -19,8 +19,13 @@ from models_mgmt.serializers import (
     HotSlotSerializer,
     HotSlotsLoadResultSerializer,
     ModelsStatusSerializer,
+    OllamaConfigSerializer,
     OllamaControlResultSerializer,
     OllamaControlSerializer,
+    OllamaDetectResultSerializer,
+    OllamaDetectSerializer,
+    OllamaModeResultSerializer,
+    OllamaModeSerializer,
     OllamaRestartSerializer,
     OllamaStatusSerializer,
     PreloadResultSerializer,
@@ -201,8 +206,8 @@ class OllamaStartApi(OllamaControlApi):
                                                   "OLLAMA_START_TIMEOUT_SECONDS (start_failed, start_timeout); "
                                                   "details.log has the log's last lines.")})
     def post(self, request: Request) -> Response:
-        """Start `ollama serve` (OLLAMA_BINARY) detached from this request and worker, and answer once
-        `/api/version` does. Staff only, audited."""
+        """Start `ollama serve` (OLLAMA_BINARY) detached from this request and worker, with the configuration
+        mode's server variables, and answer once `/api/version` does. Staff only, audited."""
         return super().post(request)
 
 
@@ -229,6 +234,47 @@ class OllamaRestartApi(OllamaControlApi):
                                                   "(already_running)."),
                               503: error_response("The new server did not come up (start_failed, start_timeout).")})
     def post(self, request: Request) -> Response:
-        """Shut the managed server down (when it runs) and start it again; hot-slotted models are loaded again.
-        Staff only, audited."""
+        """Shut the managed server down (when it runs) and start it again, with the configuration mode's server
+        variables; hot-slotted models are loaded again. Staff only, audited."""
         return super().post(request)
+
+
+@extend_schema(tags=["chat"])
+class OllamaConfigApi(APIView):
+    permission_classes = STAFF
+
+    @extend_schema(operation_id="chat_ollama_config_get", responses=OllamaConfigSerializer)
+    def get(self, request: Request) -> Response:
+        """The configuration mode, its values, which apply to every request now and which `ollama serve` reads
+        at start (and whether the running managed server has them), and every mode's values. Staff only."""
+        return Response(OllamaConfigSerializer(selectors.ollama_config()).data)
+
+
+@extend_schema(tags=["chat"])
+class OllamaConfigModeApi(APIView):
+    permission_classes = STAFF
+
+    @extend_schema(operation_id="chat_ollama_config_mode", request=OllamaModeSerializer,
+                   responses=OllamaModeResultSerializer)
+    def post(self, request: Request) -> Response:
+        """Choose efficiency, balanced or performance: keep_alive and num_ctx apply to the next request, the
+        server variables at the managed server's next start (`server` says which). Staff only, audited."""
+        data = OllamaModeSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        return Response(OllamaModeResultSerializer(
+            services.set_ollama_mode(actor=request.user, mode=data.validated_data["mode"])).data)
+
+
+@extend_schema(tags=["chat"])
+class OllamaConfigDetectApi(APIView):
+    permission_classes = STAFF
+
+    @extend_schema(operation_id="chat_ollama_config_detect", request=OllamaDetectSerializer,
+                   responses=OllamaDetectResultSerializer)
+    def post(self, request: Request) -> Response:
+        """Pick a mode from this host's RAM, CPU cores and GPUs (psutil; nvidia-smi when present), explain the
+        choice, and store it unless `apply` is false. Staff only, audited."""
+        data = OllamaDetectSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        return Response(OllamaDetectResultSerializer(
+            services.detect_ollama_mode(actor=request.user, apply=data.validated_data["apply"])).data)

@@ -1,5 +1,6 @@
 """Keeps hot-slotted models loaded: every HOT_SLOT_CHECK_SECONDS each worker reads the slots, asks its servers what
-they hold, and loads again any slotted model a server no longer holds (an Ollama server that restarted).
+they hold, and loads again any slotted model a server no longer holds (an Ollama server that restarted). The same
+check gives the worker's Ollama provider the stored configuration mode's keep_alive and num_ctx.
 
 It runs on the registry's background loop, started with the worker's first use of the registry.
 """
@@ -23,7 +24,10 @@ _started = threading.Event()
 
 
 async def check_once() -> list[str]:
-    """Take this worker's pins from the database and load each slotted model where it is missing; names them."""
+    """Take this worker's pins and Ollama mode from the database and load each slotted model where it is
+    missing; names them."""
+    if services.apply_ollama_config(await database_sync_to_async(selectors.ollama_mode_values)()):
+        await registry.catalogue(refresh=True)  # a new num_ctx changes each model's context
     slots = await database_sync_to_async(selectors.pins)()
     services.apply_pins(slots)
     if not slots:

@@ -30,3 +30,29 @@ class HotSlot(models.Model):
 
     def __str__(self) -> str:
         return f"slot {self.slot}: {self.model}"
+
+
+class OllamaMode(models.TextChoices):
+    EFFICIENCY = "efficiency"
+    BALANCED = "balanced"
+    PERFORMANCE = "performance"
+
+
+class OllamaConfig(models.Model):
+    """The one row (pk 1) holding the Ollama configuration mode; blank means the environment's values apply
+    (OLLAMA_KEEP_ALIVE, OLLAMA_NUM_CTX, and whatever `ollama serve` was started with)."""
+
+    mode = models.CharField(max_length=16, choices=OllamaMode.choices, blank=True,
+                            help_text="efficiency, balanced or performance; blank: the environment's values")
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+    detection = models.JSONField(default=dict, blank=True,
+                                 help_text="The last auto-detect: the mode it picked, the facts and why")
+
+    class Meta:
+        verbose_name = "Ollama config"
+        verbose_name_plural = "Ollama config"
+
+    def __str__(self) -> str:
+        return f"Ollama mode: {self.mode or 'environment'}"

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from asgiref.sync import async_to_sync
+from django.conf import settings
 
 from models_mgmt import ollama_server
 from models_mgmt.memory import gpu_memory, host_memory, memory_budget
-from models_mgmt.models import HOT_SLOT_COUNT, HotSlot
+from models_mgmt.models import HOT_SLOT_COUNT, HotSlot, OllamaConfig
+from models_mgmt.modes import MODES, ModeValues
 from models_mgmt.providers import ModelInfo, ProviderError
 from models_mgmt.providers.base import LoadedModel
 from models_mgmt.registry import Catalogue, registry
@@ -153,3 +155,56 @@ def system_memory() -> dict:
 def ollama_status(*, staff: bool) -> dict:
     """The managed `ollama serve` and every configured Ollama server's reachability."""
     return ollama_server.status(staff=staff)
+
+
+def ollama_config_row() -> OllamaConfig | None:
+    return OllamaConfig.objects.select_related("updated_by").filter(pk=1).first()
+
+
+def ollama_mode_values() -> ModeValues | None:
+    """The stored mode's values; None while no mode is chosen (the environment's values apply)."""
+    mode = OllamaConfig.objects.filter(pk=1).values_list("mode", flat=True).first()
+    return MODES.get(mode or "")
+
+
+def per_request_values(values: ModeValues | None) -> dict:
+    """What every Ollama request carries: the mode's keep_alive and num_ctx, else OLLAMA_KEEP_ALIVE and
+    OLLAMA_NUM_CTX (keep_alive null: the server's own default)."""
+    if values is not None:
+        return values.per_request()
+    return {"keep_alive": settings.OLLAMA_KEEP_ALIVE or None, "num_ctx": settings.OLLAMA_NUM_CTX}
+
+
+def server_apply_state(environment: dict[str, str]) -> dict:
+    """Whether the mode's server variables are in effect, wait for the next start, or need a restart."""
+    if not ollama_server.configured():
+        message = ("This app does not start Ollama: set these variables in the environment of `ollama serve` and "
+                   "restart it." if environment else "No server variables are set.")
+        return {"managed": False, "state": "unmanaged", "restart_required": False, "applies": "outside",
+                "message": message}
+    state = ollama_server.read_state()
+    if ollama_server.process_of(state) is None:
+        return {"managed": True, "state": "stopped", "restart_required": False, "applies": "next_start",
+                "message": "They apply when the managed server next starts."}
+    if (state.get("environment") or {}) == environment:
+        return {"managed": True, "state": "running", "restart_required": False, "applies": "in_effect",
+                "message": "The running server was started with them."}
+    return {"managed": True, "state": "running", "restart_required": True, "applies": "restart",
+            "message": "The running server was started with other values; they apply after a restart "
+                       "(chat_ollama_restart)."}
+
+
+def ollama_config() -> dict:
+    """The chosen mode and its values: which apply to every request now, which `ollama serve` reads at start."""
+    row = ollama_config_row()
+    values = MODES.get(row.mode if row else "")
+    environment = values.server_environment() if values else {}
+    return {
+        "mode": values and row.mode, "values": values.as_dict() if values else None,
+        "per_request": per_request_values(values), "server_environment": environment,
+        "server": server_apply_state(environment),
+        "modes": {name: mode.as_dict() for name, mode in MODES.items()},
+        "updated_by": row.updated_by.username if row and row.updated_by else None,
+        "updated_at": row.updated_at if row else None,
+        "detection": (row.detection or None) if row else None,
+    }

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from chatproject.validation import StrictCharField
+from chatproject.validation import StrictBooleanField, StrictCharField
+from models_mgmt.modes import MODES
 
 
 class CatalogueModelSerializer(serializers.Serializer):
@@ -212,3 +213,67 @@ class OllamaControlResultSerializer(serializers.Serializer):
     reason = serializers.CharField()
     previous_pid = serializers.IntegerField(allow_null=True, help_text="The process that was stopped, if any")
     status = OllamaStatusSerializer()
+
+
+class ModeValuesSerializer(serializers.Serializer):
+    keep_alive = serializers.CharField(help_text="Sent with every request: how long an idle model stays loaded")
+    num_ctx = serializers.IntegerField(help_text="Sent with every request: the context window (at most the model's)")
+    num_parallel = serializers.IntegerField(help_text="OLLAMA_NUM_PARALLEL, read by `ollama serve` at start")
+    max_loaded_models = serializers.IntegerField(help_text="OLLAMA_MAX_LOADED_MODELS, read by `ollama serve` at start")
+    description = serializers.CharField()
+
+
+class PerRequestSerializer(serializers.Serializer):
+    keep_alive = serializers.CharField(allow_null=True, help_text="null: the server's own default")
+    num_ctx = serializers.IntegerField()
+
+
+class ServerApplySerializer(serializers.Serializer):
+    managed = serializers.BooleanField()
+    state = serializers.CharField(help_text="running, stopped or unmanaged")
+    restart_required = serializers.BooleanField(help_text="The running managed server has other values")
+    applies = serializers.ChoiceField(choices=["in_effect", "next_start", "restart", "outside"],
+                                      help_text="in_effect: the running server has them; next_start; restart: after "
+                                                "chat_ollama_restart; outside: set them where Ollama is started")
+    message = serializers.CharField()
+
+
+class DetectionSerializer(serializers.Serializer):
+    mode = serializers.ChoiceField(choices=list(MODES))
+    explanation = serializers.CharField()
+    reasons = serializers.ListField(child=serializers.CharField())
+    facts = serializers.DictField(help_text="ram_bytes, cpus, gpus [{name, total_bytes}]")
+    at = serializers.CharField()
+
+
+class OllamaConfigSerializer(serializers.Serializer):
+    mode = serializers.ChoiceField(choices=list(MODES), allow_null=True,
+                                   help_text="null: no mode chosen, the environment's values apply")
+    values = ModeValuesSerializer(allow_null=True)
+    per_request = PerRequestSerializer(help_text="In effect now for every request to Ollama")
+    server_environment = serializers.DictField(child=serializers.CharField(),
+                                               help_text="What a managed `ollama serve` is started with")
+    server = ServerApplySerializer()
+    modes = serializers.DictField(child=ModeValuesSerializer(), help_text="Every mode and its values")
+    updated_by = serializers.CharField(allow_null=True)
+    updated_at = serializers.DateTimeField(allow_null=True)
+    detection = DetectionSerializer(allow_null=True, help_text="The last auto-detect")
+
+
+class OllamaModeSerializer(serializers.Serializer):
+    mode = serializers.ChoiceField(choices=list(MODES))
+
+
+class OllamaModeResultSerializer(OllamaConfigSerializer):
+    previous_mode = serializers.CharField(allow_null=True)
+
+
+class OllamaDetectSerializer(serializers.Serializer):
+    apply = StrictBooleanField(required=False, default=True,
+                               help_text="Store the picked mode (default); false only explains the choice")
+
+
+class OllamaDetectResultSerializer(serializers.Serializer):
+    detection = DetectionSerializer()
+    applied = serializers.BooleanField()
+    config = OllamaModeResultSerializer()

@@ -9,14 +9,17 @@ from __future__ import annotations
 import logging
 import time
 
+import psutil
 from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from chatproject.errors import ApiError, Conflict
 from models_mgmt import ollama_server, selectors
-from models_mgmt.memory import memory_budget
-from models_mgmt.models import HOT_SLOT_COUNT, HotSlot
+from models_mgmt.memory import gpu_memory, memory_budget
+from models_mgmt.models import HOT_SLOT_COUNT, HotSlot, OllamaConfig
+from models_mgmt.modes import MODES, ModeValues, detect_mode
 from models_mgmt.providers import ModelInfo, ProviderError
 from models_mgmt.registry import BACKGROUND, Catalogue, registry
 from ops.services import record_audit_event
@@ -92,8 +95,60 @@ def _unload(model: ModelInfo) -> list[str]:
 
 
 def ollama_environment() -> dict[str, str]:
-    """The variables a managed `ollama serve` is started with (beyond OLLAMA_HOST)."""
-    return {}
+    """The variables a managed `ollama serve` is started with (beyond OLLAMA_HOST): the mode's."""
+    values = selectors.ollama_mode_values()
+    return values.server_environment() if values else {}
+
+
+def apply_ollama_config(values: ModeValues | None) -> bool:
+    """Give this worker's Ollama provider the keep_alive and num_ctx every request carries; answers whether
+    they changed (the catalogue then needs listing again: a model's context is worked out when it is listed)."""
+    try:
+        ollama = registry.provider("ollama")
+    except ProviderError:
+        return False
+    wanted = selectors.per_request_values(values)
+    changed = (ollama.keep_alive, ollama.num_ctx) != (wanted["keep_alive"], wanted["num_ctx"])
+    ollama.keep_alive, ollama.num_ctx = wanted["keep_alive"], wanted["num_ctx"]
+    return changed
+
+
+@transaction.atomic
+def _save_mode(*, actor, mode: str, detection: dict | None) -> str:
+    row, _ = OllamaConfig.objects.select_for_update().get_or_create(pk=1)
+    before = row.mode
+    row.mode, row.updated_by = mode, actor
+    if detection is not None:
+        row.detection = detection
+    row.save()
+    old = MODES.get(before)
+    record_audit_event(actor=actor, action="ollama.config.mode", target="ollama config", details={
+        "before": {"mode": before or None, **(old.per_request() if old else {}),
+                   **(old.server_environment() if old else {})},
+        "after": {"mode": mode, **MODES[mode].per_request(), **MODES[mode].server_environment()},
+        "source": "auto-detect" if detection is not None else "manual",
+    })
+    return before
+
+
+def set_ollama_mode(*, actor, mode: str, detection: dict | None = None) -> dict:
+    """Store the mode; its per-request values apply in this worker at once (the others at their keeper's next
+    check), its server variables at the managed server's next start."""
+    previous = _save_mode(actor=actor, mode=mode, detection=detection)
+    if apply_ollama_config(MODES[mode]):
+        async_to_sync(registry.catalogue)(refresh=True)
+    return {**selectors.ollama_config(), "previous_mode": previous or None}
+
+
+def detect_ollama_mode(*, actor, apply: bool) -> dict:
+    """Pick a mode from this host's RAM, cores and GPUs (psutil, nvidia-smi), and store it when `apply`."""
+    detection = {**detect_mode(ram_bytes=psutil.virtual_memory().total, cpus=psutil.cpu_count() or 1,
+                               gpus=gpu_memory()), "at": timezone.now().isoformat()}
+    if apply:
+        config = set_ollama_mode(actor=actor, mode=detection["mode"], detection=detection)
+    else:
+        config = {**selectors.ollama_config(), "previous_mode": None}
+    return {"detection": detection, "applied": apply, "config": config}
 
 
 def apply_pins(slots: dict[str, int]) -> None:

@@ -18,4 +18,7 @@ models_urlpatterns = [
     path("ollama/server/start", apis.OllamaStartApi.as_view(), name="chat-ollama-start"),
     path("ollama/server/shutdown", apis.OllamaShutdownApi.as_view(), name="chat-ollama-shutdown"),
     path("ollama/server/restart", apis.OllamaRestartApi.as_view(), name="chat-ollama-restart"),
+    path("ollama/config", apis.OllamaConfigApi.as_view(), name="chat-ollama-config"),
+    path("ollama/config/mode", apis.OllamaConfigModeApi.as_view(), name="chat-ollama-config-mode"),
+    path("ollama/config/auto-detect", apis.OllamaConfigDetectApi.as_view(), name="chat-ollama-config-detect"),
 ]

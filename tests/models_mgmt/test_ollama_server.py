@@ -15,37 +15,12 @@ import pytest
 from models_mgmt import keeper, ollama_server
 from ops.models import AuditEvent
 from tests.conftest import client_for
-from tests.factories import UserFactory
 from tests.fakes.ollama import FOREVER
-from tests.procs import free_port
 
 pytestmark = pytest.mark.django_db
 
-FAKE_BINARY = Path(__file__).resolve().parents[1] / "fakes" / "ollama-serve"
 LLM = "fake-llm:latest"
 STATUS = "/api/v1/chat/ollama/server/status"
-
-
-@pytest.fixture
-def staff_api(db):
-    return client_for(UserFactory(username="boss", is_staff=True))
-
-
-@pytest.fixture
-def managed(settings, tmp_path):
-    """OLLAMA_BINARY is the stand-in on a free port; every process it starts is gone after the test."""
-    url = f"http://127.0.0.1:{free_port()}"
-    settings.OLLAMA_BINARY = str(FAKE_BINARY)
-    settings.OLLAMA_URLS, settings.OLLAMA_MANAGED_URL = [url], ""
-    settings.LOCAL_MODELS_ENABLED, settings.OPENAI_BASE_URL, settings.DEFAULT_MODEL = False, "", ""
-    settings.OLLAMA_RUN_DIR = tmp_path
-    settings.OLLAMA_START_TIMEOUT_SECONDS, settings.OLLAMA_STOP_TIMEOUT_SECONDS = 30, 5
-    yield url
-    state = ollama_server.read_state(tmp_path)
-    process = ollama_server.process_of(state)
-    if process is not None:
-        os.killpg(state["pid"], signal.SIGKILL)
-        process.wait(10)
 
 
 def reachable(url: str) -> bool:
