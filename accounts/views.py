@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django import forms
 from django.conf import settings
 from django.contrib.auth import login, logout
 from django.http import HttpRequest, HttpResponse
@@ -16,6 +17,21 @@ from accounts.models import User
 BACKEND = "django.contrib.auth.backends.ModelBackend"
 
 
+def _attach_errors(form: forms.Form, exc: APIException) -> str:
+    """Put each field's errors next to that field; what belongs to no field comes back as text."""
+    detail = exc.detail
+    if not isinstance(detail, dict):
+        return str(detail)
+    rest = {}
+    for key, value in detail.items():
+        if key in form.fields:
+            for item in value if isinstance(value, list) else [value]:
+                form.add_error(key, str(item))
+        else:
+            rest[key] = value
+    return _error_text(APIException(rest)) if rest else ""
+
+
 def _error_text(exc: APIException) -> str:
     detail = exc.detail
     if isinstance(detail, dict):
@@ -28,6 +44,8 @@ def _error_text(exc: APIException) -> str:
 def signin_page(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
         return redirect("chat")
+    if request.method == "GET" and not User.objects.exists():
+        return redirect("signup")  # a fresh install has nobody to sign in: its first visitor creates the owner
     form = SignInForm(request.POST or None)
     error = ""
     retry_after = None
@@ -61,18 +79,21 @@ def signup_page(request: HttpRequest) -> HttpResponse:
         return waitlist_page(request)
     form = SignUpForm(request.POST or None, initial={"invite_token": invite})
     error = ""
+    failed = False
     if closed:
         error = "Sign-up is by invitation only. Ask a team admin for an invite link."
     elif request.method == "POST" and form.is_valid():
         try:
             user, _token = services.register_user(**form.cleaned_data)
         except APIException as exc:
-            error = _error_text(exc)
+            error = _attach_errors(form, exc)
+            failed = True
         else:
             login(request, user, backend=BACKEND)
             return redirect("chat")
-    return render(request, "accounts/signup.html", {"form": form, "error": error, "closed": closed},
-                  status=400 if error and request.method == "POST" else 200)
+    context = {"form": form, "error": error, "closed": closed, "first_account": not User.objects.exists()}
+    return render(request, "accounts/signup.html", context,
+                  status=400 if (error or failed) and request.method == "POST" else 200)
 
 
 def waitlist_page(request: HttpRequest) -> HttpResponse:

@@ -8,12 +8,13 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from accounts import views as account_views
 from accounts.urls import admin_urlpatterns, auth_urlpatterns, team_urlpatterns
 from chat.urls import chat_urlpatterns, project_urlpatterns, room_urlpatterns, session_urlpatterns
-from chatproject.views import chat_page, home, ops_panic_page, ops_performance_page, ops_system_page
+from chatproject.views import ApiRootView, chat_page, home, ops_panic_page, ops_performance_page, ops_system_page
 from compat.urls import ollama_urlpatterns, openai_urlpatterns
 from ops.apis import AuditListApi, HealthzApi, ReadyzApi
 from ops.metrics_api import MetricsApi
 
 api_v1 = [
+    path("", ApiRootView.as_view(), name="api-root"),
     path("auth/", include(auth_urlpatterns)),
     path("teams/", include(team_urlpatterns)),
     path("admin/audit", AuditListApi.as_view(), name="audit-list"),

@@ -3,14 +3,25 @@
 from collections.abc import Callable
 from functools import wraps
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import NoReverseMatch
 from django.views.decorators.csrf import ensure_csrf_cookie
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import permissions
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.reverse import reverse
+from rest_framework.views import APIView
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    return redirect("chat" if request.user.is_authenticated else "signin")
+    if request.user.is_authenticated:
+        return redirect("chat")
+    return redirect("signin" if get_user_model().objects.exists() else "signup")
 
 
 @login_required
@@ -50,3 +61,24 @@ def ops_system_page(request: HttpRequest) -> HttpResponse:
 def ops_panic_page(request: HttpRequest) -> HttpResponse:
     """The panic switch: its state, a guarded trigger (with an optional wipe) and reset."""
     return render(request, "ops/panic.html", {"ops_section": "panic"})
+
+
+class ApiRootView(APIView):
+    """The API's front door: where each group of endpoints starts, browsable in a web browser."""
+
+    permission_classes = [permissions.AllowAny]
+    throttle_classes: list = []
+
+    @extend_schema(operation_id="api_root", responses={200: OpenApiTypes.OBJECT}, tags=["meta"])
+    def get(self, request: Request) -> Response:
+        links = {
+            "auth": "auth-me", "rooms": "rooms", "projects": "projects", "models": "chat-models",
+            "search": "chat-search", "schema": "schema", "docs": "swagger-ui",
+        }
+        found = {}
+        for label, name in links.items():
+            try:
+                found[label] = reverse(name, request=request)
+            except NoReverseMatch:
+                continue
+        return Response({"version": "v1", "links": found})

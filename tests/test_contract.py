@@ -77,13 +77,13 @@ def test_bearer_security_scheme(schema):
 
 
 @pytest.mark.parametrize("path", ["/api/docs/", "/api/redoc/", "/signin/"])
-def test_doc_pages_render(anon_client, path):
-    response = anon_client.get(path)
+def test_doc_pages_render(anon_client, user, path):
+    response = anon_client.get(path)  # with an account in place: a fresh install's /signin/ leads to sign-up
     assert response.status_code == 200
     assert b"<html" in response.content.lower()
 
 
-def test_home_leads_to_sign_in_which_links_to_docs():
+def test_home_leads_to_sign_in_which_links_to_docs(user):
     response = Client().get("/", follow=True)
     assert response.redirect_chain[-1][0] == "/signin/"
     assert b'href="/api/docs/"' in response.content

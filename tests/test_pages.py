@@ -140,3 +140,33 @@ def test_chat_sidebar_links_to_ops_pages_for_staff_only():
     staff.force_login(UserFactory(is_staff=True))
     page = staff.get("/chat/").content
     assert b'aria-label="Operations"' in page and b'href="/ops/panic/"' in page
+
+
+@pytest.mark.django_db
+def test_api_root_lists_the_api_and_is_browsable():
+    browser = Client()
+    data = browser.get("/api/v1/", HTTP_ACCEPT="application/json")
+    assert data.status_code == 200
+    assert data.json()["links"]["rooms"].endswith("/api/v1/rooms/")
+    html = browser.get("/api/v1/", HTTP_ACCEPT="text/html")
+    assert html.status_code == 200 and b"/api/v1/rooms/" in html.content
+
+
+@pytest.mark.django_db
+def test_a_fresh_install_opens_on_sign_up_and_names_the_first_account_admin():
+    browser = Client()
+    assert browser.get("/")["Location"] == "/signup/"
+    assert browser.get("/signin/")["Location"] == "/signup/"
+    page = browser.get("/signup/")
+    assert b"first account becomes its administrator" in page.content
+    UserFactory()
+    assert browser.get("/")["Location"] == "/signin/"
+    assert b"first account becomes" not in browser.get("/signup/").content
+
+
+@pytest.mark.django_db
+def test_a_refused_password_is_shown_at_its_field():
+    page = Client().post("/signup/", {"username": "ann", "email": "ann@example.com", "password": "short"})
+    assert page.status_code == 400
+    html = page.content.decode()
+    assert 'id="id_password-error"' in html and "too short" in html.split('id="id_password-error"')[1][:200]

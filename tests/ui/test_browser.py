@@ -181,9 +181,18 @@ def test_reload_mid_stream_continues_the_text(server, new_page, fake):
 
 
 def room_action(page, room_name: str, action: str) -> None:
-    """Hover the room in the sidebar (its actions show on hover or focus) and click one."""
-    page.locator(".room-item", has_text=room_name).hover()
-    page.get_by_role("button", name=f"{action} {room_name}").click()
+    """Open the room's action menu in the sidebar and pick one."""
+    page.get_by_role("button", name=f"Actions for {room_name}").click()
+    page.get_by_role("menuitem", name=action, exact=True).click()
+
+
+def answer_dialog(page, value: str | None = None, button: str | None = None) -> None:
+    """Fill and submit the page's open dialog (rename, new project, move, delete)."""
+    dialog = page.locator("dialog[open]")
+    if value is not None:
+        dialog.get_by_role("textbox").fill(value)
+    dialog.get_by_role("button", name=button or re.compile("Save|Create|Move|Delete")).click()
+    expect(page.locator("dialog[open]")).to_have_count(0)
 
 
 def test_sidebar_and_editing(server, new_page, fake):
@@ -205,8 +214,8 @@ def test_sidebar_and_editing(server, new_page, fake):
     send(page, "beta question", model=FAKE)
     expect(last_reply(page)).to_have_attribute("data-status", "complete")
     expect(page.locator(".room-item")).to_have_count(2)
-    page.once("dialog", lambda dialog: dialog.accept("Renamed beta"))
     room_action(page, "Beta question", "Rename")
+    answer_dialog(page, "Renamed beta")
     expect(page.locator("#room-title")).to_have_text("Renamed beta")
     room_action(page, "Renamed beta", "Pin")
     expect(page.locator(".room-item").first).to_contain_text("★ Renamed beta")
@@ -218,8 +227,8 @@ def test_sidebar_and_editing(server, new_page, fake):
     expect(page.locator(".room-item")).to_have_count(1)
     page.get_by_label("Show archived").check()
     expect(page.locator(".room-item")).to_have_count(2)
-    page.once("dialog", lambda dialog: dialog.accept())
     room_action(page, "Alpha question", "Delete")
+    answer_dialog(page)
     expect(page.locator(".room-item")).to_have_count(1)
     page.goto(first_room)  # a deleted room: the page says so and opens another
     expect(page.get_by_role("alert")).to_contain_text("Room not found")
@@ -227,8 +236,8 @@ def test_sidebar_and_editing(server, new_page, fake):
     expect(page.locator("#conn")).to_have_attribute("data-state", "open")
     # Projects: create one; a new chat lands in it and the filter shows only its rooms.
     page.goto(f"{server}/chat/")
-    page.once("dialog", lambda dialog: dialog.accept("Thesis"))
     page.get_by_role("button", name="New project").click()
+    answer_dialog(page, "Thesis")
     expect(page.get_by_label("Project", exact=True)).to_have_value(re.compile(".+"))
     expect(page.locator(".room-item")).to_have_count(0)
     page.get_by_role("button", name="+ New chat").click()

@@ -1,7 +1,7 @@
 // The input bar: Enter sends, Shift+Enter adds a line, typing is announced, the model picker is remembered.
 import { els, state } from "./state.js";
 import { sendFrame } from "./socket.js";
-import { newChat, stopStreams, updateRoom } from "./conversation.js";
+import { isStreaming, newChat, stopStreams, updateRoom } from "./conversation.js";
 
 els.prompt.addEventListener("keydown", (event) => {
   if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
@@ -10,8 +10,23 @@ els.prompt.addEventListener("keydown", (event) => {
   }
 });
 
+// The box grows with its text up to a third of the window, then scrolls.
+export function fitPrompt() {
+  els.prompt.style.height = "auto";
+  els.prompt.style.height = `${Math.min(els.prompt.scrollHeight + 2, Math.round(window.innerHeight / 3))}px`;
+}
+
+// Touch keyboards have no Shift+Enter habit: the placeholder only says what applies.
+const coarse = window.matchMedia("(pointer: coarse), (max-width: 720px)");
+function placeholder() {
+  els.prompt.placeholder = coarse.matches ? "Message" : "Send a message (Enter to send, Shift+Enter for a new line)";
+}
+coarse.addEventListener("change", placeholder);
+placeholder();
+
 let typingSent = false;
 els.prompt.addEventListener("input", () => {
+  fitPrompt();
   const typing = els.prompt.value.length > 0;
   if (typing !== typingSent) { typingSent = typing; sendFrame({ type: "typing", is_typing: typing }, true); }
 });
@@ -23,6 +38,7 @@ els.composer.addEventListener("submit", async (event) => {
   if (!state.roomId) await newChat();
   if (sendFrame({ type: "send_message", content, model: els.model.value })) {
     els.prompt.value = "";
+    fitPrompt();
     typingSent = false;
   }
 });
@@ -32,4 +48,13 @@ els.stop.addEventListener("click", stopStreams);
 els.model.addEventListener("change", () => {
   state.pickerTouched = true;
   if (state.roomId && !state.switching) updateRoom(state.roomId, { model: els.model.value });
+});
+
+// Escape stops a reply that is generating, unless a dialog, a menu or the phone sidebar takes it first.
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "Escape" || event.defaultPrevented || !isStreaming()) return;
+  if (document.querySelector("dialog[open]") || els.sidebar.classList.contains("open")) return;
+  if (event.target.closest && event.target.closest(".edit-box")) return;
+  event.preventDefault();
+  stopStreams();
 });

@@ -43,12 +43,14 @@ export async function openRoom(id, { keepQueued = false } = {}) {
   await loadHistory();
   state.ready = true;
   for (const frame of state.inbox.splice(0)) handleFrame(frame);
+  if (!els.sidebar.contains(document.activeElement) || window.matchMedia("(min-width: 721px)").matches) els.prompt.focus();
 }
 
 export async function loadHistory() {
   if (!state.roomId) return;
   const data = await api(`rooms/${state.roomId}/history?limit=200`);
   state.messages = data.results;
+  rememberBranch();
   for (const message of state.messages) {
     const live = state.live.get(message.id);
     if (live && live.text.length >= message.content.length) { message.content = live.text; message.status = live.status; }
@@ -71,14 +73,6 @@ export async function newChat() {
   } catch (error) { notify(error.message); } finally { state.switching = false; }
 }
 
-export async function refreshCitations(message) {
-  // Citations are stored on the reply when it starts; they are read back once it ends.
-  try {
-    const fresh = (await api(`rooms/${state.roomId}/history?limit=200`)).results.find((m) => m.id === message.id);
-    if (fresh && fresh.metadata && fresh.metadata.citations) { message.metadata = fresh.metadata; renderLater(message.id); }
-  } catch { /* the reply is shown without its sources */ }
-}
-
 export async function autoTitle() {
   try {
     state.room = await api(`rooms/${state.roomId}/title`, { method: "POST" });
@@ -95,10 +89,30 @@ export async function rate(message, rating) {
   } catch (error) { notify(error.message); }
 }
 
+// Which leaf you last looked at under each message of a room, so going back to an earlier version of a
+// message shows the reply you picked there rather than the newest one.
+function branchMemory() {
+  try { return JSON.parse(localStorage.getItem(`branches:${state.roomId}`) || "{}"); } catch { return {}; }
+}
+
+function rememberBranch() {
+  if (!state.messages.length) return;
+  const memory = branchMemory();
+  const leaf = state.messages[state.messages.length - 1].id;
+  for (const message of state.messages) memory[message.id] = leaf;
+  try { localStorage.setItem(`branches:${state.roomId}`, JSON.stringify(memory)); } catch { /* memory is a nicety */ }
+}
+
 export async function switchBranch(messageId) {
   if (!messageId) return;
+  const remembered = branchMemory()[messageId];
   try {
-    await api(`rooms/${state.roomId}/branch`, { method: "POST", body: { message_id: messageId } });
+    try {
+      await api(`rooms/${state.roomId}/branch`, { method: "POST", body: { message_id: remembered || messageId } });
+    } catch (error) {
+      if (!remembered || error.status !== 404) throw error;
+      await api(`rooms/${state.roomId}/branch`, { method: "POST", body: { message_id: messageId } });  // that leaf is gone
+    }
     await loadHistory();
   } catch (error) { notify(error.message); }
 }
@@ -122,8 +136,23 @@ export function startEdit(message) {
 }
 
 export function stopStreams() {
+  // The Stop button disappears with the reply: the composer keeps the focus instead of the page body.
+  const hadFocus = els.stop.contains(document.activeElement) || els.messages.contains(document.activeElement);
   for (const streamId of state.streams.keys()) sendFrame({ type: "stop", stream_id: streamId });
   if (!state.streams.size) sendFrame({ type: "stop" });
+  if (hadFocus || document.activeElement === document.body) els.prompt.focus();
+}
+
+export function isStreaming() {
+  return state.messages.some((m) => m.status === "streaming");
+}
+
+export async function refreshMessage(message) {
+  // The stored reply carries what the stream's end frame does not: its error, citations, counts and timings.
+  try {
+    const fresh = (await api(`rooms/${state.roomId}/history?limit=200`)).results.find((m) => m.id === message.id);
+    if (fresh) { Object.assign(message, { ...fresh, content: message.content, sibling_ids: message.sibling_ids }); renderLater(message.id); }
+  } catch { /* the reply stays as streamed */ }
 }
 
 // ---------------------------------------------------------------- models
@@ -141,8 +170,8 @@ export async function loadModels() {
   selectRoomModel();
 }
 
-export function selectRoomModel() {
-  if (state.pickerTouched) return;
+export function selectRoomModel(force = false) {
+  if (state.pickerTouched && !force) return;
   const wanted = state.room && state.room.model;
   const match = state.models.find((m) => m.name === wanted || m.qualified_name === wanted);
   const fallback = state.models.find((m) => m.default);

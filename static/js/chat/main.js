@@ -30,3 +30,6 @@ applyThemeLabel();
     else await newChat();
   }
 })();
+
+// The skip link lands in the composer itself, not just near it.
+document.querySelector(".skip-link").addEventListener("click", (event) => { event.preventDefault(); els.prompt.focus(); });

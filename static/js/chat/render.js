@@ -6,6 +6,7 @@ import { api } from "../api.js";
 import { els, notify, state } from "./state.js";
 import { sendFrame } from "./socket.js";
 import { rate, startEdit, stopStreams, switchBranch } from "./conversation.js";
+import { icon } from "./icons.js";
 
 marked.setOptions({ gfm: true, breaks: true });
 DOMPurify.addHook("afterSanitizeAttributes", (node) => {
@@ -36,25 +37,59 @@ export function actionButton(label, text, handler, pressed) {
   return button;
 }
 
+// A quiet icon button: the label is for screen readers and the tooltip, the icon for the eye.
+export function iconButton(label, name, handler, pressed) {
+  const button = actionButton(label, "", handler, pressed);
+  button.classList.add("act");
+  button.append(icon(name));
+  return button;
+}
+
+export function announce(text) {
+  const region = document.getElementById("announce");
+  region.textContent = "";
+  setTimeout(() => { region.textContent = text; }, 30);
+}
+
+const URL_PATTERN = /https?:\/\/[^\s<>"'`]+[^\s<>"'`.,;:!?)\]]/g;
+
+// Your own text stays text; only http(s) addresses in it become links, built as elements (never as HTML).
+function linkified(text) {
+  const box = document.createElement("div");
+  box.className = "content";
+  let last = 0;
+  for (const match of text.matchAll(URL_PATTERN)) {
+    box.append(document.createTextNode(text.slice(last, match.index)));
+    const link = Object.assign(document.createElement("a"), { href: match[0], textContent: match[0], target: "_blank", rel: "noopener noreferrer" });
+    box.append(link);
+    last = match.index + match[0].length;
+  }
+  box.append(document.createTextNode(text.slice(last)));
+  return box;
+}
+
 export function messageNode(message) {
   const node = document.createElement("article");
   node.className = `msg ${message.role}`;
   node.dataset.messageId = message.id;
+  node.id = `message-${message.id}`;
   node.dataset.status = message.status;
+  node.tabIndex = -1;
   if (message.status === "streaming") node.classList.add("streaming");
   node.setAttribute("aria-label", message.role === "user" ? "Your message" : "Assistant reply");
-  if (message.role === "assistant") {
-    node.append(markdown(message.content));
-  } else {
-    const content = document.createElement("div");
-    content.className = "content";
-    content.textContent = message.content;  // user text is shown as text, never parsed as HTML
-    node.append(content);
-  }
+  node.append(message.role === "assistant" ? markdown(message.content) : linkified(message.content || ""));
+  if (message.role === "assistant" && message.status === "error") node.append(errorNode(message));
   const citations = (message.metadata && message.metadata.citations) || [];
   if (citations.length) node.append(citationsNode(citations));
   node.append(metaNode(message));
   return node;
+}
+
+function errorNode(message) {
+  const box = Object.assign(document.createElement("div"), { className: "reply-error" });
+  box.append(Object.assign(document.createElement("p"), { textContent: message.error || "The reply failed before it finished." }));
+  box.append(actionButton("Retry", "Retry", () => sendFrame({ type: "regenerate", message_id: message.id, model: message.model || els.model.value })));
+  return box;
 }
 
 function citationsNode(citations) {
@@ -74,31 +109,68 @@ function metaNode(message) {
   const siblings = message.sibling_ids || [message.id];
   if (siblings.length > 1) {
     const index = siblings.indexOf(message.id);
-    meta.append(
-      actionButton("Previous version", "‹", () => switchBranch(siblings[index - 1]), undefined),
+    const previous = iconButton("Previous version", "forward", () => switchBranch(siblings[index - 1]));
+    previous.classList.add("flip");
+    const next = iconButton("Next version", "forward", () => switchBranch(siblings[index + 1]));
+    previous.disabled = index === 0;
+    next.disabled = index === siblings.length - 1;
+    meta.append(previous,
       Object.assign(document.createElement("span"), { className: "branch", textContent: `${index + 1}/${siblings.length}` }),
-      actionButton("Next version", "›", () => switchBranch(siblings[index + 1]), undefined),
-    );
-    meta.children[0].disabled = index === 0;
-    meta.children[2].disabled = index === siblings.length - 1;
+      next);
   }
-  meta.append(actionButton("Copy", "Copy", () => copyText(message)));
+  const actions = Object.assign(document.createElement("span"), { className: "actions" });
+  meta.append(actions);
+  actions.append(iconButton("Copy", "copy", (event) => copyText(message, event.currentTarget)));
   if (message.role === "user") {
-    meta.append(actionButton("Edit", "Edit", () => startEdit(message)));
+    actions.append(iconButton("Edit", "edit", () => startEdit(message)));
   } else if (message.status === "streaming") {
-    meta.append(actionButton("Stop", "Stop", () => stopStreams()));
+    actions.append(iconButton("Stop", "stop", () => stopStreams()));
   } else {
-    meta.append(
-      actionButton("Regenerate", "↻ Regenerate", () => sendFrame({ type: "regenerate", message_id: message.id, model: els.model.value })),
-      actionButton("Good reply", "Good", () => rate(message, message.rating === 1 ? 0 : 1), message.rating === 1),
-      actionButton("Bad reply", "Bad", () => rate(message, message.rating === -1 ? 0 : -1), message.rating === -1),
-    );
-    if (message.status !== "complete") {
+    actions.append(iconButton("Regenerate", "regenerate", () => regenerate(message)));
+    if (message.status !== "error") {
+      actions.append(
+        iconButton("Good reply", "up", () => rate(message, message.rating === 1 ? 0 : 1), message.rating === 1),
+        iconButton("Bad reply", "down", () => rate(message, message.rating === -1 ? 0 : -1), message.rating === -1),
+      );
+    }
+    if (message.status !== "complete" && message.status !== "error") {
       meta.append(Object.assign(document.createElement("span"), { className: "status", textContent: message.status }));
     }
   }
   return meta;
 }
+
+function regenerate(message) {
+  sendFrame({ type: "regenerate", message_id: message.id, model: els.model.value });
+}
+
+// Messages are one Tab stop: Tab lands on one message (then its own buttons), arrows move between messages.
+function tameTabStops(node) {
+  if (node.querySelector(".edit-box")) return;
+  node.querySelectorAll("button, a[href]").forEach((control) => { control.tabIndex = -1; });
+}
+
+function setRoving(node) {
+  els.messages.querySelectorAll(".msg[tabindex='0']").forEach((other) => { if (other !== node) other.tabIndex = -1; });
+  if (node) node.tabIndex = 0;
+}
+
+els.messages.addEventListener("focusin", (event) => {
+  const node = event.target.closest(".msg");
+  if (!node) return;
+  setRoving(node);
+  node.querySelectorAll("button, a[href]").forEach((control) => { control.tabIndex = 0; });
+});
+els.messages.addEventListener("focusout", (event) => {
+  const node = event.target.closest(".msg");
+  if (node && !node.contains(event.relatedTarget)) tameTabStops(node);
+});
+els.messages.addEventListener("keydown", (event) => {
+  if (event.key !== "ArrowUp" && event.key !== "ArrowDown") return;
+  if (!event.target.classList.contains("msg")) return;
+  const sibling = event.key === "ArrowUp" ? event.target.previousElementSibling : event.target.nextElementSibling;
+  if (sibling && sibling.classList.contains("msg")) { event.preventDefault(); sibling.focus(); }
+});
 
 export function renderMessages() {
   els.messages.replaceChildren();
@@ -109,13 +181,18 @@ export function renderMessages() {
     els.messages.append(empty);
   }
   for (const message of state.messages) els.messages.append(messageNode(message));
+  els.messages.querySelectorAll(".msg").forEach(tameTabStops);
+  setRoving(els.messages.querySelector(".msg:last-of-type"));
   updateComposer();
   els.messages.scrollTop = els.messages.scrollHeight;
 }
 
 export function appendMessage(message) {
   els.messages.querySelector(".empty")?.remove();
-  els.messages.append(messageNode(message));
+  const node = messageNode(message);
+  els.messages.append(node);
+  tameTabStops(node);
+  setRoving(node);
   els.messages.scrollTop = els.messages.scrollHeight;
   updateComposer();
 }
@@ -130,7 +207,13 @@ function flushRenders() {
   for (const id of pendingRender) {
     const message = state.messages.find((m) => m.id === id);
     const old = els.messages.querySelector(`[data-message-id="${id}"]`);
-    if (message && old) old.replaceWith(messageNode(message));
+    if (!message || !old) continue;
+    const node = messageNode(message);
+    const hadFocus = old.contains(document.activeElement);
+    node.tabIndex = old.tabIndex;
+    old.replaceWith(node);
+    if (!hadFocus) tameTabStops(node);
+    else node.focus();
   }
   pendingRender.clear();
   updateComposer();
@@ -143,11 +226,23 @@ export function updateComposer() {
   els.send.hidden = streaming;
 }
 
-async function copyText(message) {
-  try { await navigator.clipboard.writeText(message.content); } catch (e) {
-    const area = Object.assign(document.createElement("textarea"), { value: message.content });
+export async function copyToClipboard(text, button) {
+  try { await navigator.clipboard.writeText(text); } catch (e) {
+    const area = Object.assign(document.createElement("textarea"), { value: text });
     document.body.append(area); area.select(); document.execCommand("copy"); area.remove();
   }
+  announce("Copied");
+  if (!button) return;
+  // The button itself says it worked for a moment, for those who were looking at it.
+  const label = button.getAttribute("aria-label");
+  button.classList.add("done");
+  button.setAttribute("aria-label", "Copied");
+  button.title = "Copied";
+  setTimeout(() => { button.classList.remove("done"); button.setAttribute("aria-label", label); button.title = label; }, 1500);
+}
+
+function copyText(message, button) {
+  return copyToClipboard(message.content, button);
 }
 
 export function highlightMessage(id) {

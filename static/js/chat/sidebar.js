@@ -3,6 +3,7 @@ import { api } from "../api.js";
 import { els, notify, state } from "./state.js";
 import { highlightMessage, openPassage, sanitize } from "./render.js";
 import { newChat, openRoom, updateRoom } from "./conversation.js";
+import { askChoice, askText, confirmDialog } from "./dialogs.js";
 
 export function setSidebar(open) {
   els.sidebar.classList.toggle("open", open);
@@ -15,7 +16,8 @@ export async function loadProjects() {
   const current = els.projectFilter.value;
   els.projectFilter.replaceChildren(new Option("All chats", ""));
   for (const project of data.results) els.projectFilter.append(new Option(project.name, project.id));
-  els.projectFilter.value = current;
+  els.projectFilter.value = [...els.projectFilter.options].some((o) => o.value === current) ? current : "";
+  syncProjectButtons();
 }
 
 export async function loadRooms() {
@@ -69,14 +71,55 @@ async function openHit(hit) {
   else if (hit.file) openPassage(hit.room.id, { file_id: hit.file.id, chunk: hit.chunk.ordinal });
 }
 
-function roomButton(label, text, handler) {
-  const button = document.createElement("button");
-  button.type = "button";
-  button.textContent = text;
-  button.setAttribute("aria-label", label);
-  button.title = label;
-  button.addEventListener("click", (event) => { event.stopPropagation(); handler(); });
-  return button;
+// One menu of room actions at a time, opened from a room's "⋯" button and closed by Escape or a click elsewhere.
+let openMenu = null;
+
+function closeMenu(refocus = true) {
+  if (!openMenu) return;
+  const { menu, trigger } = openMenu;
+  openMenu = null;
+  menu.remove();
+  trigger.setAttribute("aria-expanded", "false");
+  if (refocus && trigger.isConnected) trigger.focus();
+}
+
+function showMenu(trigger, items) {
+  closeMenu(false);
+  const menu = Object.assign(document.createElement("div"), { className: "menu" });
+  menu.setAttribute("role", "menu");
+  for (const [label, handler] of items) {
+    const item = Object.assign(document.createElement("button"), { type: "button", textContent: label });
+    item.setAttribute("role", "menuitem");
+    item.addEventListener("click", (event) => { event.stopPropagation(); closeMenu(); handler(); });
+    menu.append(item);
+  }
+  menu.addEventListener("keydown", (event) => {
+    const entries = [...menu.querySelectorAll("[role=menuitem]")];
+    const at = entries.indexOf(document.activeElement);
+    if (event.key === "ArrowDown") { event.preventDefault(); entries[(at + 1) % entries.length].focus(); }
+    if (event.key === "ArrowUp") { event.preventDefault(); entries[(at - 1 + entries.length) % entries.length].focus(); }
+    if (event.key === "Escape") { event.preventDefault(); event.stopPropagation(); closeMenu(); }
+    if (event.key === "Tab") closeMenu(false);
+  });
+  document.body.append(menu);
+  const box = trigger.getBoundingClientRect();
+  const top = Math.min(box.bottom + 4, window.innerHeight - menu.offsetHeight - 8);
+  menu.style.top = `${Math.max(8, top)}px`;
+  menu.style.left = `${Math.max(8, Math.min(box.right - menu.offsetWidth, window.innerWidth - menu.offsetWidth - 8))}px`;
+  trigger.setAttribute("aria-expanded", "true");
+  openMenu = { menu, trigger };
+  menu.querySelector("[role=menuitem]").focus();
+}
+document.addEventListener("click", (event) => { if (openMenu && !openMenu.menu.contains(event.target)) closeMenu(false); });
+
+function roomMenu(room, trigger) {
+  showMenu(trigger, [
+    ["Rename", () => renameRoom(room)],
+    [room.pinned ? "Unpin" : "Pin", () => updateRoom(room.id, { pinned: !room.pinned })],
+    [room.archived ? "Unarchive" : "Archive", () => updateRoom(room.id, { archived: !room.archived })],
+    ["Move to project", () => moveRoom(room)],
+    ["Delete", () => deleteRoom(room)],
+  ]);
 }
 
 export function renderRooms() {
@@ -92,29 +135,31 @@ export function renderRooms() {
     open.textContent = (room.pinned ? "★ " : "") + room.name + (room.archived ? " (archived)" : "");
     open.title = room.name;
     open.addEventListener("click", () => openRoom(room.id));
-    const actions = document.createElement("span");
-    actions.className = "actions";
-    actions.append(
-      roomButton(`Rename ${room.name}`, "✎", () => renameRoom(room)),
-      roomButton(room.pinned ? `Unpin ${room.name}` : `Pin ${room.name}`, room.pinned ? "Unpin" : "Pin",
-        () => updateRoom(room.id, { pinned: !room.pinned })),
-      roomButton(room.archived ? `Unarchive ${room.name}` : `Archive ${room.name}`, room.archived ? "Unarchive" : "Archive",
-        () => updateRoom(room.id, { archived: !room.archived })),
-      roomButton(`Delete ${room.name}`, "Delete", () => deleteRoom(room)),
-    );
-    item.append(open, actions);
+    const more = Object.assign(document.createElement("button"), { type: "button", className: "more", textContent: "⋯" });
+    more.setAttribute("aria-label", `Actions for ${room.name}`);
+    more.setAttribute("aria-haspopup", "menu");
+    more.setAttribute("aria-expanded", "false");
+    more.title = "Actions";
+    more.addEventListener("click", (event) => { event.stopPropagation(); roomMenu(room, more); });
+    item.append(open, more);
     els.roomList.append(item);
   }
   renderHits();
 }
 
-function renameRoom(room) {
-  const name = window.prompt("New name for this chat", room.name);
-  if (name !== null && name.trim()) updateRoom(room.id, { name: name.trim() });
+async function renameRoom(room) {
+  const name = await askText("Rename chat", "Name", room.name);
+  if (name) updateRoom(room.id, { name });
+}
+
+async function moveRoom(room) {
+  const options = [["", "No project"], ...[...els.projectFilter.options].slice(1).map((o) => [o.value, o.text])];
+  const choice = await askChoice(`Move "${room.name}"`, "Project", options, room.project || "");
+  if (choice) { await updateRoom(room.id, { project: choice.value || null }); await loadProjects(); }
 }
 
 async function deleteRoom(room) {
-  if (!window.confirm(`Delete "${room.name}"?`)) return;
+  if (!await confirmDialog("Delete chat", `Delete "${room.name}"? This cannot be undone from here.`)) return;
   try {
     await api(`rooms/${room.id}`, { method: "DELETE" });
     if (room.id === state.roomId) await newChat();
@@ -122,20 +167,46 @@ async function deleteRoom(room) {
   } catch (error) { notify(error.message); }
 }
 
+function syncProjectButtons() {
+  const chosen = Boolean(els.projectFilter.value);
+  els.renameProject.hidden = !chosen;
+  els.deleteProject.hidden = !chosen;
+}
+
 els.search.addEventListener("keydown", (event) => {
   if (event.key === "Enter" && state.hits && state.hits.length) { event.preventDefault(); openHit(state.hits[0]); }
 });
 let searchTimer = null;
 els.search.addEventListener("input", () => { clearTimeout(searchTimer); searchTimer = setTimeout(loadRooms, 200); });
-els.projectFilter.addEventListener("change", loadRooms);
+els.projectFilter.addEventListener("change", () => { syncProjectButtons(); loadRooms(); });
 els.showArchived.addEventListener("change", loadRooms);
 els.newProject.addEventListener("click", async () => {
-  const name = window.prompt("Name of the new project");
-  if (!name || !name.trim()) return;
+  const name = await askText("New project", "Name", "", "Create");
+  if (!name) return;
   try {
-    const project = await api("projects/", { method: "POST", body: { name: name.trim() } });
+    const project = await api("projects/", { method: "POST", body: { name } });
     await loadProjects();
     els.projectFilter.value = project.id;
+    syncProjectButtons();
+    await loadRooms();
+  } catch (error) { notify(error.message); }
+});
+els.renameProject.addEventListener("click", async () => {
+  const option = els.projectFilter.selectedOptions[0];
+  const name = await askText("Rename project", "Name", option.text);
+  if (!name) return;
+  try {
+    await api(`projects/${option.value}`, { method: "PATCH", body: { name } });
+    await loadProjects();
+  } catch (error) { notify(error.message); }
+});
+els.deleteProject.addEventListener("click", async () => {
+  const option = els.projectFilter.selectedOptions[0];
+  if (!await confirmDialog("Delete project", `Delete the project "${option.text}"? Its chats stay, outside any project.`)) return;
+  try {
+    await api(`projects/${option.value}`, { method: "DELETE" });
+    els.projectFilter.value = "";
+    await loadProjects();
     await loadRooms();
   } catch (error) { notify(error.message); }
 });

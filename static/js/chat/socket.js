@@ -1,7 +1,8 @@
 // The room's WebSocket: reconnect with backoff, resume in-flight replies, apply server frames.
 import { els, notify, state } from "./state.js";
 import { appendMessage, renderLater, updateComposer } from "./render.js";
-import { autoTitle, loadHistory, newChat, refreshCitations, renderTitle } from "./conversation.js";
+import { autoTitle, loadHistory, newChat, refreshMessage, renderTitle, selectRoomModel } from "./conversation.js";
+import { loadRooms } from "./sidebar.js";
 
 function setConn(stateName, text) {
   els.conn.dataset.state = stateName;
@@ -113,7 +114,7 @@ export function handleFrame(frame) {
         else if (live) message.content = live.text;
         message.status = frame.status;
         renderLater(message.id);
-        if (frame.status !== "streaming") refreshCitations(message);
+        if (frame.status !== "streaming") refreshMessage(message);
       }
       if (frame.status === "complete" && state.room && state.room.name === "New Chat") autoTitle();
       break;
@@ -130,19 +131,28 @@ export function handleFrame(frame) {
     case "branch_switched":
       loadHistory();
       break;
-    case "room_updated":
+    case "room_updated": {
+      // A change made in another tab or through the API: name, model and settings follow here too.
+      const modelChanged = state.room && frame.room.model !== state.room.model;
       state.room = { ...state.room, ...frame.room };
       renderTitle();
+      if (modelChanged) { state.pickerTouched = false; selectRoomModel(true); }
+      loadRooms();
       break;
+    }
     case "room_deleted":
       newChat();
       break;
     case "typing":
       els.typing.textContent = frame.is_typing ? `${frame.user} is typing…` : "";
       break;
-    case "error":
-      notify(frame.message);
+    case "error": {
+      // A failed reply keeps its reason in its own bubble (and in the database); other errors are toasts.
+      const stream = frame.stream_id && state.streams.get(frame.stream_id);
+      const message = stream && state.messages.find((m) => m.id === stream.messageId);
+      if (message) { message.error = frame.message; message.status = "error"; renderLater(message.id); } else notify(frame.message);
       break;
+    }
     case "panic":
       document.getElementById("panic-banner").hidden = !frame.active;
       if (frame.active && frame.wiped) location.assign("/chat/");  // every chat is gone

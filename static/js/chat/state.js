@@ -8,6 +8,8 @@ export const els = {
   search: document.getElementById("room-search"),
   projectFilter: document.getElementById("project-filter"),
   newProject: document.getElementById("new-project"),
+  renameProject: document.getElementById("rename-project"),
+  deleteProject: document.getElementById("delete-project"),
   showArchived: document.getElementById("show-archived"),
   newChat: document.getElementById("new-chat"),
   title: document.getElementById("room-title"),
