@@ -10,6 +10,7 @@ from accounts.urls import admin_urlpatterns, auth_urlpatterns, team_urlpatterns
 from chat.urls import chat_urlpatterns, project_urlpatterns, room_urlpatterns, session_urlpatterns
 from chatproject.views import ApiRootView, chat_page, home, ops_panic_page, ops_performance_page, ops_system_page
 from compat.urls import ollama_urlpatterns, openai_urlpatterns
+from models_mgmt.views import ops_models_page
 from ops.apis import AuditListApi, HealthzApi, ReadyzApi
 from ops.metrics_api import MetricsApi
 
@@ -30,6 +31,7 @@ urlpatterns = [
     path("chat/", chat_page, name="chat"),
     path("chat/<str:room_id>/", chat_page, name="chat-room"),
     path("ops/performance/", ops_performance_page, name="ops-performance"),
+    path("ops/models/", ops_models_page, name="ops-models"),
     path("ops/system/", ops_system_page, name="ops-system"),
     path("ops/panic/", ops_panic_page, name="ops-panic"),
     path("signin/", account_views.signin_page, name="signin"),

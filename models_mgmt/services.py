@@ -288,6 +288,7 @@ def remove_hot_slot(*, actor, slot_number: int) -> dict:
     name = _delete_slot(actor=actor, slot_number=slot_number)
     apply_pins(selectors.pins())
     _release(name)
+    async_to_sync(registry.catalogue)(refresh=True)  # the next listing shows its new unload time
     return {"slot": slot_number, "model": name, "removed": True}
 
 

@@ -9,7 +9,8 @@ models_urlpatterns = [
     path("models/status", apis.ModelsStatusApi.as_view(), name="chat-models-status"),
     path("models/orchestrator-suitable", apis.ModelsOrchestratorApi.as_view(), name="chat-models-orchestrator"),
     path("models/preload", apis.ModelPreloadApi.as_view(), name="chat-models-preload"),
-    path("models/unload/<str:model_name>", apis.ModelUnloadApi.as_view(), name="chat-models-unload"),
+    # `path`: a qualified name (ollama/llama3.2:3b) has a slash in it.
+    path("models/unload/<path:model_name>", apis.ModelUnloadApi.as_view(), name="chat-models-unload"),
     path("models/hot-slots", apis.HotSlotsApi.as_view(), name="chat-models-hot-slots"),
     path("models/hot-slots/<int:slot_number>", apis.HotSlotApi.as_view(), name="chat-models-hot-slot"),
     path("models/load-hot-slots", apis.HotSlotsLoadApi.as_view(), name="chat-models-hot-slots-load"),

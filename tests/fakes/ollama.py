@@ -192,6 +192,8 @@ class FakeOllama:
                     break
         except (asyncio.IncompleteReadError, ConnectionError, ValueError):
             pass
+        except asyncio.CancelledError:
+            pass  # the server is shutting down; Python 3.11's stream callback would log a cancelled handler
         finally:
             try:
                 writer.close()

@@ -69,6 +69,9 @@ def test_unload_frees_the_model_and_is_audited(fake_ollama, staff_api):
     assert AuditEvent.objects.get(action="models.unload").details["after"] == {"loaded": []}
     again = staff_api.post(f"/api/v1/chat/models/unload/{LLM}")
     assert again.status_code == 200 and again.json()["unloaded"] is False
+    staff_api.post("/api/v1/chat/models/preload", {"model": LLM}, format="json")
+    qualified = staff_api.post(f"/api/v1/chat/models/unload/ollama/{LLM}")  # the name the catalogue gives
+    assert qualified.status_code == 200 and qualified.json()["unloaded"] is True and fake_ollama.loaded == {}
 
 
 def test_bad_input_and_who_may(fake_ollama, staff_api, user, anon_client):
