@@ -414,11 +414,11 @@ def main() -> None:
         sys.exit(1)
 
     async def run() -> None:
-        await fake.serve()
-        print(f"fake ollama on {fake.url}", flush=True)
-        if serve:
+        if serve:  # logged before it listens, as `ollama serve` does, so it is there once the server answers
             settings = {key: value for key, value in sorted(os.environ.items()) if key.startswith("OLLAMA_")}
             print(f"server config env={settings}", flush=True)
+        await fake.serve()
+        print(f"fake ollama on {fake.url}", flush=True)
         stopped = asyncio.Event()
         if serve and not os.environ.get("FAKE_OLLAMA_IGNORE_SIGTERM"):
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopped.set)
