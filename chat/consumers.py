@@ -175,7 +175,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                                     system_prompt=system_prompt, **kwargs)
 
     async def on_send_message(self, frame: dict) -> None:
-        await self._start(frame, action="send", content=frame["content"])
+        await self._start(frame, action="send", content=frame["content"], files=frame["files"],
+                          search_all_rooms=frame["search_all_rooms"])
 
     async def on_edit_message(self, frame: dict) -> None:
         message = await self._message(frame["message_id"])

@@ -5,7 +5,9 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from chat.serializers import GenerationOptionsSerializer, MessageContentMixin
-from chatproject.validation import StrictCharField, StrictUUIDField
+from chatproject.validation import StrictBooleanField, StrictCharField, StrictUUIDField
+
+MAX_FILES_PER_MESSAGE = 20
 
 
 class FrameOptionsSerializer(GenerationOptionsSerializer):
@@ -20,7 +22,10 @@ class FrameSerializer(serializers.Serializer):
 
 
 class SendFrameSerializer(MessageContentMixin, FrameSerializer):
-    pass
+    files = serializers.ListField(child=StrictUUIDField(), required=False, default=list,
+                                 max_length=MAX_FILES_PER_MESSAGE, help_text="Ids of files uploaded to this room.")
+    search_all_rooms = StrictBooleanField(required=False, default=False,
+                                          help_text="Draw on passages of the sender's other rooms too.")
 
 
 class EditFrameSerializer(MessageContentMixin, FrameSerializer):

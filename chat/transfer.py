@@ -15,6 +15,7 @@ from rest_framework import exceptions
 from chat.models import Message, MessageRole, MessageStatus, Room
 from chat.selectors import active_branch
 from chat.services import create_room, refresh_room_summary, validate_message_content
+from search import hooks as search_hooks
 
 EXPORT_FORMAT = "llm-chat-room"
 EXPORT_VERSION = 1
@@ -186,6 +187,7 @@ def import_room(*, owner, data: dict) -> Room:
             )
         )
     Message.objects.bulk_create(rows)
+    search_hooks.messages_saved(row.pk for row in rows)  # searchable once the import commits, like any message
     leaf_ref = data.get("active_leaf_id")
     if leaf_ref is not None and str(leaf_ref) not in new_ids:
         raise exceptions.ValidationError({"active_leaf_id": ["Names a message that is not in the export."]})

@@ -20,6 +20,14 @@ CONFIG = "english"  # the PostgreSQL text search configuration the GIN index was
 MARK_START, MARK_END = "\x02", "\x03"  # placeholders the database marks with, turned into <mark> after escaping
 WORD = re.compile(r"\w+", re.UNICODE)
 MAX_TERMS = 16
+# Words too common to tell rows apart; PostgreSQL's `english` configuration drops the like, so SQLite does too.
+STOPWORDS = frozenset("""
+a about above after again all am an and any are as at be because been before being below between both but by
+can could did do does doing down during each few for from further had has have having he her here hers him his
+how i if in into is it its itself just me more most my no nor not now of off on once only or other our ours out
+over own same she should so some such than that the their theirs them then there these they this those through
+to too under until up very was we were what when where which while who whom why will with would you your yours
+""".split())
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,7 @@ def marked(text: str) -> str:
 def search(scope: QuerySet[Document], query: str, *, limit: int, prefix: bool = True) -> list[FulltextHit]:
     """Rows of `scope` matching any term of the query (the last one as a prefix, for search as you type)."""
     terms = query_terms(query)
+    terms = [term for term in terms if term not in STOPWORDS] or terms  # "to be or not to be" still searches
     if not terms:
         return []
     if connection.vendor == "postgresql":

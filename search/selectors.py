@@ -86,8 +86,13 @@ def fuse(rankings: list[list[int]], k: int = RRF_K) -> dict[int, float]:
 
 
 def hybrid_search(*, scope: QuerySet[Document], query: str, limit: int, mode: str = "hybrid",
-                  query_vector: np.ndarray | None = None) -> SearchResult:
-    """Full-text and vector rankings of the scoped rows, fused by reciprocal rank (or either alone by `mode`)."""
+                  query_vector: np.ndarray | None = None, min_similarity: float | None = None) -> SearchResult:
+    """Full-text and vector rankings of the scoped rows, fused by reciprocal rank (or either alone by `mode`).
+
+    Rows less similar to the query than `min_similarity` (default SEARCH_MIN_SIMILARITY) stay out of the
+    vector ranking.
+    """
+    floor = settings.SEARCH_MIN_SIMILARITY if min_similarity is None else min_similarity
     timings: dict[str, float] = {}
     started = time.perf_counter()
     text_hits = fulltext.search(scope, query, limit=CANDIDATES) if mode in ("hybrid", "fulltext") else []
@@ -100,7 +105,7 @@ def hybrid_search(*, scope: QuerySet[Document], query: str, limit: int, mode: st
         started = time.perf_counter()
         vector_hits = [(pk, score) for pk, score in
                        vector_index.search(scope=scope, vector=vector, model=embedder.model_name, k=CANDIDATES)
-                       if score >= settings.SEARCH_MIN_SIMILARITY]
+                       if score >= floor]
         timings["vector"] = (time.perf_counter() - started) * 1000
     text_order = [hit.document_id for hit in text_hits]
     vector_order = [pk for pk, _ in vector_hits]

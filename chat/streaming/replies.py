@@ -75,6 +75,7 @@ class Reply:
 async def start_reply(
     *, user: User, room: Room | uuid.UUID, action: str = "send", content: str = "", message: Message | None = None,
     model: str | None = None, options: dict | None = None, system_prompt: str = "", subscribe: bool = False,
+    files: list[uuid.UUID] | None = None, search_all_rooms: bool = False,
 ) -> Reply:
     """Begin a reply (`send` a new user turn, `edit` one, or `regenerate` an answer) and run it detached.
 
@@ -94,6 +95,8 @@ async def start_reply(
             raise ApiError(exc.message, code=exc.code, status_code=exc.status) from exc
         room_id = room.pk if isinstance(room, Room) else room
         extra = {"content": content} if action in ("send", "edit") else {}
+        if action == "send":  # what the new message asks its replies to draw on (an edit keeps the original's)
+            extra.update(files=files or [], search_all_rooms=search_all_rooms)
         if action in ("edit", "regenerate"):
             extra["message"] = message
         started = await call_service(

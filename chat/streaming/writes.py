@@ -104,11 +104,12 @@ def _lock_room(room_id: uuid.UUID, user: User) -> Room:
     return room
 
 
-def _new_user_message(*, room: Room, user: User, parent_id, content: str, edited: bool = False) -> Message:
+def _new_user_message(*, room: Room, user: User, parent_id, content: str, edited: bool = False,
+                      metadata: dict | None = None) -> Message:
     now = timezone.now()
     return Message(
         room=room, parent_id=parent_id, role=MessageRole.USER, content=content, author=user, created_at=now,
-        edited_at=now if edited else None,
+        edited_at=now if edited else None, metadata=metadata or {},
     )
 
 
@@ -146,12 +147,19 @@ def _begin(
 @transaction.atomic
 def send_user_message(
     *, room_id: uuid.UUID, user: User, content: str, model: str, control_channel: str = "", system_prompt: str = "",
-    max_turns: int | None = None,
+    max_turns: int | None = None, files: list[uuid.UUID] | None = None, search_all_rooms: bool = False,
 ) -> StartedReply:
-    """A new user turn on the active branch, and the assistant reply that will stream under it."""
+    """A new user turn on the active branch, and the assistant reply that will stream under it.
+
+    `files` are ids of the room's uploaded files the message is about (404 for any other), and
+    `search_all_rooms` asks for passages of the user's other rooms too; both shape its replies' sources.
+    """
     validate_message_content(content)
     room = _lock_room(room_id, user)
-    user_message = _new_user_message(room=room, user=user, parent_id=room.active_leaf_id, content=content)
+    metadata = search_hooks.retrieval_metadata(room_id=room.pk, file_ids=files or [],
+                                               search_all_rooms=search_all_rooms)
+    user_message = _new_user_message(room=room, user=user, parent_id=room.active_leaf_id, content=content,
+                                     metadata=metadata)
     return _begin(room=room, user=user, parent=user_message, model=model, control_channel=control_channel,
                   system_prompt=system_prompt, new_user_message=user_message, max_turns=max_turns)
 
@@ -166,7 +174,9 @@ def edit_user_message(
         raise ApiError("Only your own messages can be edited.", code="not_editable", status_code=400)
     validate_message_content(content)
     room = _lock_room(room_id, user)
-    edited = _new_user_message(room=room, user=user, parent_id=message.parent_id, content=content, edited=True)
+    kept = {key: value for key, value in (message.metadata or {}).items() if key in search_hooks.RETRIEVAL_KEYS}
+    edited = _new_user_message(room=room, user=user, parent_id=message.parent_id, content=content, edited=True,
+                               metadata=kept)
     return _begin(room=room, user=user, parent=edited, model=model, control_channel=control_channel,
                   system_prompt=system_prompt, new_user_message=edited, max_turns=max_turns)
 

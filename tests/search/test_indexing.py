@@ -168,3 +168,20 @@ def test_long_messages_are_chunked_with_line_positions(user, index_all, settings
     chunks = list(Document.objects.filter(message=message).order_by("ordinal"))
     assert len(chunks) > 5 and chunks[0].line_start == 1 and chunks[-1].line_end == 40
     assert all(b.line_start <= a.line_end for a, b in zip(chunks, chunks[1:], strict=False))  # they overlap
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_imported_room_is_indexed_once_the_import_commits(settings, user):
+    settings.SEARCH_INDEXING = True
+    api = client_for(user)
+    document = {"format": "llm-chat-room", "version": 1, "room": {"name": "Imported"}, "messages": [
+        {"id": "m1", "role": "user", "content": "Kubernetes pods keep restarting after the upgrade"},
+        {"id": "m2", "parent_id": "m1", "role": "assistant", "content": "Check the liveness probe's timeout."},
+    ]}
+    response = api.post("/api/v1/rooms/import", document, format="json")
+    assert response.status_code == 201, response.content
+    assert indexer.wait_idle(timeout=60)
+    room_id = response.json()["id"]
+    assert Document.objects.filter(room_id=room_id, vector__isnull=False).count() == 2
+    hits = api.get("/api/v1/chat/search", {"q": "container crash loop"}).json()["results"]
+    assert hits[0]["room"]["id"] == room_id and hits[0]["role"] == "user"

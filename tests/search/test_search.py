@@ -185,3 +185,11 @@ def test_founder_of_another_team_sees_nothing_here(db):
     founder = UserFactory()
     MembershipFactory(team=team, user=founder, role=Role.FOUNDER)
     assert search(founder, q="JavaScript")["count"] == 0
+
+
+def test_common_words_do_not_match_on_their_own(corpus, roles):
+    """"the" or "to" in a query finds nothing by itself; a query of only such words still searches them."""
+    api = client_for(roles["owner"])
+    hits = api.get("/api/v1/chat/search", {"q": "the to of javascript", "mode": "fulltext"}).json()["results"]
+    assert hits and all("javascript" in hit["snippet"].lower() for hit in hits)
+    assert api.get("/api/v1/chat/search", {"q": "the", "mode": "fulltext"}).status_code == 200
