@@ -53,11 +53,26 @@ def group_send_after_commit(group: str, event: dict) -> None:
     transaction.on_commit(lambda: _deliver(collected, "group_send", group, event))
 
 
-def send_to_channels_after_commit(channels: list[str], event: dict) -> None:
-    """Direct messages (a job's control channel) after commit."""
+def send_to_channels_after_commit(messages: list[tuple[str, dict]]) -> None:
+    """Direct messages (jobs' control channels) after commit; from sync code all of them go in one trip to the
+    event loop, so stopping many replies at once (the panic switch) does not wait a loop turn per reply."""
     collected = _collected.get()
-    for channel in channels:
-        transaction.on_commit(lambda channel=channel: _deliver(collected, "send", channel, event))
+    if collected is not None:
+        for channel, event in messages:
+            transaction.on_commit(lambda channel=channel, event=event: collected.append(("send", channel, event)))
+        return
+    transaction.on_commit(lambda: _send_all(messages))
+
+
+def _send_all(messages: list[tuple[str, dict]]) -> None:
+    layer = get_channel_layer()
+    if layer is None or not messages:
+        return
+
+    async def send_all() -> None:
+        await asyncio.gather(*(layer.send(channel, event) for channel, event in messages))
+
+    async_to_sync(send_all)()
 
 
 _writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()

@@ -298,9 +298,9 @@ def _stop_running_streams(room: Room | None, stream_id=None) -> int:
     if not rows:
         return 0
     Stream.objects.filter(pk__in=[pk for pk, _ in rows]).update(cancel_requested=True)
-    for pk, channel in rows:
-        if channel:
-            send_to_channels_after_commit([channel], {"type": "stream.stop", "stream_id": str(pk)})
+    send_to_channels_after_commit(
+        [(channel, {"type": "stream.stop", "stream_id": str(pk)}) for pk, channel in rows if channel]
+    )
     return len(rows)
 
 

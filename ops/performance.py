@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from chat.broadcast import call_service
@@ -81,11 +81,13 @@ def record_performance_sample(*, outcome: ReplyOutcome) -> PerformanceSample:
     )
 
 
-async def save_reply_sample(outcome: ReplyOutcome) -> None:
-    """Store the reply's sample; a failure is logged, never raised into the job."""
+def store_reply_sample(*, outcome: ReplyOutcome) -> None:
+    """Store the reply's sample inside the caller's transaction; a failure is logged and rolled back alone,
+    never raised into the reply's own writes."""
     try:
-        await call_service(record_performance_sample, outcome=outcome)
-    except Exception:  # noqa: BLE001
+        with transaction.atomic():
+            record_performance_sample(outcome=outcome)
+    except DatabaseError:
         logger.exception("could not store a performance sample")
 
 

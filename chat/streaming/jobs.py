@@ -23,6 +23,7 @@ from chat.broadcast import call_service, room_group
 from chat.models import MessageStatus
 from chat.streaming import writes
 from chat.streaming.priority import yield_to_starts
+from chatproject.logs import bind_request_id
 from chatproject.tasks import cancel_and_wait
 from models_mgmt.providers import ChatTurn, GenerationOptions, ModelInfo, ProviderError, Usage
 from models_mgmt.registry import registry
@@ -46,6 +47,7 @@ class GenerationJob:
     options: GenerationOptions
     turns: list[ChatTurn]
     control_channel: str = ""
+    request_id: str = ""  # of the request or frame that started it, on every line the job logs
     # Published state: `seq` tokens, whose text is `parts`; seqs[i] tokens end at text offset lengths[i].
     seq: int = 0
     parts: list[str] = field(default_factory=list)
@@ -224,6 +226,7 @@ class GenerationJob:
         return Usage()
 
     async def run(self) -> None:
+        bind_request_id(self.request_id)
         metrics.reply_started()
         layer = get_channel_layer()
         helpers = [asyncio.create_task(self.publisher()), asyncio.create_task(self.heartbeat_loop())]
@@ -243,6 +246,8 @@ class GenerationJob:
             if not getattr(registry.provider(self.model.provider), "reports_queue_wait", False):
                 metrics.observe_queue_wait(provider=self.model.provider, seconds=time.monotonic() - timings["start"])
             self.consume_task = asyncio.create_task(self.consume(timings))
+            if self.stop_requested:  # a stop that came while the prompt was being fitted
+                self.consume_task.cancel()
             try:
                 usage = await self.consume_task
             except asyncio.CancelledError:
@@ -290,11 +295,10 @@ class GenerationJob:
             await call_service(
                 writes.finish_stream, stream_id=self.stream_id, message_id=self.message_id, room_id=self.room_id,
                 text=self.text, status=status, usage=usage, ttft_ms=ttft_ms, tokens_per_second=tps,
-                error=error.message if error else "",
+                error=error.message if error else "", sample=outcome,  # stored before the end goes out
             )
         except Exception:  # noqa: BLE001
             logger.exception("could not save the end of stream %s", self.stream_id)
-        await performance.save_reply_sample(outcome)  # stored before the end goes out, so readers find it
         try:
             if error is not None:
                 await self.publish({"type": "stream.error", "stream_id": self.stream_id, "code": error.code,

@@ -22,6 +22,7 @@ from chat.models import Message, MessageRole, MessageStatus, Project, Room, Stre
 from chat.services import PREVIEW_CHARS, validate_message_content
 from chatproject.errors import ApiError
 from models_mgmt.providers import ChatTurn, Usage
+from ops import performance
 from search import hooks as search_hooks
 
 logger = logging.getLogger(__name__)
@@ -255,16 +256,19 @@ def heartbeat(*, stream_id) -> bool:
 @transaction.atomic
 def finish_stream(
     *, stream_id, message_id, room_id, text: str, status: str, usage: Usage, ttft_ms: float | None,
-    tokens_per_second: float | None, error: str = "",
+    tokens_per_second: float | None, error: str = "", sample: performance.ReplyOutcome | None = None,
 ) -> None:
     """Write the final text, status, counts and timings; the room's sidebar fields follow.
 
     The message count did not change since the start counted this reply, so only the preview (when this reply
     is still the active leaf) and the activity time move. A stateless completion (no message, no room) only
-    marks its stream finished.
+    marks its stream finished. The reply's performance `sample` is stored in the same trip to the database:
+    when many replies end at once (the panic switch), each costs one database call, not two.
     """
     now = timezone.now()
     Stream.objects.filter(pk=stream_id).update(finished_at=now)
+    if sample is not None:
+        performance.store_reply_sample(outcome=sample)
     if not message_id or not room_id:
         return
     Message.objects.filter(pk=message_id).update(

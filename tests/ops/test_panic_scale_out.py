@@ -38,7 +38,7 @@ async def _frames_until(ws, predicate, timeout=15.0) -> list[dict]:
 
 
 def test_panic_on_one_worker_stops_every_reply_on_both(workers, fake_ollama):
-    fake_ollama.configure(tokens=5000, delay_ms=10)
+    fake_ollama.configure(tokens=5000, delay_ms=50)  # a reply (512 tokens at most) lasts 25 s: none ends first
     users = [UserFactory() for _ in range(USERS)]
     tokens = {user.pk: create_api_token(user=user, name="panic")[1] for user in users}
     rooms = [RoomFactory(owner=users[i % USERS]) for i in range(REPLIES)]
