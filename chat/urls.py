@@ -4,7 +4,7 @@ from chat import apis
 from chat.not_built import not_built_urlpatterns
 from chat.sse import MessageSendApi
 from models_mgmt.urls import models_urlpatterns
-from ops.apis import HealthCheckApi
+from ops.apis import HealthCheckApi, PanicResetApi, PanicStatusApi, PanicTriggerApi
 from ops.urls import performance_urlpatterns
 from search.urls import chat_search_urlpatterns, room_file_urlpatterns
 
@@ -43,6 +43,9 @@ chat_urlpatterns = [
     *models_urlpatterns,
     path("health", HealthCheckApi.as_view(), name="chat-health"),
     path("performance/", include(performance_urlpatterns)),
+    path("panic/trigger", PanicTriggerApi.as_view(), name="chat-panic-trigger"),
+    path("panic/status", PanicStatusApi.as_view(), name="chat-panic-status"),
+    path("panic/reset", PanicResetApi.as_view(), name="chat-panic-reset"),
     *chat_search_urlpatterns,
     *not_built_urlpatterns(),
 ]
