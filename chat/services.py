@@ -151,6 +151,7 @@ def room_event_fields(room: Room) -> dict:
     return {
         "id": str(room.pk), "name": room.name, "model": room.model, "agent": room.agent,
         "system_prompt": room.system_prompt, "pinned": room.pinned, "archived": room.archived,
+        "metadata": room.metadata,
     }
 
 

@@ -21,6 +21,8 @@ def open_room(page, fake, text: str = "Hello?") -> None:
     fake.configure(tokens=20, delay_ms=0, text="Fine, thanks.", die_after=None)
     send(page, text, model=FAKE)
     expect(last_reply(page)).to_have_attribute("data-status", "complete")
+    expect(page.locator("#room-title")).not_to_have_text(re.compile("^New [Cc]hat$"))  # titled from the exchange
+    expect(page.locator(".room-item[aria-current=page]")).not_to_contain_text(re.compile("^New [Cc]hat$"))
 
 
 def test_long_words_wrap_and_your_links_are_links(server, new_page, fake):
@@ -81,7 +83,7 @@ def test_keyboard_reaches_the_composer_and_escape_stops(server, new_page, fake):
     expect(page.locator("#conn")).to_have_attribute("data-state", "open")
     expect(page.get_by_label("Message", exact=True)).to_be_focused()  # opening a chat focuses the composer
     page.get_by_label("Search chats").focus()
-    for _ in range(15):
+    for _ in range(20):  # the sidebar, the top bar, one message and its buttons, the model, the composer
         page.keyboard.press("Tab")
         if page.evaluate("document.activeElement.id") == "prompt":
             break
@@ -111,14 +113,18 @@ def test_sidebar_titles_menus_projects_without_prompts(server, new_page, fake):
     sign_in(page, server, register(server))
     open_room(page, fake, "Write a long essay about rivers")
     item = page.locator(".room-item[aria-current=page]")
-    before = item.locator(".open").bounding_box()["width"]
+    width = "document.querySelector('.room-item[aria-current=page] .open').getBoundingClientRect().width"
+    page.wait_for_timeout(300)  # the list settles after the room is titled
+    before = page.evaluate(width)
     item.hover()
-    assert item.locator(".open").bounding_box()["width"] == before  # the actions do not squeeze the title
+    assert page.evaluate(width) == before  # the actions do not squeeze the title
     page.get_by_role("button", name="New project").click()
     answer_dialog(page, "Rivers")
+    expect(page.get_by_label("Project", exact=True).locator("option:checked")).to_have_text("Rivers")
     page.get_by_label("Project", exact=True).select_option(label="All chats")
     title = page.locator("#room-title").inner_text()
-    room_action(page, title, "Move to project")
+    page.locator(".room-item[aria-current=page]").get_by_role("button", name=re.compile("^Actions for")).click()
+    page.get_by_role("menuitem", name="Move to project").click()
     page.locator("dialog[open] select").select_option(label="Rivers")
     answer_dialog(page)
     page.get_by_label("Project", exact=True).select_option(label="Rivers")

@@ -1,7 +1,7 @@
 // The input bar: Enter sends, Shift+Enter adds a line, typing is announced, the model picker is remembered.
 import { els, state } from "./state.js";
 import { sendFrame } from "./socket.js";
-import { isStreaming, newChat, stopStreams, updateRoom } from "./conversation.js";
+import { isStreaming, newChat, stopStreams, updateRoom, withOptions } from "./conversation.js";
 
 els.prompt.addEventListener("keydown", (event) => {
   if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
@@ -36,7 +36,7 @@ els.composer.addEventListener("submit", async (event) => {
   const content = els.prompt.value;
   if (!content.trim()) return;
   if (!state.roomId) await newChat();
-  if (sendFrame({ type: "send_message", content, model: els.model.value })) {
+  if (sendFrame(withOptions({ type: "send_message", content, model: els.model.value }))) {
     els.prompt.value = "";
     fitPrompt();
     typingSent = false;

@@ -5,6 +5,17 @@ import { connect, disconnect, handleFrame, sendFrame } from "./socket.js";
 import { actionButton, renderLater, renderMessages } from "./render.js";
 import { loadRooms, renderRooms, setSidebar } from "./sidebar.js";
 
+export const GENERATION_KEYS = ["temperature", "top_p", "top_k", "repeat_penalty", "max_tokens"];
+
+// Every reply started from this page uses the room's stored generation parameters; the room's system
+// prompt is applied by the server itself.
+export function withOptions(frame) {
+  const stored = (state.room && state.room.metadata && state.room.metadata.generation) || {};
+  const options = {};
+  for (const key of GENERATION_KEYS) if (stored[key] !== undefined && stored[key] !== null) options[key] = stored[key];
+  return Object.keys(options).length ? { ...frame, options } : frame;
+}
+
 export function renderTitle() {
   els.title.textContent = state.room ? state.room.name : "New chat";
   document.title = `${els.title.textContent} · Local LLM Chat`;
@@ -125,7 +136,7 @@ export function startEdit(message) {
   area.value = message.content;
   area.setAttribute("aria-label", "Edit message");
   const save = actionButton("Save and submit", "Save & submit", () => {
-    if (area.value.trim()) sendFrame({ type: "edit_message", message_id: message.id, content: area.value, model: els.model.value });
+    if (area.value.trim()) sendFrame(withOptions({ type: "edit_message", message_id: message.id, content: area.value, model: els.model.value }));
   });
   const cancel = actionButton("Cancel editing", "Cancel", () => renderMessages());
   area.addEventListener("keydown", (event) => { if (event.key === "Escape") renderMessages(); });

@@ -2,6 +2,7 @@
 // Every model or user text goes through marked + DOMPurify (assistant) or textContent (user): never raw HTML.
 import { els, notify, state } from "./state.js";
 import "./composer.js";
+import "./settings.js";
 import { loadModels, newChat, openRoom } from "./conversation.js";
 import { loadProjects, loadRooms } from "./sidebar.js";
 

@@ -2,13 +2,42 @@
 import { marked } from "../../vendor/marked.esm.js";
 import DOMPurify from "../../vendor/purify.es.mjs";
 import hljs from "../../vendor/highlight.min.js";
+import katex from "../../vendor/katex.mjs";
 import { api } from "../api.js";
 import { els, notify, state } from "./state.js";
 import { sendFrame } from "./socket.js";
-import { rate, startEdit, stopStreams, switchBranch } from "./conversation.js";
+import { rate, startEdit, stopStreams, switchBranch, withOptions } from "./conversation.js";
 import { icon } from "./icons.js";
 
-marked.setOptions({ gfm: true, breaks: true });
+// Math as MathML: the browser lays it out natively, so no inline styles (which the CSP forbids) are needed.
+function tex(source, displayMode) {
+  return katex.renderToString(source, { displayMode, output: "mathml", throwOnError: false });
+}
+marked.use({
+  gfm: true,
+  breaks: true,
+  extensions: [
+    {
+      name: "blockMath", level: "block",
+      start: (src) => src.indexOf("$$"),
+      tokenizer(src) {
+        const match = /^\$\$\s*([\s\S]+?)\s*\$\$(?:\n|$)/.exec(src);
+        if (match) return { type: "blockMath", raw: match[0], text: match[1] };
+      },
+      renderer: (token) => `<div class="math-block">${tex(token.text, true)}</div>`,
+    },
+    {
+      // $x$ but not "$5 and $10": no space inside the dollars and no digit right after the closing one.
+      name: "inlineMath", level: "inline",
+      start: (src) => src.indexOf("$"),
+      tokenizer(src) {
+        const match = /^\$\$([^$]+?)\$\$|^\$(?!\s)([^$\n]+?)(?<!\s)\$(?!\d)/.exec(src);
+        if (match) return { type: "inlineMath", raw: match[0], text: match[1] || match[2], display: Boolean(match[1]) };
+      },
+      renderer: (token) => tex(token.text, token.display),
+    },
+  ],
+});
 DOMPurify.addHook("afterSanitizeAttributes", (node) => {
   if (node.tagName === "A") { node.setAttribute("target", "_blank"); node.setAttribute("rel", "noopener noreferrer"); }
 });
@@ -22,8 +51,21 @@ export function markdown(text) {
   const box = document.createElement("div");
   box.className = "content";
   box.innerHTML = html;
-  box.querySelectorAll("pre code").forEach((block) => hljs.highlightElement(block));
+  box.querySelectorAll("pre code").forEach((block) => { hljs.highlightElement(block); decorateCode(block); });
   return box;
+}
+
+// Each code block gets a header with its language and a copy button for just that block.
+function decorateCode(code) {
+  const pre = code.parentElement;
+  const language = ([...code.classList].find((name) => name.startsWith("language-")) || "").slice(9);
+  const frame = Object.assign(document.createElement("div"), { className: "codeblock" });
+  const head = Object.assign(document.createElement("div"), { className: "codeblock-head" });
+  head.append(Object.assign(document.createElement("span"), { className: "lang", textContent: language || "text" }));
+  const copy = actionButton("Copy code", "Copy", (event) => copyToClipboard(code.textContent, event.currentTarget));
+  head.append(copy);
+  pre.replaceWith(frame);
+  frame.append(head, pre);
 }
 
 export function actionButton(label, text, handler, pressed) {
@@ -82,13 +124,40 @@ export function messageNode(message) {
   const citations = (message.metadata && message.metadata.citations) || [];
   if (citations.length) node.append(citationsNode(citations));
   node.append(metaNode(message));
+  if (state.details.has(message.id)) node.append(detailsNode(message));
   return node;
+}
+
+function number(value, digits = 0) {
+  return value === null || value === undefined ? "—" : Number(value).toFixed(digits);
+}
+
+function detailsNode(message) {
+  const list = Object.assign(document.createElement("dl"), { className: "details", id: `details-${message.id}` });
+  const rows = [
+    ["Model", message.model || "—"],
+    ["Time", message.created_at ? new Date(message.created_at).toLocaleString() : "—"],
+    ["Prompt tokens", number(message.prompt_tokens)],
+    ["Completion tokens", number(message.completion_tokens)],
+    ["Time to first token", message.time_to_first_token_ms == null ? "—" : `${number(message.time_to_first_token_ms)} ms`],
+    ["Tokens per second", number(message.tokens_per_second, 1)],
+  ];
+  for (const [term, value] of rows) {
+    list.append(Object.assign(document.createElement("dt"), { textContent: term }),
+      Object.assign(document.createElement("dd"), { textContent: value }));
+  }
+  return list;
+}
+
+function toggleDetails(message) {
+  if (state.details.has(message.id)) state.details.delete(message.id); else state.details.add(message.id);
+  renderLater(message.id);
 }
 
 function errorNode(message) {
   const box = Object.assign(document.createElement("div"), { className: "reply-error" });
   box.append(Object.assign(document.createElement("p"), { textContent: message.error || "The reply failed before it finished." }));
-  box.append(actionButton("Retry", "Retry", () => sendFrame({ type: "regenerate", message_id: message.id, model: message.model || els.model.value })));
+  box.append(actionButton("Retry", "Retry", () => sendFrame(withOptions({ type: "regenerate", message_id: message.id, model: message.model || els.model.value }))));
   return box;
 }
 
@@ -127,6 +196,9 @@ function metaNode(message) {
     actions.append(iconButton("Stop", "stop", () => stopStreams()));
   } else {
     actions.append(iconButton("Regenerate", "regenerate", () => regenerate(message)));
+    const details = iconButton("Details", "info", () => toggleDetails(message), state.details.has(message.id));
+    details.setAttribute("aria-controls", `details-${message.id}`);
+    actions.append(details);
     if (message.status !== "error") {
       actions.append(
         iconButton("Good reply", "up", () => rate(message, message.rating === 1 ? 0 : 1), message.rating === 1),
@@ -141,7 +213,7 @@ function metaNode(message) {
 }
 
 function regenerate(message) {
-  sendFrame({ type: "regenerate", message_id: message.id, model: els.model.value });
+  sendFrame(withOptions({ type: "regenerate", message_id: message.id, model: els.model.value }));
 }
 
 // Messages are one Tab stop: Tab lands on one message (then its own buttons), arrows move between messages.

@@ -42,6 +42,7 @@ export const state = {
   models: [],
   rooms: [],
   hits: [],
+  details: new Set(),    // replies whose details are open
 };
 
 export function notify(message) {
