@@ -10,6 +10,7 @@ import asyncio
 import contextvars
 import weakref
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -96,18 +97,24 @@ def _run_collecting(service: Callable[..., Any], kwargs: dict, collected: list) 
         _collected.reset(token)
 
 
-async def call_service(service: Callable[..., Any], **kwargs) -> Any:
+async def call_service(service: Callable[..., Any], /, *, writers: ThreadPoolExecutor | None = None,
+                       **kwargs) -> Any:
     """Run a sync service on the database thread, then send its after-commit events from the event loop.
 
     Sending them from the database thread with async_to_sync would park that thread until the loop got round
-    to it, and every other database call of the worker would queue behind it.
+    to it, and every other database call of the worker would queue behind it. With `writers`, the service
+    runs on one of that pool's threads instead, beside other such calls rather than behind them.
     """
     collected: list = []
+    if writers is None:
+        run = database_sync_to_async(_run_collecting)
+    else:
+        run = database_sync_to_async(_run_collecting, thread_sensitive=False, executor=writers)
     if connection.vendor == "sqlite":
         async with sqlite_writer():
-            result = await database_sync_to_async(_run_collecting)(service, kwargs, collected)
+            result = await run(service, kwargs, collected)
     else:
-        result = await database_sync_to_async(_run_collecting)(service, kwargs, collected)
+        result = await run(service, kwargs, collected)
     layer = get_channel_layer()
     if layer is not None:
         for send, target, event in collected:

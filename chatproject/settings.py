@@ -273,6 +273,8 @@ RAG_MIN_SCORE = float(os.environ.get("RAG_MIN_SCORE", "0.3"))  # cosine similari
 
 # Streaming (spec section 5).
 STREAM_FLUSH_SECONDS = float(os.environ.get("STREAM_FLUSH_SECONDS", "0.5"))
+# Threads (each with its own database connection) that write replies' ends side by side.
+STREAM_END_WRITERS = env_int("STREAM_END_WRITERS", 4)
 APP_VERSION = "0.1.0"
 # Each readiness check (database, channel layer, a model backend) gives up after this long.
 PROBE_TIMEOUT_SECONDS = float(os.environ.get("PROBE_TIMEOUT_SECONDS", "2"))

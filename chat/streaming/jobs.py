@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextvars
+import functools
 import logging
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from channels.db import database_sync_to_async
@@ -293,7 +295,8 @@ class GenerationJob:
             if self.flush_task is not None:
                 await asyncio.gather(self.flush_task, return_exceptions=True)
             await call_service(
-                writes.finish_stream, stream_id=self.stream_id, message_id=self.message_id, room_id=self.room_id,
+                writes.finish_stream, writers=end_writers(),
+                stream_id=self.stream_id, message_id=self.message_id, room_id=self.room_id,
                 text=self.text, status=status, usage=usage, ttft_ms=ttft_ms, tokens_per_second=tps,
                 error=error.message if error else "", sample=outcome,  # stored before the end goes out
             )
@@ -318,6 +321,13 @@ class GenerationJob:
             })
         finally:
             JOBS.pop(self.stream_id, None)
+
+
+@functools.cache
+def end_writers() -> ThreadPoolExecutor:
+    """The threads that write replies' ends: many replies ending at once (the panic switch stops them all) write
+    side by side instead of queueing on the worker's one database thread behind each other."""
+    return ThreadPoolExecutor(max_workers=settings.STREAM_END_WRITERS, thread_name_prefix="stream-end")
 
 
 def new_control_channel() -> str:
