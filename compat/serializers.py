@@ -63,6 +63,8 @@ def generation_options(
         max_tokens=max_tokens or settings.DEFAULT_MAX_TOKENS,
         stop=tuple(stop or ()),
         seed=seed,
+        given=frozenset(name for name, value in (("temperature", temperature), ("top_p", top_p), ("top_k", top_k),
+                        ("repeat_penalty", repeat_penalty), ("max_tokens", max_tokens)) if value is not None),
     )
 
 

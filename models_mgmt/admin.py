@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from models_mgmt import selectors, services
-from models_mgmt.models import HotSlot, OllamaConfig
+from models_mgmt.models import HotSlot, ModelDefaults, OllamaConfig
 from models_mgmt.modes import MODES
 from ops.audit import AuditedModelAdmin
 
@@ -35,3 +35,25 @@ class OllamaConfigAdmin(AuditedModelAdmin):
         super().save_model(request, obj, form, change)
         if services.apply_ollama_config(MODES.get(obj.mode)):
             selectors.catalogue(refresh=True)  # this worker at once; the others at their keeper's next check
+
+
+@admin.register(ModelDefaults)
+class ModelDefaultsAdmin(AuditedModelAdmin):
+    """Defaults edited here apply at once in this worker, and in the others within their cache's few seconds."""
+
+    list_display = ("model", "context_length", "keep_alive", "temperature", "max_tokens", "updated_by", "updated_at")
+    search_fields = ("model",)
+    readonly_fields = ("updated_by", "updated_at")
+
+    def save_model(self, request, obj, form, change) -> None:
+        obj.updated_by = request.user
+        super().save_model(request, obj, form, change)
+        selectors.DEFAULTS_CACHE.forget()
+
+    def delete_model(self, request, obj) -> None:
+        super().delete_model(request, obj)
+        selectors.DEFAULTS_CACHE.forget()
+
+    def delete_queryset(self, request, queryset) -> None:
+        super().delete_queryset(request, queryset)
+        selectors.DEFAULTS_CACHE.forget()

@@ -18,6 +18,10 @@ from models_mgmt.serializers import (
     HotSlotRemoveResultSerializer,
     HotSlotSerializer,
     HotSlotsLoadResultSerializer,
+    ModelDefaultsDeleteResultSerializer,
+    ModelDefaultsSerializer,
+    ModelDefaultsSetResultSerializer,
+    ModelDefaultsSetSerializer,
     ModelsStatusSerializer,
     OllamaConfigSerializer,
     OllamaControlResultSerializer,
@@ -165,6 +169,43 @@ class SystemMemoryApi(APIView):
         """This worker's memory, the host's RAM and swap, each loaded model's memory, and GPU memory where
         nvidia-smi can read it. Staff only."""
         return Response(SystemMemorySerializer(selectors.system_memory()).data)
+
+
+@extend_schema(tags=["chat"])
+class ModelDefaultsListApi(APIView):
+    permission_classes = STAFF
+
+    @extend_schema(operation_id="chat_models_defaults_list", responses=ModelDefaultsSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        """Every model's stored defaults: context cap, keep-alive, generation parameters and system prompt, used
+        under a room's own settings. Staff only."""
+        return Response(ModelDefaultsSerializer(selectors.model_defaults_rows(), many=True).data)
+
+
+@extend_schema(tags=["chat"])
+class ModelDefaultsApi(APIView):
+    permission_classes = STAFF
+
+    @extend_schema(operation_id="chat_models_defaults_set", request=ModelDefaultsSetSerializer,
+                   responses={200: ModelDefaultsSetResultSerializer,
+                              400: error_response("A value is out of range, or the model is not in the catalogue "
+                                                  "(code model_not_found).")})
+    def put(self, request: Request, model_name: str) -> Response:
+        """Store a model's defaults, replacing what was stored: a field left out or null is cleared. Staff only,
+        audited."""
+        data = ModelDefaultsSetSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        row, created = services.set_model_defaults(actor=request.user, name=model_name, values=data.validated_data)
+        row.created = created
+        return Response(ModelDefaultsSetResultSerializer(row).data)
+
+    @extend_schema(operation_id="chat_models_defaults_delete", request=None,
+                   responses={200: ModelDefaultsDeleteResultSerializer,
+                              404: error_response("No defaults are stored for the model.")})
+    def delete(self, request: Request, model_name: str) -> Response:
+        """Remove a model's defaults; the server's values apply again. Staff only, audited."""
+        model = services.delete_model_defaults(actor=request.user, name=model_name)
+        return Response(ModelDefaultsDeleteResultSerializer({"model": model, "deleted": True}).data)
 
 
 NOT_CONFIGURED = ("No Ollama binary is configured (code not_configured), the binary is missing (binary_not_found), "

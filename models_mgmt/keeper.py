@@ -45,7 +45,8 @@ async def check_once() -> list[str]:
         if not missing:
             continue
         try:
-            await registry.provider(model.provider).load(model=model, keep_alive=services.FOREVER)
+            capped = (await selectors.amodel_defaults(model)).capped(model)  # the window replies will ask for
+            await registry.provider(model.provider).load(model=capped, keep_alive=services.FOREVER)
         except ProviderError as exc:
             logger.warning("could not warm hot-slotted %s again: %s", name, exc.message)
             continue

@@ -1,15 +1,19 @@
-"""Reads for model management: catalogue rows with live state, hot slots, memory in use."""
+"""Reads for model management: catalogue rows with live state, hot slots, memory in use, per-model defaults."""
 
 from __future__ import annotations
 
+import dataclasses
+import time
+
 from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
 from django.conf import settings
 
 from models_mgmt import ollama_server
 from models_mgmt.memory import gpu_memory, host_memory, memory_budget
-from models_mgmt.models import HOT_SLOT_COUNT, HotSlot, OllamaConfig
+from models_mgmt.models import GENERATION_FIELDS, HOT_SLOT_COUNT, HotSlot, ModelDefaults, OllamaConfig, parse_keep_alive
 from models_mgmt.modes import MODES, ModeValues
-from models_mgmt.providers import ModelInfo, ProviderError
+from models_mgmt.providers import ChatTurn, GenerationOptions, ModelInfo, ProviderError
 from models_mgmt.providers.base import LoadedModel
 from models_mgmt.registry import Catalogue, registry
 
@@ -208,3 +212,95 @@ def ollama_config() -> dict:
         "updated_at": row.updated_at if row else None,
         "detection": (row.detection or None) if row else None,
     }
+
+
+# Defaults are read at every reply's start, so each worker keeps the (small) table this long between reads.
+MODEL_DEFAULTS_CACHE_SECONDS = 10.0
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelDefaultsValues:
+    """One model's defaults as replies use them: only what staff set (None or empty: the server's own)."""
+
+    context_length: int | None = None
+    keep_alive: str | int | None = None
+    generation: dict = dataclasses.field(default_factory=dict)
+    system_prompt: str = ""
+
+    def apply(self, options: dict | None) -> dict:
+        """These generation parameters under the given ones; a null given means "not given"."""
+        given = {key: value for key, value in (options or {}).items() if value is not None}
+        return {**self.generation, **given}
+
+    def fill(self, options: GenerationOptions) -> GenerationOptions:
+        """Options built whole by a caller, with these defaults wherever the caller set nothing itself."""
+        unset = {key: value for key, value in self.generation.items() if key not in options.given}
+        keep_alive = options.keep_alive if options.keep_alive is not None else self.keep_alive
+        return dataclasses.replace(options, **unset, keep_alive=keep_alive)
+
+    def with_system_prompt(self, turns: list[ChatTurn]) -> list[ChatTurn]:
+        """The turns with this system prompt first, unless they bring one of their own."""
+        if not self.system_prompt or any(turn.role == "system" for turn in turns):
+            return turns
+        return [ChatTurn(role="system", content=self.system_prompt), *turns]
+
+    def capped(self, model: ModelInfo) -> ModelInfo:
+        """The model with its window lowered to the cap, so prompts are trimmed to it and Ollama gets it as num_ctx."""
+        if self.context_length is None or self.context_length >= model.context_length:
+            return model
+        return dataclasses.replace(model, context_length=self.context_length)
+
+
+NO_DEFAULTS = ModelDefaultsValues()
+
+
+def defaults_values(row: ModelDefaults) -> ModelDefaultsValues:
+    return ModelDefaultsValues(
+        context_length=row.context_length,
+        keep_alive=parse_keep_alive(row.keep_alive) if row.keep_alive else None,
+        generation={key: getattr(row, key) for key in GENERATION_FIELDS if getattr(row, key) is not None},
+        system_prompt=row.system_prompt,
+    )
+
+
+@dataclasses.dataclass
+class DefaultsCache:
+    table: dict[str, ModelDefaultsValues] | None = None
+    read_at: float = 0.0
+
+    def fresh(self) -> dict[str, ModelDefaultsValues] | None:
+        if self.table is None or time.monotonic() - self.read_at > MODEL_DEFAULTS_CACHE_SECONDS:
+            return None
+        return self.table
+
+    def load(self) -> dict[str, ModelDefaultsValues]:
+        self.table = {row.model: defaults_values(row) for row in ModelDefaults.objects.all()}
+        self.read_at = time.monotonic()
+        return self.table
+
+    def forget(self) -> None:
+        self.table = None
+
+
+DEFAULTS_CACHE = DefaultsCache()
+
+
+def _pick(table: dict[str, ModelDefaultsValues], names: tuple[str, ...]) -> ModelDefaultsValues:
+    return next((table[name] for name in names if name in table), NO_DEFAULTS)
+
+
+def model_defaults(*names: str) -> ModelDefaultsValues:
+    """The defaults stored under the first of `names` that has any (pass `provider/name`, then the plain name)."""
+    return _pick(DEFAULTS_CACHE.fresh() or DEFAULTS_CACHE.load(), names)
+
+
+async def amodel_defaults(model: ModelInfo) -> ModelDefaultsValues:
+    """`model_defaults` for async callers: the cached table, read again (one query) once it is stale."""
+    table = DEFAULTS_CACHE.fresh()
+    if table is None:
+        table = await database_sync_to_async(DEFAULTS_CACHE.load)()
+    return _pick(table, (model.qualified_name, model.name))
+
+
+def model_defaults_rows() -> list[ModelDefaults]:
+    return list(ModelDefaults.objects.select_related("updated_by"))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from chatproject.validation import StrictBooleanField, StrictCharField
+from models_mgmt.models import ModelDefaults, parse_keep_alive
 from models_mgmt.modes import MODES
 
 
@@ -76,13 +78,10 @@ class PreloadSerializer(serializers.Serializer):
                                        help_text="Ollama keep_alive, e.g. 10m or -1 (forever); default the server's")
 
     def validate_keep_alive(self, value: str) -> str | int:
-        text = value.strip()
-        if text.lstrip("-").isdigit():
-            return int(text)
-        number = text[:-1] if text[-1:] in ("s", "m", "h") else ""
-        if not number or not number.replace(".", "", 1).isdigit():
-            raise serializers.ValidationError("Write a duration such as 30s, 10m, 1h, or -1 for forever.")
-        return text
+        try:
+            return parse_keep_alive(value)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.messages) from exc
 
 
 class PreloadResultSerializer(serializers.Serializer):
@@ -277,3 +276,44 @@ class OllamaDetectResultSerializer(serializers.Serializer):
     detection = DetectionSerializer()
     applied = serializers.BooleanField()
     config = OllamaModeResultSerializer()
+
+
+class ModelDefaultsSerializer(serializers.ModelSerializer):
+    """One model's defaults; each is used when neither the request nor the room sets that value."""
+
+    updated_by = serializers.CharField(source="updated_by.username", allow_null=True, read_only=True, default=None)
+
+    class Meta:
+        model = ModelDefaults
+        fields = ["model", "context_length", "keep_alive", "temperature", "top_p", "top_k", "repeat_penalty",
+                  "max_tokens", "system_prompt", "updated_by", "updated_at"]
+        read_only_fields = ["model", "updated_at"]
+
+
+class ModelDefaultsSetSerializer(serializers.ModelSerializer):
+    """The whole set of defaults for a model: a field left out or null is cleared (the server's value applies)."""
+
+    class Meta:
+        model = ModelDefaults
+        fields = ["context_length", "keep_alive", "temperature", "top_p", "top_k", "repeat_penalty", "max_tokens",
+                  "system_prompt"]
+        extra_kwargs = {"keep_alive": {"allow_null": True}, "system_prompt": {"allow_null": True}}
+
+    def validate(self, attrs: dict) -> dict:
+        unknown = sorted(str(key) for key in self.initial_data if key not in self.fields)
+        if unknown:
+            raise serializers.ValidationError({unknown[0]: ["Unknown field."]})
+        return {key: ("" if value is None and key in ("keep_alive", "system_prompt") else value)
+                for key, value in attrs.items()}
+
+
+class ModelDefaultsSetResultSerializer(ModelDefaultsSerializer):
+    created = serializers.BooleanField(help_text="No defaults were stored for the model before")
+
+    class Meta(ModelDefaultsSerializer.Meta):
+        fields = [*ModelDefaultsSerializer.Meta.fields, "created"]
+
+
+class ModelDefaultsDeleteResultSerializer(serializers.Serializer):
+    model = serializers.CharField()
+    deleted = serializers.BooleanField()

@@ -13,12 +13,13 @@ import psutil
 from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.db import transaction
+from django.forms.models import model_to_dict
 from django.utils import timezone
 
 from chatproject.errors import ApiError, Conflict
 from models_mgmt import ollama_server, selectors
 from models_mgmt.memory import gpu_memory, memory_budget
-from models_mgmt.models import HOT_SLOT_COUNT, HotSlot, OllamaConfig
+from models_mgmt.models import GENERATION_FIELDS, HOT_SLOT_COUNT, HotSlot, ModelDefaults, OllamaConfig
 from models_mgmt.modes import MODES, ModeValues, detect_mode
 from models_mgmt.providers import ModelInfo, ProviderError
 from models_mgmt.registry import BACKGROUND, Catalogue, registry
@@ -81,6 +82,8 @@ def check_memory_budget(*, model: ModelInfo, listing: Catalogue) -> None:
 
 
 def _load(model: ModelInfo, *, keep_alive: str | int | None) -> list[str]:
+    # Loaded with the capped window replies will ask for, or Ollama would load it again at the first reply.
+    model = selectors.model_defaults(model.qualified_name, model.name).capped(model)
     try:
         return async_to_sync(registry.provider(model.provider).load)(model=model, keep_alive=keep_alive)
     except ProviderError as exc:
@@ -175,6 +178,8 @@ def preload_model(*, actor, name: str, keep_alive: str | int | None = None) -> d
     slots = selectors.pins()
     if model.qualified_name in slots:
         keep_alive = FOREVER
+    elif keep_alive is None:
+        keep_alive = selectors.model_defaults(model.qualified_name, model.name).keep_alive
     started = time.monotonic()
     servers = _load(model, keep_alive=keep_alive)
     elapsed_ms = (time.monotonic() - started) * 1000
@@ -351,3 +356,54 @@ def control_ollama(*, actor, action: str, reason: str) -> dict:
             before={**_server_summary(before), "reason": reason}, after=_server_summary(after))
     return {"action": action, "reason": reason, "previous_pid": before["pid"] if before["state"] == "running" else None,
             "status": after}
+
+
+DEFAULTS_FIELDS = ("context_length", "keep_alive", *GENERATION_FIELDS, "system_prompt")
+
+
+def defaults_snapshot(row: ModelDefaults | None) -> dict | None:
+    return model_to_dict(row, fields=DEFAULTS_FIELDS) if row is not None else None
+
+
+def _forget_defaults_after_commit() -> None:
+    # This worker sees the change at its next reply; the others when their cache runs out.
+    transaction.on_commit(selectors.DEFAULTS_CACHE.forget)
+
+
+@transaction.atomic
+def set_model_defaults(*, actor, name: str, values: dict) -> tuple[ModelDefaults, bool]:
+    """Store (replacing) one model's defaults; fields left out are cleared, so the server's values apply."""
+    model_name = resolve_model(name=name).qualified_name
+    row = ModelDefaults.objects.select_for_update().filter(model=model_name).first()
+    before = defaults_snapshot(row)
+    created = row is None
+    row = row or ModelDefaults(model=model_name)
+    for field in DEFAULTS_FIELDS:
+        setattr(row, field, values.get(field, "" if field in ("keep_alive", "system_prompt") else None))
+    row.updated_by = actor
+    row.save()
+    record_audit_event(actor=actor, action="models.defaults.set", target=model_name,
+                       details={"before": before, "after": defaults_snapshot(row)})
+    _forget_defaults_after_commit()
+    return row, created
+
+
+@transaction.atomic
+def delete_model_defaults(*, actor, name: str) -> str:
+    """Remove a model's defaults (by the name they are stored under, or the model's catalogue name)."""
+    row = ModelDefaults.objects.select_for_update().filter(model=name).first()
+    if row is None:
+        try:
+            qualified = async_to_sync(registry.resolve)(name, ask_backends_on_miss=False).qualified_name
+        except ProviderError:
+            qualified = ""
+        row = ModelDefaults.objects.select_for_update().filter(model=qualified).first() if qualified else None
+    if row is None:
+        raise ApiError(f"No defaults are stored for {name!r}.", code="not_found", status_code=404,
+                       details={"model": name})
+    before = defaults_snapshot(row)
+    row.delete()
+    record_audit_event(actor=actor, action="models.defaults.delete", target=row.model,
+                       details={"before": before, "after": None})
+    _forget_defaults_after_commit()
+    return row.model

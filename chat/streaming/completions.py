@@ -20,6 +20,7 @@ from chatproject.errors import ApiError
 from chatproject.logs import request_id
 from models_mgmt.providers import ChatTurn, GenerationOptions, ProviderError
 from models_mgmt.registry import registry
+from models_mgmt.selectors import amodel_defaults
 from ops.panic import ais_panicking, arefuse_during_panic
 
 
@@ -37,6 +38,10 @@ async def start_completion(
             resolved = await registry.resolve(model or None)
         except ProviderError as exc:
             raise ApiError(exc.message, code=exc.code, status_code=exc.status) from exc
+        # Staff's defaults for the model fill in what the caller left out.
+        model_defaults = await amodel_defaults(resolved)
+        resolved, options = model_defaults.capped(resolved), model_defaults.fill(options)
+        turns = model_defaults.with_system_prompt(turns)
         stream = await call_service(
             writes.start_completion, user=user, model=resolved.name, control_channel=new_control_channel()
         )

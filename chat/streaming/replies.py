@@ -23,6 +23,7 @@ from chatproject.errors import ApiError
 from chatproject.logs import request_id
 from models_mgmt.providers import GenerationOptions, ProviderError
 from models_mgmt.registry import registry
+from models_mgmt.selectors import amodel_defaults
 from ops.panic import ais_panicking, arefuse_during_panic
 
 # A start counts as under way (running replies yield to it) until its first token, or this long at most.
@@ -35,8 +36,8 @@ START_SERVICES = {
 }
 
 
-def parse_options(raw: dict | None) -> GenerationOptions:
-    """Sampling options from a validated request."""
+def parse_options(raw: dict | None, *, keep_alive: str | int | None = None) -> GenerationOptions:
+    """Sampling options from a validated request, over whatever defaults were merged into it."""
     raw = raw or {}
     return GenerationOptions(
         temperature=float(raw.get("temperature", 0.7)),
@@ -44,6 +45,7 @@ def parse_options(raw: dict | None) -> GenerationOptions:
         top_k=int(raw.get("top_k", 40)),
         repeat_penalty=float(raw.get("repeat_penalty", 1.1)),
         max_tokens=int(raw.get("max_tokens") or settings.DEFAULT_MAX_TOKENS),
+        keep_alive=keep_alive,
     )
 
 
@@ -93,6 +95,10 @@ async def start_reply(
             resolved = await registry.resolve(name or None)
         except ProviderError as exc:
             raise ApiError(exc.message, code=exc.code, status_code=exc.status) from exc
+        # Staff's defaults for the model come under the request's options, the room's and its user's.
+        model_defaults = await amodel_defaults(resolved)
+        resolved, options = model_defaults.capped(resolved), model_defaults.apply(options)
+        system_prompt = system_prompt or model_defaults.system_prompt
         room_id = room.pk if isinstance(room, Room) else room
         extra = {"content": content} if action in ("send", "edit") else {}
         if action == "send":  # what the new message asks its replies to draw on (an edit keeps the original's)
@@ -106,7 +112,8 @@ async def start_reply(
         stream = started.stream
         job = GenerationJob(
             stream_id=str(stream.pk), message_id=str(started.assistant.pk), room_id=str(stream.room_id),
-            model=resolved, options=parse_options(options), turns=started.turns,
+            model=resolved, options=parse_options(options, keep_alive=model_defaults.keep_alive),
+            turns=started.turns,
             control_channel=stream.control_channel, request_id=request_id.get(),
         )
         reply = Reply(job=job, events=job.subscribe() if subscribe else None)

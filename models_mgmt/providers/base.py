@@ -18,6 +18,9 @@ class GenerationOptions:
     max_tokens: int = 512
     stop: tuple[str, ...] = ()  # generation ends before any of these strings
     seed: int | None = None  # the same seed and options give the same reply on backends that honour it
+    keep_alive: str | int | None = None  # how long Ollama keeps the model loaded after it; None: the server's
+    # The sampling options the caller set itself; the others may take the model's defaults.
+    given: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -108,8 +108,10 @@ class OllamaProvider:
         """What people without staff rights see instead of the address: ollama-1, ollama-2, ..."""
         return f"ollama-{self.urls.index(url) + 1}" if url in self.urls else "ollama"
 
-    def keep_alive_for(self, model: ModelInfo) -> str | int | None:
-        value = self.keep_alive_overrides.get(model.upstream, self.keep_alive)
+    def keep_alive_for(self, model: ModelInfo, requested: str | int | None = None) -> str | int | None:
+        """A hot slot's -1 first, then what the reply asks for (the model's default), then the server default."""
+        fallback = requested if requested not in ("", None) else self.keep_alive
+        value = self.keep_alive_overrides.get(model.upstream, fallback)
         return value if value not in ("", None) else None
 
     async def _show_all(self, url: str, names: list[tuple[str, str]], deadline: float) -> None:
@@ -276,7 +278,7 @@ class OllamaProvider:
                 messages=[{"role": m.role, "content": m.content} for m in messages],
                 stream=True,
                 options=_ollama_options(options, model),
-                keep_alive=self.keep_alive_for(model),
+                keep_alive=self.keep_alive_for(model, options.keep_alive),
             )
             # The client's stream is an async generator around the streamed response: closing it closes both.
             async with contextlib.aclosing(parts):

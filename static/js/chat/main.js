@@ -5,6 +5,7 @@ import "./composer.js";
 import "./settings.js";
 import { loadModels, newChat, openRoom } from "./conversation.js";
 import { loadProjects, loadRooms } from "./sidebar.js";
+import { markLoaded } from "./picker.js";
 
 function applyThemeLabel() {
   const dark = document.documentElement.dataset.theme === "dark";
@@ -22,7 +23,7 @@ els.theme.addEventListener("click", () => {
 applyThemeLabel();
 
 (async function start() {
-  await Promise.all([loadModels(), loadProjects(), loadRooms()]);
+  await Promise.all([loadModels().then(markLoaded), loadProjects(), loadRooms()]);
   if (state.roomId) {
     try { await openRoom(state.roomId); } catch (error) { notify(error.message); state.roomId = ""; }
   }
