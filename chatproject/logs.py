@@ -1,5 +1,6 @@
-"""Structured logs: a request id on every line logged while serving a request or running a reply, JSON output
-by a setting, and credentials scrubbed from every line whoever logged it."""
+"""Structured logs: a request id on every line logged while serving a request or running a reply (bound by
+`chatproject.middleware.RequestIdMiddleware`), JSON output by a setting, and credentials scrubbed from every
+line whoever logged it."""
 
 from __future__ import annotations
 
@@ -7,8 +8,6 @@ import contextvars
 import logging
 import re
 import uuid
-
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
@@ -61,29 +60,3 @@ class RedactSecretsFilter(logging.Filter):
         if cleaned != message:
             record.msg, record.args = cleaned, None
         return True
-
-
-class RequestIdMiddleware:
-    """Binds the caller's `X-Request-ID` (or a new one) to the request and echoes it on the response."""
-
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-        if iscoroutinefunction(self.get_response):
-            markcoroutinefunction(self)
-
-    def __call__(self, request):
-        if iscoroutinefunction(self):
-            return self.__acall__(request)
-        value = bind_request_id(request.headers.get(REQUEST_ID_HEADER))
-        response = self.get_response(request)
-        response[REQUEST_ID_HEADER] = value
-        return response
-
-    async def __acall__(self, request):
-        value = bind_request_id(request.headers.get(REQUEST_ID_HEADER))
-        response = await self.get_response(request)
-        response[REQUEST_ID_HEADER] = value
-        return response

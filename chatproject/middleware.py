@@ -1,21 +1,24 @@
-"""The Content-Security-Policy header for the app's HTML pages (Django 5.2 has no CSP middleware of its own),
-and the request metrics behind `/metrics`."""
+"""The project's own middleware: a request id on every request, request metrics behind `/metrics`, and the
+Content-Security-Policy header for the app's HTML pages (Django 5.2 has no CSP middleware of its own)."""
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
 
+from chatproject.logs import REQUEST_ID_HEADER, bind_request_id
 from ops import metrics, performance
 
 
-class ContentSecurityPolicyMiddleware:
+class SyncAndAsyncMiddleware:
     """Sync and async capable, as Django's docs show, so an ASGI request never hops to a thread for it.
 
-    The API docs and the Django admin bring their own inline scripts and are exempt.
+    A subclass says what happens before the rest of the stack (`before`, whose result is handed to `after`) and
+    what happens to the response (`after`).
     """
 
     sync_capable = True
@@ -29,55 +32,47 @@ class ContentSecurityPolicyMiddleware:
     def __call__(self, request):
         if iscoroutinefunction(self):
             return self.__acall__(request)
-        return self.add_header(request, self.get_response(request))
+        state = self.before(request)
+        return self.after(request, self.get_response(request), state)
 
     async def __acall__(self, request):
-        return self.add_header(request, await self.get_response(request))
+        state = self.before(request)
+        return self.after(request, await self.get_response(request), state)
 
-    @staticmethod
-    def add_header(request, response):
-        if (
-            settings.CSP_POLICY
-            and "text/html" in response.get("Content-Type", "")
-            and not request.path.startswith(tuple(settings.CSP_EXEMPT_PREFIXES))
-        ):
-            response.setdefault("Content-Security-Policy", settings.CSP_POLICY)
+    def before(self, request) -> Any:
+        return None
+
+    def after(self, request, response, state: Any):
         return response
 
 
-class MetricsMiddleware:
+class RequestIdMiddleware(SyncAndAsyncMiddleware):
+    """Binds the caller's `X-Request-ID` (or a new one) to the request's log lines and echoes it back."""
+
+    def before(self, request) -> str:
+        return bind_request_id(request.headers.get(REQUEST_ID_HEADER))
+
+    def after(self, request, response, state: str):
+        response[REQUEST_ID_HEADER] = state
+        return response
+
+
+class MetricsMiddleware(SyncAndAsyncMiddleware):
     """Counts and times every request by its URL pattern (never the raw path), for `/metrics`.
 
-    First in MIDDLEWARE so the time covers the whole stack; sync and async capable like the one above.
+    Early in MIDDLEWARE so the time covers the whole stack.
     """
-
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-        if iscoroutinefunction(self.get_response):
-            markcoroutinefunction(self)
-
-    def __call__(self, request):
-        if iscoroutinefunction(self):
-            return self.__acall__(request)
-        started = time.perf_counter()
-        response = self.get_response(request)
-        self.observe(request, response, started)
-        return response
 
     async def __acall__(self, request):
         if isinstance(request, ASGIRequest):
             # The server's own loop, known once a request runs on it (not a sync caller's one-request loop).
             performance.ensure_system_sampler()
-        started = time.perf_counter()
-        response = await self.get_response(request)
-        self.observe(request, response, started)
-        return response
+        return await super().__acall__(request)
 
-    @staticmethod
-    def observe(request, response, started: float) -> None:
+    def before(self, request) -> float:
+        return time.perf_counter()
+
+    def after(self, request, response, state: float):
         match = getattr(request, "resolver_match", None)
         if match is not None:
             route = match.route or match.view_name or "unnamed"
@@ -86,4 +81,18 @@ class MetricsMiddleware:
         else:
             route = "unmatched"
         metrics.observe_http(route=route, method=request.method or "", status=response.status_code,
-                             seconds=time.perf_counter() - started)
+                             seconds=time.perf_counter() - state)
+        return response
+
+
+class ContentSecurityPolicyMiddleware(SyncAndAsyncMiddleware):
+    """The API docs and the Django admin bring their own inline scripts and are exempt."""
+
+    def after(self, request, response, state: Any):
+        if (
+            settings.CSP_POLICY
+            and "text/html" in response.get("Content-Type", "")
+            and not request.path.startswith(tuple(settings.CSP_EXEMPT_PREFIXES))
+        ):
+            response.setdefault("Content-Security-Policy", settings.CSP_POLICY)
+        return response

@@ -73,7 +73,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "chatproject.logs.RequestIdMiddleware",
+    "chatproject.middleware.RequestIdMiddleware",
     "chatproject.middleware.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "servestatic.middleware.ServeStaticMiddleware",

@@ -86,7 +86,8 @@ def workers(request, fake_ollama, transactional_db):
         yield ports
 
 
-async def _frames_until(ws, predicate, timeout=15.0) -> list[dict]:
+async def frames_until(ws, predicate, timeout=15.0) -> list[dict]:
+    """Frames from a real WebSocket until one satisfies `predicate` (inclusive)."""
     frames = []
     async with asyncio.timeout(timeout):
         while True:
@@ -110,18 +111,18 @@ def test_watch_and_stop_across_workers(workers, fake_ollama):
                                       additional_headers=origin) as sender, \
                 websockets.connect(url.format(port=port_b, room=room.pk, token=token),
                                    additional_headers=origin) as watcher:
-            await _frames_until(watcher, lambda f: f["type"] == "presence")
+            await frames_until(watcher, lambda f: f["type"] == "presence")
             # The client offered permessage-deflate; neither server, run as the README runs it, compresses
             # (token frames are tiny: compressing each was CPU for nothing, docs/benchmarks.md).
             assert sender.response.headers.get("Sec-WebSocket-Extensions") is None
             await sender.send(json.dumps({"type": "send_message", "content": "across workers"}))
-            seen = await _frames_until(watcher, lambda f: f["type"] == "token" and f["seq"] >= 5)
+            seen = await frames_until(watcher, lambda f: f["type"] == "token" and f["seq"] >= 5)
             stream_id = next(f["stream_id"] for f in seen if f["type"] == "stream_start")
             sent_at = time.monotonic()
             await watcher.send(json.dumps({"type": "stop", "stream_id": stream_id}))
-            rest = await _frames_until(watcher, lambda f: f["type"] == "stream_end")
+            rest = await frames_until(watcher, lambda f: f["type"] == "stream_end")
             stop_latency = time.monotonic() - sent_at
-            sender_frames = await _frames_until(sender, lambda f: f["type"] == "stream_end")
+            sender_frames = await frames_until(sender, lambda f: f["type"] == "stream_end")
             return seen + rest, sender_frames, stop_latency, sent_at
 
     watcher_frames, sender_frames, stop_latency, stop_sent_at = asyncio.run(scenario())
@@ -157,20 +158,20 @@ def test_an_sse_reply_is_watched_and_stopped_from_the_other_worker(workers, fake
         url = f"ws://127.0.0.1:{port_b}/ws/chat/{room.pk}/?token={token}"
         async with websockets.connect(url, additional_headers={"Origin": "http://127.0.0.1:8000"}) as watcher, \
                 httpx.AsyncClient(headers=auth, timeout=15) as client:
-            await _frames_until(watcher, lambda f: f["type"] == "presence")
+            await frames_until(watcher, lambda f: f["type"] == "presence")
             body = {"content": "over sse", "model": "fake-llm:latest"}
             async with client.stream("POST", f"http://127.0.0.1:{port_a}/api/v1/chat/sessions/{room.pk}/messages",
                                      json=body) as response:
                 assert response.status_code == 200
                 chunks = response.aiter_text()
                 received = await anext(chunks)
-                seen = await _frames_until(watcher, lambda f: f["type"] == "token" and f["seq"] >= 5)
+                seen = await frames_until(watcher, lambda f: f["type"] == "token" and f["seq"] >= 5)
                 session = await client.post(f"http://127.0.0.1:{port_b}/api/v1/session/",
                                             json={"room_id": str(room.pk)})
                 sent_at = time.monotonic()
                 stop = await client.post(f"http://127.0.0.1:{port_b}/api/v1/session/{session.json()['id']}/stop")
                 assert stop.json() == {"stopped": 1}
-                rest = await _frames_until(watcher, lambda f: f["type"] == "stream_end")
+                rest = await frames_until(watcher, lambda f: f["type"] == "stream_end")
                 async for chunk in chunks:
                     received += chunk
             return seen + rest, received, sent_at

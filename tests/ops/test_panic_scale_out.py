@@ -15,7 +15,7 @@ import websockets
 from accounts.services import create_api_token
 from chat.models import Message, MessageStatus
 from tests.factories import RoomFactory, UserFactory
-from tests.test_scale_out import pytestmark, running_workers  # noqa: F401 - the same skip rule
+from tests.test_scale_out import frames_until, pytestmark, running_workers  # noqa: F401 - the same skip rule
 
 REPLIES = 20
 USERS = 4  # five replies each: the per-user limit
@@ -25,16 +25,6 @@ USERS = 4  # five replies each: the per-user limit
 def workers(fake_ollama, transactional_db):
     with running_workers("uvicorn", fake_ollama.url) as ports:
         yield ports
-
-
-async def _frames_until(ws, predicate, timeout=15.0) -> list[dict]:
-    frames = []
-    async with asyncio.timeout(timeout):
-        while True:
-            frame = json.loads(await ws.recv())
-            frames.append(frame)
-            if predicate(frame):
-                return frames
 
 
 def test_panic_on_one_worker_stops_every_reply_on_both(workers, fake_ollama):
@@ -52,17 +42,17 @@ def test_panic_on_one_worker_stops_every_reply_on_both(workers, fake_ollama):
         for index, room in enumerate(rooms):  # alternate workers: half the replies run on each
             url = f"ws://127.0.0.1:{ports[index % 2]}/ws/chat/{room.pk}/?token={tokens[room.owner_id]}"
             ws = await websockets.connect(url, additional_headers=origin)
-            await _frames_until(ws, lambda f: f["type"] == "presence")
+            await frames_until(ws, lambda f: f["type"] == "presence")
             await ws.send(json.dumps({"type": "send_message", "content": f"reply {index}"}))
             sockets.append(ws)
-        seen = [await _frames_until(ws, lambda f: f["type"] == "token") for ws in sockets]
+        seen = [await frames_until(ws, lambda f: f["type"] == "token") for ws in sockets]
         async with httpx.AsyncClient(timeout=15) as client:
             staff_auth = {"Authorization": f"Bearer {staff_token}"}
             sent_at = time.monotonic()
             trigger = await client.post(f"http://127.0.0.1:{ports[0]}/api/v1/chat/panic/trigger",
                                         json={"reason": "drill"}, headers=staff_auth)
             assert trigger.status_code == 200, trigger.text
-            ends = await asyncio.gather(*(_frames_until(ws, lambda f: f["type"] == "stream_end") for ws in sockets))
+            ends = await asyncio.gather(*(frames_until(ws, lambda f: f["type"] == "stream_end") for ws in sockets))
             ended_within = time.monotonic() - sent_at
             refused = []
             for port in ports:
