@@ -66,12 +66,14 @@ def _sqlite(scope: QuerySet[Document], terms: list[str], *, limit: int, prefix: 
     quoted = [f'"{term}"' for term in terms]
     if prefix:
         quoted[-1] += "*"
-    scope_sql, scope_params = scope.values("id").query.sql_with_params()
+    scope_sql, scope_params = scope.order_by().values("id").query.sql_with_params()
+    # The unary plus keeps the scope out of FTS5's planning: offered `rowid IN (...)`, it runs the MATCH once
+    # per readable row (seconds at 10k rows) instead of once, then checking each match against the list.
     sql = (
         "SELECT search_document_fts.rowid, bm25(search_document_fts), "
         f"snippet(search_document_fts, 0, '{MARK_START}', '{MARK_END}', '…', 24) "
         "FROM search_document_fts WHERE search_document_fts MATCH %s "
-        f"AND search_document_fts.rowid IN ({scope_sql}) "
+        f"AND +search_document_fts.rowid IN ({scope_sql}) "
         "ORDER BY bm25(search_document_fts) LIMIT %s"
     )
     with connection.cursor() as cursor:

@@ -64,8 +64,9 @@ def write_message_documents(message_ids: list) -> list[Document]:
     """Replace the rows of these messages with fresh chunks (without vectors yet); deleted ones get none."""
     Document.objects.filter(message_id__in=message_ids).delete()
     documents: list[Document] = []
-    for message in indexable_messages().filter(pk__in=message_ids).only("id", "room_id", "role", "content",
-                                                                        "created_at"):
+    # Locked, so a deletion committing meanwhile either waits for these rows (and removes them) or is seen here.
+    locked = indexable_messages().select_for_update(of=("self",)).filter(pk__in=message_ids)
+    for message in locked.only("id", "room_id", "role", "content", "created_at"):
         for chunk in chunk_text(message.content, max_tokens=settings.SEARCH_CHUNK_TOKENS,
                                 overlap_tokens=settings.SEARCH_CHUNK_OVERLAP_TOKENS):
             documents.append(Document(room_id=message.room_id, message_id=message.pk, role=message.role,

@@ -35,16 +35,18 @@ class SearchFilters:
 
 
 def readable_documents(user, filters: SearchFilters | None = None) -> QuerySet[Document]:
-    """Index rows of rooms the user may read (own rooms; a founder's team rooms), of live messages only."""
+    """Index rows of rooms the user may read (own rooms; a founder's team rooms).
+
+    Rows of deleted messages are gone already: deleting a message removes them in its transaction, and the
+    indexer writes a message's rows with the message locked (see `write_message_documents`).
+    """
     rooms = rooms_readable_by(user)
     filters = filters or SearchFilters()
     if filters.room:
         rooms = rooms.filter(pk=filters.room)
     if filters.project:
         rooms = rooms.filter(project_id=filters.project)
-    qs = Document.objects.filter(room__in=rooms.values("pk")).filter(
-        Q(message__isnull=True) | Q(message__is_deleted=False)
-    )
+    qs = Document.objects.filter(room__in=rooms.values("pk"))
     if filters.date_from:
         qs = qs.filter(created_at__gte=filters.date_from)
     if filters.date_to:

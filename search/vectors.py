@@ -25,7 +25,8 @@ class ExactScanIndex:
     """Every readable vector of the current model, one matrix product."""
 
     def search(self, *, scope: QuerySet[Document], vector: np.ndarray, model: str, k: int) -> list[tuple[int, float]]:
-        rows = list(scope.filter(embedding_model=model, vector__isnull=False).values_list("id", "vector"))
+        current = scope.filter(embedding_model=model, vector__isnull=False).order_by()
+        rows = list(current.values_list("id", "vector"))
         if not rows or k <= 0:
             return []
         ids = np.fromiter((pk for pk, _ in rows), dtype=np.int64, count=len(rows))

@@ -6,6 +6,7 @@ import pytest
 from channels.db import database_sync_to_async
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from chat import services
 from chat.models import Message, MessageStatus
 from search.services import upload_attachment
 from tests.chat.wsutil import connect, frames_until, is_end
@@ -196,7 +197,7 @@ async def test_other_rooms_deleted_messages_are_never_drawn_on(fake_ollama, inde
     here = await database_sync_to_async(RoomFactory)(owner=user)
     said = await database_sync_to_async(_said)(user, trip, "Our ferry to the island of Hvar leaves Split at 7:15.")
     await database_sync_to_async(index_all)()
-    await database_sync_to_async(Message.objects.filter(pk=said.pk).update)(is_deleted=True)
+    await database_sync_to_async(services.delete_message)(room=trip, message=said)
     reply = await _asked(user, here, "When does the ferry from Split to Hvar leave?", search_all_rooms=True)
     assert "citations" not in reply.metadata
 
