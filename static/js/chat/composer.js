@@ -1,7 +1,8 @@
 // The input bar: Enter sends, Shift+Enter adds a line, typing is announced, the model picker is remembered.
-import { els, state } from "./state.js";
+import { els, notify, state } from "./state.js";
 import { sendFrame } from "./socket.js";
 import { isStreaming, newChat, stopStreams, updateRoom, withOptions } from "./conversation.js";
+import { pending, takeFiles, uploading } from "./uploads.js";
 
 els.prompt.addEventListener("keydown", (event) => {
   if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
@@ -35,8 +36,14 @@ els.composer.addEventListener("submit", async (event) => {
   event.preventDefault();
   const content = els.prompt.value;
   if (!content.trim()) return;
+  if (uploading()) { notify("Wait for the files to finish uploading, or remove them."); return; }
   if (!state.roomId) await newChat();
-  if (sendFrame(withOptions({ type: "send_message", content, model: els.model.value }))) {
+  const frame = { type: "send_message", content, model: els.model.value };
+  const files = pending.filter((item) => item.id).map((item) => ({ id: item.id, name: item.name }));
+  if (files.length) frame.files = files.map((file) => file.id);
+  if (sendFrame(withOptions(frame))) {
+    state.sentFiles = files;  // shown under the message as soon as it comes back
+    takeFiles();
     els.prompt.value = "";
     fitPrompt();
     typingSent = false;

@@ -4,6 +4,7 @@ import { els, notify, state } from "./state.js";
 import { connect, disconnect, handleFrame, sendFrame } from "./socket.js";
 import { actionButton, renderLater, renderMessages } from "./render.js";
 import { loadRooms, renderRooms, setSidebar } from "./sidebar.js";
+import { resetUploads } from "./uploads.js";
 
 export const GENERATION_KEYS = ["temperature", "top_p", "top_k", "repeat_penalty", "max_tokens"];
 
@@ -39,7 +40,7 @@ export async function openRoom(id, { keepQueued = false } = {}) {
   state.messages = [];
   state.streams.clear();
   state.live.clear();
-  if (!keepQueued) { state.outbox = []; state.pickerTouched = false; }
+  if (!keepQueued) { state.outbox = []; state.pickerTouched = false; resetUploads(); }
   history.replaceState(null, "", `/chat/${id}/`);
   setSidebar(false);
   renderMessages();
@@ -161,8 +162,16 @@ export function isStreaming() {
 export async function refreshMessage(message) {
   // The stored reply carries what the stream's end frame does not: its error, citations, counts and timings.
   try {
-    const fresh = (await api(`rooms/${state.roomId}/history?limit=200`)).results.find((m) => m.id === message.id);
+    const results = (await api(`rooms/${state.roomId}/history?limit=200`)).results;
+    const fresh = results.find((m) => m.id === message.id);
     if (fresh) { Object.assign(message, { ...fresh, content: message.content, sibling_ids: message.sibling_ids }); renderLater(message.id); }
+    // The question's metadata (the files sent with it) is not in the live frames: another tab takes it from here.
+    const parent = state.messages.find((m) => m.id === message.parent);
+    const storedParent = parent && results.find((m) => m.id === parent.id);
+    if (storedParent && JSON.stringify(storedParent.metadata) !== JSON.stringify(parent.metadata)) {
+      parent.metadata = storedParent.metadata;
+      renderLater(parent.id);
+    }
   } catch { /* the reply stays as streamed */ }
 }
 

@@ -10,6 +10,10 @@ const PATHS = {
   info: "M12 3a9 9 0 1 0 0 18a9 9 0 1 0 0-18 M12 11v6 M12 7v.5",
   trash: "M4 7h16 M9 7V4h6v3 M6 7l1 13h10l1-13",
   forward: "M5 12h13 M13 6l6 6-6 6",
+  clip: "M20 11l-8.5 8.5a5 5 0 0 1-7-7L13 4a3.5 3.5 0 0 1 5 5l-8.5 8.5a2 2 0 0 1-3-3L14 7",
+  folder: "M3 6h6l2 2h10v11H3z",
+  down_arrow: "M12 5v14 M6 13l6 6 6-6",
+  more: "M12 5v14 M5 12h14",
 };
 
 export function icon(name) {

@@ -121,6 +121,8 @@ export function messageNode(message) {
   node.setAttribute("aria-label", message.role === "user" ? "Your message" : "Assistant reply");
   node.append(message.role === "assistant" ? markdown(message.content) : linkified(message.content || ""));
   if (message.role === "assistant" && message.status === "error") node.append(errorNode(message));
+  const sent = (message.metadata && message.metadata.files) || [];
+  if (message.role === "user" && sent.length) node.append(sentFilesNode(sent));
   const citations = (message.metadata && message.metadata.citations) || [];
   if (citations.length) node.append(citationsNode(citations));
   node.append(metaNode(message));
@@ -159,6 +161,18 @@ function errorNode(message) {
   box.append(Object.assign(document.createElement("p"), { textContent: message.error || "The reply failed before it finished." }));
   box.append(actionButton("Retry", "Retry", () => sendFrame(withOptions({ type: "regenerate", message_id: message.id, model: message.model || els.model.value }))));
   return box;
+}
+
+// The files sent with a message, by name (their ids stay with the message for regenerations and edits).
+function sentFilesNode(files) {
+  const list = Object.assign(document.createElement("ul"), { className: "sent-files" });
+  list.setAttribute("aria-label", "Files sent");
+  for (const file of files) {
+    const item = Object.assign(document.createElement("li"), { className: "chip" });
+    item.append(icon("clip"), document.createTextNode(file.name || "file"));
+    list.append(item);
+  }
+  return list;
 }
 
 function citationsNode(citations) {

@@ -1,5 +1,5 @@
 // The room's WebSocket: reconnect with backoff, resume in-flight replies, apply server frames.
-import { els, notify, state } from "./state.js";
+import { els, notify, shell, state } from "./state.js";
 import { appendMessage, renderLater, updateComposer } from "./render.js";
 import { autoTitle, loadHistory, newChat, refreshMessage, renderTitle, selectRoomModel } from "./conversation.js";
 import { loadRooms } from "./sidebar.js";
@@ -71,6 +71,11 @@ export function handleFrame(frame) {
       const message = frame.message;
       const last = state.messages[state.messages.length - 1];
       if (state.messages.some((m) => m.id === message.id)) break;
+      if (message.role === "user" && !message.metadata && state.sentFiles && state.sentFiles.length
+          && message.author === shell.dataset.username) {
+        message.metadata = { files: state.sentFiles };
+      }
+      if (message.role === "user") state.sentFiles = null;
       if ((last ? last.id : null) === message.parent) {
         state.messages.push({ ...message, sibling_ids: [message.id] });
         appendMessage(state.messages[state.messages.length - 1]);
