@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib.auth import login as django_login
 from django.contrib.auth import logout as django_logout
+from django.contrib.auth import update_session_auth_hash
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import permissions, status
 from rest_framework.exceptions import NotFound
@@ -30,8 +31,13 @@ from accounts.serializers import (
     MemberInviteSerializer,
     MemberSerializer,
     MemberUpdateSerializer,
+    PasswordChangedSerializer,
+    PasswordChangeSerializer,
     PasswordResetConfirmSerializer,
     PasswordResetRequestSerializer,
+    PreferencesSerializer,
+    PreferencesUpdateSerializer,
+    ProfileUpdateSerializer,
     RegisterSerializer,
     TeamCreateSerializer,
     TeamSerializer,
@@ -114,6 +120,56 @@ class MeApi(APIView):
     @extend_schema(operation_id="auth_me", responses=UserSerializer)
     def get(self, request: Request) -> Response:
         return Response(UserSerializer(request.user).data)
+
+    @extend_schema(
+        operation_id="auth_me_update",
+        request=ProfileUpdateSerializer,
+        responses={200: UserSerializer, 400: error_response("Field errors in details, e.g. a taken email.")},
+        description="Change the email address (verified again) and the display names; the username is fixed.",
+    )
+    def patch(self, request: Request) -> Response:
+        data = ProfileUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        return Response(UserSerializer(services.update_profile(user=request.user, **data.validated_data)).data)
+
+
+@extend_schema(tags=["auth"])
+class PasswordChangeApi(APIView):
+    throttle_classes = [PerIPRateThrottle, AuthRateThrottle]
+
+    @extend_schema(
+        operation_id="auth_password_change",
+        request=PasswordChangeSerializer,
+        responses={200: PasswordChangedSerializer, 400: error_response("Wrong current password or a weak new one.")},
+        description="This session stays signed in; other browser sessions end. API tokens stay valid unless "
+        "`revoke_tokens` is true.",
+    )
+    def post(self, request: Request) -> Response:
+        data = PasswordChangeSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        keep = request.auth if isinstance(request.auth, ApiToken) else None
+        revoked = services.change_password(user=request.user, keep_token=keep, **data.validated_data)
+        if keep is None:  # signed in by session cookie: keep this session valid under the new password hash
+            update_session_auth_hash(request, request.user)
+        return Response({"detail": "Password changed.", "revoked_tokens": revoked})
+
+
+@extend_schema(tags=["auth"])
+class PreferencesApi(APIView):
+    @extend_schema(operation_id="auth_preferences_get", responses=PreferencesSerializer)
+    def get(self, request: Request) -> Response:
+        return Response(selectors.preferences_of(request.user))
+
+    @extend_schema(
+        operation_id="auth_preferences_update",
+        request=PreferencesUpdateSerializer,
+        responses={200: PreferencesSerializer, 400: error_response("Field errors in details.")},
+        description="A partial update; inside `generation`, null gives a parameter back to the server's default.",
+    )
+    def patch(self, request: Request) -> Response:
+        data = PreferencesUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        return Response(services.update_preferences(user=request.user, changes=data.validated_data))
 
 
 @extend_schema(tags=["auth"])

@@ -17,6 +17,9 @@ class User(AbstractUser):
 
     email = models.EmailField("email address", blank=True)
     email_verified = models.BooleanField(default=False)
+    preferences = models.JSONField(
+        default=dict, blank=True, help_text="Settings page choices: default model, generation defaults, theme."
+    )
 
     class Meta(AbstractUser.Meta):
         swappable = "AUTH_USER_MODEL"
@@ -28,6 +31,10 @@ class User(AbstractUser):
         """The team new rooms go to when none is named: the oldest membership."""
         membership = self.memberships.select_related("team").order_by("joined_at", "id").first()
         return membership.team if membership else None
+
+
+THEMES = ("system", "light", "dark")
+GENERATION_KEYS = ("temperature", "top_p", "top_k", "repeat_penalty", "max_tokens")
 
 
 class Team(models.Model):

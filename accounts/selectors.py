@@ -8,7 +8,7 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 from rest_framework import exceptions
 
-from accounts.models import ApiToken, Membership, Team, User
+from accounts.models import GENERATION_KEYS, THEMES, ApiToken, Membership, Team, User
 from chatproject.validation import validated_id
 
 
@@ -34,6 +34,25 @@ def get_membership(*, team: Team, user_id) -> Membership:
     if membership is None:
         raise exceptions.NotFound("Member not found.")
     return membership
+
+
+def preferences_of(user: User) -> dict:
+    """A user's settings-page choices, every key present; unset values are "" or None (the server's defaults)."""
+    stored = user.preferences if isinstance(user.preferences, dict) else {}
+    generation = stored.get("generation") if isinstance(stored.get("generation"), dict) else {}
+    theme = stored.get("theme")
+    return {
+        "default_model": str(stored.get("default_model") or ""),
+        "system_prompt": str(stored.get("system_prompt") or ""),
+        "theme": theme if theme in THEMES else "system",
+        "generation": {key: generation.get(key) for key in GENERATION_KEYS},
+    }
+
+
+def current_preferences(user_id: int) -> dict:
+    """The preferences as stored now, for callers holding a user object loaded earlier (a long-lived socket)."""
+    stored = User.objects.filter(pk=user_id).values_list("preferences", flat=True).first()
+    return preferences_of(User(pk=user_id, preferences=stored or {}))
 
 
 def tokens_of(user) -> QuerySet[ApiToken]:

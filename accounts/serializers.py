@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from accounts.models import ApiToken, Membership, Role, Team, User
+from accounts.models import THEMES, ApiToken, Membership, Role, Team, User
 from chatproject.validation import StrictBooleanField, StrictCharField, StrictEmailField, StrictRegexField
 
 
@@ -13,7 +13,9 @@ class UserSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = User
-        fields = ["id", "username", "email", "email_verified", "is_staff", "date_joined", "teams"]
+        fields = [
+            "id", "username", "email", "email_verified", "first_name", "last_name", "is_staff", "date_joined", "teams",
+        ]
         read_only_fields = fields
 
     def get_teams(self, user) -> list[dict]:
@@ -187,3 +189,84 @@ class AdminUsersQuerySerializer(serializers.Serializer):
     q = StrictCharField(required=False, allow_blank=True, max_length=254, default="")
     is_active = StrictCharField(required=False, allow_blank=True, max_length=10, allow_null=True, default=None)
     is_staff = StrictCharField(required=False, allow_blank=True, max_length=10, allow_null=True, default=None)
+
+
+# --- the settings page ------------------------------------------------------------------------------
+
+
+class StrictFieldsMixin:
+    """Refuses keys the serializer does not know, so a misspelt setting is an error instead of a silent no-op."""
+
+    def to_internal_value(self, data):
+        unknown = sorted(set(data) - set(self.fields)) if isinstance(data, dict) else []
+        if unknown:
+            raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)
+
+
+class StrictNumberMixin:
+    """Only JSON numbers: strings such as "0.5" and booleans are refused instead of converted."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int | float):
+            raise serializers.ValidationError("Must be a number.")
+        return super().to_internal_value(data)
+
+
+class StrictFloatField(StrictNumberMixin, serializers.FloatField):
+    pass
+
+
+class StrictIntegerField(StrictNumberMixin, serializers.IntegerField):
+    pass
+
+
+class ProfileUpdateSerializer(StrictFieldsMixin, serializers.Serializer):
+    email = StrictEmailField(required=False)
+    first_name = StrictCharField(required=False, allow_blank=True, max_length=150)
+    last_name = StrictCharField(required=False, allow_blank=True, max_length=150)
+
+
+class PasswordChangeSerializer(StrictFieldsMixin, serializers.Serializer):
+    current_password = StrictCharField(write_only=True, trim_whitespace=False, style={"input_type": "password"})
+    new_password = StrictCharField(write_only=True, trim_whitespace=False, max_length=4096,
+                                   style={"input_type": "password"})
+    new_password_confirm = StrictCharField(required=False, write_only=True, trim_whitespace=False, max_length=4096,
+                                           style={"input_type": "password"}, help_text="When given, must match.")
+    revoke_tokens = StrictBooleanField(required=False, default=False,
+                                       help_text="Also revoke every API token except the one making this call.")
+
+    def validate(self, attrs: dict) -> dict:
+        confirm = attrs.pop("new_password_confirm", None)
+        if confirm is not None and confirm != attrs["new_password"]:
+            raise serializers.ValidationError({"new_password_confirm": ["The two new passwords differ."]})
+        return attrs
+
+
+class PasswordChangedSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    revoked_tokens = serializers.IntegerField()
+
+
+class GenerationDefaultsSerializer(StrictFieldsMixin, serializers.Serializer):
+    """The user's sampling defaults; null leaves a parameter to the server. Bounds match the chat options."""
+
+    temperature = StrictFloatField(required=False, allow_null=True, min_value=0.0, max_value=2.0)
+    top_p = StrictFloatField(required=False, allow_null=True, min_value=0.0, max_value=1.0)
+    top_k = StrictIntegerField(required=False, allow_null=True, min_value=0, max_value=1000)
+    repeat_penalty = StrictFloatField(required=False, allow_null=True, min_value=0.0, max_value=3.0)
+    max_tokens = StrictIntegerField(required=False, allow_null=True, min_value=1, max_value=32768)
+
+
+class PreferencesSerializer(serializers.Serializer):
+    default_model = serializers.CharField(help_text="Model for new chats and chats naming none; empty: the server's.")
+    system_prompt = serializers.CharField(help_text="Used when a chat has no system prompt of its own.")
+    theme = serializers.ChoiceField(choices=THEMES)
+    generation = GenerationDefaultsSerializer()
+
+
+class PreferencesUpdateSerializer(StrictFieldsMixin, serializers.Serializer):
+    default_model = StrictCharField(required=False, allow_blank=True, max_length=200)
+    system_prompt = StrictCharField(required=False, allow_blank=True, max_length=20_000, trim_whitespace=False)
+    theme = serializers.ChoiceField(choices=THEMES, required=False)
+    generation = GenerationDefaultsSerializer(required=False)

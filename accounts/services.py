@@ -21,6 +21,7 @@ from django.utils.encoding import force_bytes, force_str
 from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
 from rest_framework import exceptions, status
 
+from accounts import selectors
 from accounts.models import ApiToken, Membership, Role, Team, TeamInvite, User, WaitlistEntry, hash_secret
 from chatproject.errors import ApiError, Conflict
 
@@ -407,3 +408,73 @@ def admin_update_user(*, actor: User, user: User, changes: dict) -> User:
             details={"before": before, "after": {field: changes[field] for field in fields}},
         )
     return user
+
+
+# --- the settings page ------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def update_profile(
+    *, user: User, email: str | None = None, first_name: str | None = None, last_name: str | None = None
+) -> User:
+    """Change the editable profile fields; a new email address must be free and is verified again."""
+    fields: list[str] = []
+    if email is not None and email.lower() != user.email.lower():
+        if _email_taken(email, exclude_pk=user.pk):
+            raise exceptions.ValidationError({"email": ["Another account uses this email address."]})
+        user.email, user.email_verified = email, False
+        fields += ["email", "email_verified"]
+        transaction.on_commit(lambda: send_verification_email(user=user))
+    for name, value in (("first_name", first_name), ("last_name", last_name)):
+        if value is not None:
+            setattr(user, name, value.strip())
+            fields.append(name)
+    if fields:
+        try:
+            with transaction.atomic():
+                user.save(update_fields=fields)
+        except IntegrityError as exc:
+            raise exceptions.ValidationError({"email": ["Another account uses this email address."]}) from exc
+    return user
+
+
+@transaction.atomic
+def change_password(
+    *, user: User, current_password: str, new_password: str, revoke_tokens: bool = False,
+    keep_token: ApiToken | None = None,
+) -> int:
+    """Set a new password after checking the current one; returns how many API tokens were revoked.
+
+    Other browser sessions end by themselves (Django ties each session to the password hash); API tokens stay
+    valid unless `revoke_tokens`, in which case all but `keep_token` (the one making this call) go.
+    """
+    if not user.check_password(current_password):
+        raise exceptions.ValidationError({"current_password": ["This is not your current password."]})
+    try:
+        password_validation.validate_password(new_password, user=user)
+    except DjangoValidationError as exc:
+        raise exceptions.ValidationError({"new_password": list(exc.messages)}) from exc
+    user.set_password(new_password)
+    user.save(update_fields=["password"])
+    if not revoke_tokens:
+        return 0
+    tokens = ApiToken.objects.filter(user=user)
+    if keep_token is not None:
+        tokens = tokens.exclude(pk=keep_token.pk)
+    revoked = tokens.count()
+    tokens.delete()
+    return revoked
+
+
+@transaction.atomic
+def update_preferences(*, user: User, changes: dict) -> dict:
+    """Merge validated changes into the stored preferences; a generation value of None means the server's."""
+    locked = User.objects.select_for_update().get(pk=user.pk)
+    merged = selectors.preferences_of(locked)
+    generation = {**merged["generation"], **changes.get("generation", {})}
+    merged.update({key: value for key, value in changes.items() if key != "generation"})
+    merged["generation"] = generation
+    locked.preferences = merged
+    locked.save(update_fields=["preferences"])
+    user.preferences = merged
+    return merged

@@ -176,13 +176,17 @@ class ChatSessionSerializer(RoomSerializer):
 
 
 class GenerationOptionsSerializer(serializers.Serializer):
-    """Sampling options shared by the SSE endpoint and the WebSocket `options` object."""
+    """Sampling options shared by the SSE endpoint and the WebSocket `options` object.
 
-    temperature = serializers.FloatField(required=False, default=0.7, min_value=0.0, max_value=2.0)
-    top_p = serializers.FloatField(required=False, default=0.9, min_value=0.0, max_value=1.0)
-    top_k = serializers.IntegerField(required=False, default=40, min_value=0, max_value=1000)
-    repeat_penalty = serializers.FloatField(required=False, default=1.1, min_value=0.0, max_value=3.0)
-    max_tokens = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1, max_value=32768)
+    No defaults here: an option left out falls to the room's stored settings, then the user's, then the server's.
+    """
+
+    temperature = serializers.FloatField(required=False, min_value=0.0, max_value=2.0, help_text="Server default 0.7.")
+    top_p = serializers.FloatField(required=False, min_value=0.0, max_value=1.0, help_text="Server default 0.9.")
+    top_k = serializers.IntegerField(required=False, min_value=0, max_value=1000, help_text="Server default 40.")
+    repeat_penalty = serializers.FloatField(required=False, min_value=0.0, max_value=3.0,
+                                            help_text="Server default 1.1.")
+    max_tokens = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=32768)
 
 
 class MessageContentMixin(serializers.Serializer):

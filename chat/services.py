@@ -13,6 +13,7 @@ from django.utils import timezone
 from rest_framework import exceptions
 
 from accounts.models import Membership
+from accounts.selectors import preferences_of
 from chat.broadcast import broadcast_after_commit, send_to_channels_after_commit
 from chat.models import ChatSession, Message, MessageRole, MessageStatus, Project, Room, RoomTag, Stream
 from chat.selectors import room_is_empty
@@ -107,6 +108,7 @@ def create_room(
 ) -> Room:
     """Create a room inside the owner's quota, in their primary team unless another is named."""
     _ensure_room_quota(owner)
+    model = model or preferences_of(owner)["default_model"]  # the owner's default model from the settings page
     room = Room.objects.create(
         owner=owner,
         team=_resolve_team(owner, team_id),
@@ -188,6 +190,10 @@ def get_or_create_fresh_room(*, owner, model: str = "") -> tuple[Room, bool]:
         "-created_at"
     )[:5]:
         if room_is_empty(room):
+            wanted = preferences_of(owner)["default_model"]
+            if wanted and not room.model:  # a blank chat made before the owner chose a default model takes it
+                room.model = wanted
+                room.save(update_fields=["model"])
             return room, False
     return create_room(owner=owner, model=model), True
 

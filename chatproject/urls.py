@@ -8,7 +8,15 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from accounts import views as account_views
 from accounts.urls import admin_urlpatterns, auth_urlpatterns, team_urlpatterns
 from chat.urls import chat_urlpatterns, project_urlpatterns, room_urlpatterns, session_urlpatterns
-from chatproject.views import ApiRootView, chat_page, home, ops_panic_page, ops_performance_page, ops_system_page
+from chatproject.views import (
+    ApiRootView,
+    chat_page,
+    home,
+    ops_panic_page,
+    ops_performance_page,
+    ops_system_page,
+    settings_page,
+)
 from compat.urls import ollama_urlpatterns, openai_urlpatterns
 from models_mgmt.views import ops_models_page
 from ops.apis import AuditListApi, HealthzApi, ReadyzApi
@@ -30,6 +38,7 @@ urlpatterns = [
     path("", home, name="home"),
     path("chat/", chat_page, name="chat"),
     path("chat/<str:room_id>/", chat_page, name="chat-room"),
+    path("settings/", settings_page, name="settings"),
     path("ops/performance/", ops_performance_page, name="ops-performance"),
     path("ops/models/", ops_models_page, name="ops-models"),
     path("ops/system/", ops_system_page, name="ops-system"),

@@ -31,6 +31,13 @@ def chat_page(request: HttpRequest, room_id: str = "") -> HttpResponse:
     return render(request, "app/chat.html", {"room_id": room_id})
 
 
+@login_required
+@ensure_csrf_cookie
+def settings_page(request: HttpRequest) -> HttpResponse:
+    """Profile, password, API tokens, chat defaults and theme; the page script saves each through the API."""
+    return render(request, "settings.html")
+
+
 def staff_page(view: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:
     """Anonymous visitors go to sign in; signed-in users who are not staff get a plain 403 page."""
 

@@ -170,3 +170,18 @@ def test_a_refused_password_is_shown_at_its_field():
     assert page.status_code == 400
     html = page.content.decode()
     assert 'id="id_password-error"' in html and "too short" in html.split('id="id_password-error"')[1][:200]
+
+
+def test_settings_page_needs_sign_in_and_shows_the_account():
+    assert Client().get("/settings/")["Location"].startswith("/signin/?next=/settings/")
+    user = UserFactory(username="sett", email="sett@example.com")
+    user.preferences = {"theme": "dark"}
+    user.save()
+    browser = Client()
+    browser.force_login(user)
+    page = browser.get("/settings/")
+    body = page.content.decode()
+    assert page.status_code == 200 and "csrftoken" in page.cookies
+    assert 'data-theme-preference="dark"' in body and 'value="sett@example.com"' in body
+    assert 'src="/static/js/settings/main.js"' in body and "<script>" not in body and "style=" not in body
+    assert 'href="/settings/"' in browser.get("/chat/").content.decode()

@@ -19,6 +19,7 @@ from chat.models import Message, Room, Stream
 from chat.streaming import writes
 from chat.streaming.jobs import JOBS, GenerationJob, max_prompt_turns, new_control_channel
 from chat.streaming.priority import starting
+from chat.streaming.user_defaults import reply_defaults
 from chatproject.errors import ApiError
 from chatproject.logs import request_id
 from models_mgmt.providers import GenerationOptions, ProviderError
@@ -91,6 +92,12 @@ async def start_reply(
             if not isinstance(room, Room):
                 room = await database_sync_to_async(selectors.get_room_for_write)(user=user, room_id=room)
             name = room.model
+        # The room's stored settings and the user's settings-page defaults, under whatever the request names.
+        defaults = await database_sync_to_async(reply_defaults)(
+            user_id=user.pk, room_id=room.pk if isinstance(room, Room) else room
+        )
+        name, options = name or defaults.model, defaults.apply(options)
+        system_prompt = system_prompt or defaults.system_prompt
         try:
             resolved = await registry.resolve(name or None)
         except ProviderError as exc:
