@@ -3,6 +3,7 @@ import { els, notify, state } from "./state.js";
 import { sendFrame } from "./socket.js";
 import { isStreaming, newChat, stopStreams, updateRoom, withOptions } from "./conversation.js";
 import { pending, takeFiles, uploading } from "./uploads.js";
+import "./features.js";
 
 els.prompt.addEventListener("keydown", (event) => {
   if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {

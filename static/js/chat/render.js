@@ -8,6 +8,7 @@ import { els, notify, state } from "./state.js";
 import { sendFrame } from "./socket.js";
 import { rate, startEdit, stopStreams, switchBranch, withOptions } from "./conversation.js";
 import { icon } from "./icons.js";
+import { confirmDialog } from "./dialogs.js";
 
 // Math as MathML: the browser lays it out natively, so no inline styles (which the CSP forbids) are needed.
 function tex(source, displayMode) {
@@ -201,6 +202,12 @@ function metaNode(message) {
       Object.assign(document.createElement("span"), { className: "branch", textContent: `${index + 1}/${siblings.length}` }),
       next);
   }
+  if (message.created_at) {
+    const when = new Date(message.created_at);
+    const time = Object.assign(document.createElement("time"), { className: "when", dateTime: when.toISOString(),
+      textContent: stamp(when), title: when.toLocaleString() });
+    meta.prepend(time);
+  }
   const actions = Object.assign(document.createElement("span"), { className: "actions" });
   meta.append(actions);
   actions.append(iconButton("Copy", "copy", (event) => copyText(message, event.currentTarget)));
@@ -222,8 +229,46 @@ function metaNode(message) {
     if (message.status !== "complete" && message.status !== "error") {
       meta.append(Object.assign(document.createElement("span"), { className: "status", textContent: message.status }));
     }
+    if (canContinue(message)) {
+      const more = actionButton("Continue this reply", "Continue", () => continueReply(message));
+      more.classList.add("continue");
+      meta.append(more);
+    }
   }
+  if (message.status !== "streaming") actions.append(iconButton("Delete", "trash", () => deleteMessage(message)));
   return meta;
+}
+
+// The time of day for today's messages, the date as well for older ones.
+function stamp(when) {
+  const today = new Date().toDateString() === when.toDateString();
+  const time = when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  return today ? time : `${when.toLocaleDateString([], { month: "short", day: "numeric" })}, ${time}`;
+}
+
+// A reply that ended at its token limit (or was stopped) can be continued. The server has no continuation
+// of a stored reply, so Continue sends a short follow-up asking the model to go on from where it stopped;
+// the model sees its own cut reply in the conversation.
+export const CONTINUE_PROMPT = "Continue exactly where your last reply stopped, without repeating it.";
+
+function canContinue(message) {
+  if (message.role !== "assistant" || message !== state.messages[state.messages.length - 1]) return false;
+  if (message.status === "cancelled" || message.status === "interrupted") return Boolean(message.content);
+  if (message.status !== "complete") return false;
+  const reason = message.metadata && message.metadata.finish_reason;
+  if (reason) return reason === "length";
+  const limit = state.room && state.room.metadata && state.room.metadata.generation && state.room.metadata.generation.max_tokens;
+  return Boolean(limit && message.completion_tokens && message.completion_tokens >= limit);
+}
+
+function continueReply(message) {
+  sendFrame(withOptions({ type: "send_message", content: CONTINUE_PROMPT, model: els.model.value }));
+}
+
+async function deleteMessage(message) {
+  const what = message.role === "user" ? "your message" : "this reply";
+  if (!await confirmDialog("Delete message", `Delete ${what}? Messages after it in this branch go with it.`)) return;
+  sendFrame({ type: "delete_message", message_id: message.id });
 }
 
 function regenerate(message) {
@@ -260,18 +305,53 @@ els.messages.addEventListener("keydown", (event) => {
 
 export function renderMessages() {
   els.messages.replaceChildren();
-  if (!state.messages.length) {
-    const empty = document.createElement("p");
-    empty.className = "empty";
-    empty.textContent = "Ask anything to start.";
-    els.messages.append(empty);
-  }
+  if (!state.messages.length) els.messages.append(emptyState());
   for (const message of state.messages) els.messages.append(messageNode(message));
   els.messages.querySelectorAll(".msg").forEach(tameTabStops);
   setRoving(els.messages.querySelector(".msg:last-of-type"));
   updateComposer();
   els.messages.scrollTop = els.messages.scrollHeight;
 }
+
+// An empty chat: the model that will answer and a few prompts to start from (a click sends one).
+export const STARTERS = [
+  "Explain a concept simply",
+  "Write a short Python function",
+  "Summarise a text I paste",
+  "Help me plan my week",
+];
+
+function emptyState() {
+  const box = Object.assign(document.createElement("div"), { className: "empty" });
+  box.append(Object.assign(document.createElement("h2"), { textContent: "Ask anything to start." }));
+  const model = els.model.selectedOptions[0];
+  const line = Object.assign(document.createElement("p"), { className: "empty-model" });
+  line.append("Model: ", Object.assign(document.createElement("strong"), { textContent: model ? model.text : "the default" }));
+  box.append(line);
+  const starters = Object.assign(document.createElement("div"), { className: "starters" });
+  starters.setAttribute("role", "group");
+  starters.setAttribute("aria-label", "Starter prompts");
+  for (const text of STARTERS) {
+    const button = Object.assign(document.createElement("button"), { type: "button", textContent: text });
+    button.addEventListener("click", () => {
+      els.prompt.value = text;
+      els.prompt.focus();
+      els.composer.requestSubmit();
+    });
+    starters.append(button);
+  }
+  box.append(starters);
+  const keys = Object.assign(document.createElement("p"), { className: "hint" });
+  keys.append("Press ", Object.assign(document.createElement("kbd"), { textContent: "?" }), " for keyboard shortcuts.");
+  box.append(keys);
+  return box;
+}
+
+// The model line of an empty chat follows the picker.
+els.model.addEventListener("change", () => {
+  const line = els.messages.querySelector(".empty-model strong");
+  if (line && els.model.selectedOptions[0]) line.textContent = els.model.selectedOptions[0].text;
+});
 
 export function appendMessage(message) {
   els.messages.querySelector(".empty")?.remove();

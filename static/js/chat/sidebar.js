@@ -4,6 +4,7 @@ import { els, notify, state } from "./state.js";
 import { highlightMessage, openPassage, sanitize } from "./render.js";
 import { newChat, openRoom, updateRoom } from "./conversation.js";
 import { askChoice, askText, confirmDialog } from "./dialogs.js";
+import { exportRoom } from "./features.js";
 
 export function setSidebar(open) {
   els.sidebar.classList.toggle("open", open);
@@ -118,13 +119,34 @@ function roomMenu(room, trigger) {
     [room.pinned ? "Unpin" : "Pin", () => updateRoom(room.id, { pinned: !room.pinned })],
     [room.archived ? "Unarchive" : "Archive", () => updateRoom(room.id, { archived: !room.archived })],
     ["Move to project", () => moveRoom(room)],
+    ["Export as Markdown", () => exportRoom(room, "markdown")],
+    ["Export as JSON", () => exportRoom(room, "json")],
     ["Delete", () => deleteRoom(room)],
   ]);
 }
 
+// Rooms by their last activity: pinned ones first, then Today, Yesterday, Previous 7 days and Older.
+function groupOf(room, now = new Date()) {
+  if (room.pinned) return "Pinned";
+  const day = new Date(now.getFullYear(), now.getMonth(), now.getDate()).getTime();
+  const at = new Date(room.last_activity || room.created_at).getTime();
+  if (at >= day) return "Today";
+  if (at >= day - 86400000) return "Yesterday";
+  if (at >= day - 7 * 86400000) return "Previous 7 days";
+  return "Older";
+}
+
 export function renderRooms() {
   els.roomList.replaceChildren();
+  let group = null;
   for (const room of state.rooms) {
+    const name = groupOf(room);
+    if (name !== group) {
+      group = name;
+      const heading = Object.assign(document.createElement("li"), { className: "room-group" });
+      heading.append(Object.assign(document.createElement("h2"), { textContent: name }));
+      els.roomList.append(heading);
+    }
     const item = document.createElement("li");
     item.className = "room-item";
     item.dataset.roomId = room.id;

@@ -19,7 +19,7 @@ const attach = make("button", { type: "button", id: "attach", className: "icon a
   { "aria-label": "Attach files" });
 const picker = make("input", { type: "file", id: "file-input", multiple: true, hidden: true, tabIndex: -1 },
   { "aria-label": "Files to attach" });
-els.prompt.before(attach, picker);
+els.prompt.after(attach, picker);  // after the box: the composer stays as few Tab presses away as before
 const dropZone = document.querySelector(".chat");
 dropZone.append(make("div", { className: "drop-hint", textContent: "Drop files to attach them" }, { "aria-hidden": "true" }));
 const filesButton = make("button", { type: "button", id: "open-room-files", className: "icon", title: "Files in this chat" },
