@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 import httpx
 import pytest
@@ -73,6 +74,16 @@ def test_a_reply_cut_by_a_restart_shows_as_interrupted(worker, new_page, fake):
     send(page, "Keep going.", model=FAKE)
     expect(last_reply(page).locator(".content")).to_contain_text("t20 ", timeout=15_000)
     expect(page.get_by_role("button", name="Stop generating")).to_be_visible()
+    # Partial text is saved every STREAM_FLUSH_SECONDS: kill once a save holds "t20 ", so the test does not race it.
+    room_id = page.url.rstrip("/").rsplit("/", 1)[-1]
+
+    def stored_reply() -> str:
+        history = page.request.get(f"{worker.base}/api/v1/rooms/{room_id}/history").json()["results"]
+        return history[-1]["content"] if history and history[-1]["role"] == "assistant" else ""
+
+    deadline = time.monotonic() + 10
+    while "t20 " not in stored_reply() and time.monotonic() < deadline:
+        time.sleep(0.05)
     worker.kill()
     worker.start()
     expect(last_reply(page)).to_have_attribute("data-status", "interrupted", timeout=20_000)
