@@ -109,7 +109,7 @@ def test_admin_edits_are_audited_and_seen_at_once(fake_ollama):
     assert AuditEvent.objects.filter(action="admin.models_mgmt.modeldefaults.delete").exists()
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # the read runs on the database thread, outside the test's transaction
 def test_a_start_reads_the_defaults_at_most_once_per_cache_period(fake_ollama, monkeypatch):
     ModelDefaults.objects.create(model=QUALIFIED, temperature=0.3)
     model = async_to_sync(registry.resolve)(LLM)
