@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.procs import free_port, wait_for_http
+from tests.procs import daphne_on_fresh_database
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 expect = playwright_sync.expect
@@ -36,35 +33,11 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def server(fake):
     """A real ASGI server on a throw-away database, independent of the test database."""
-    tmp = tempfile.TemporaryDirectory()
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{tmp.name}/ui.sqlite3",
-        "OLLAMA_URLS": fake.url,
-        "LOCAL_MODELS_ENABLED": "true",
-        "THROTTLE_IP_RATE": "100000/min",
-        "THROTTLE_USER_RATE": "100000/min",
-        "THROTTLE_AUTH_RATE": "100000/min",
-        "LOG_LEVEL": "WARNING",
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "CSRF_TRUSTED_ORIGINS": f"http://127.0.0.1:{port}",
-    }
-    env.pop("REDIS_URL", None)
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "chatproject.asgi:application"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    wait_for_http(f"{base}/signin/", process)
-    # The first account founds the instance; the tests below are ordinary later sign-ups.
-    httpx.post(f"{base}/api/v1/auth/register",
-               json={"username": "root", "email": "root@example.com", "password": PASSWORD}).raise_for_status()
-    yield base
-    process.terminate()
-    process.wait(10)
-    tmp.cleanup()
+    with daphne_on_fresh_database(fake.url) as (base, _folder):
+        # The first account founds the instance; the tests below are ordinary later sign-ups.
+        httpx.post(f"{base}/api/v1/auth/register",
+                   json={"username": "root", "email": "root@example.com", "password": PASSWORD}).raise_for_status()
+        yield base
 
 
 _users = iter(range(1, 10_000))

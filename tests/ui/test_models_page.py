@@ -4,11 +4,10 @@ docs/screenshots/ops-models-light-desktop.png."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.procs import free_port, wait_for_http
+from tests.procs import daphne_on_fresh_database, free_port
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 expect = playwright_sync.expect
@@ -36,50 +35,29 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def server(fake):
     """Daphne on its own SQLite file; every `ollama serve` it starts is gone after the module."""
-    tmp = tempfile.TemporaryDirectory()
-    port, managed_port = free_port(), free_port()
-    run_dir = Path(tmp.name) / "ollama"
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{tmp.name}/models.sqlite3",
-        "OLLAMA_URLS": f"{fake.url},http://127.0.0.1:{managed_port}",
-        "OLLAMA_MANAGED_URL": f"http://127.0.0.1:{managed_port}",
-        "OLLAMA_BINARY": str(ROOT / "tests" / "fakes" / "ollama-serve"),
-        "OLLAMA_RUN_DIR": str(run_dir),
-        "LOCAL_MODELS_ENABLED": "false",
-        "HOT_SLOT_CHECK_SECONDS": "2",
-        "THROTTLE_IP_RATE": "100000/min",
-        "THROTTLE_USER_RATE": "100000/min",
-        "THROTTLE_AUTH_RATE": "100000/min",
-        "LOG_LEVEL": "WARNING",
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "CSRF_TRUSTED_ORIGINS": f"http://127.0.0.1:{port}",
-    }
-    env.pop("REDIS_URL", None)
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
-    with open(Path(tmp.name) / "server.log", "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "chatproject.asgi:application"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log,
-        )
-    base = f"http://127.0.0.1:{port}"
-    wait_for_http(f"{base}/signin/", process)
-    for username in ("owner", "member"):
-        httpx.post(f"{base}/api/v1/auth/register", json={
-            "username": username, "email": f"{username}@example.com", "password": PASSWORD,
-        }).raise_for_status()
-    yield base
-    process.terminate()
-    process.wait(10)
-    try:
-        import json
-
-        state = json.loads((run_dir / "serve.json").read_text())
-    except (OSError, ValueError):
-        state = {}
-    if state.get("pid") and psutil.pid_exists(state["pid"]):
-        os.killpg(state["pid"], signal.SIGKILL)
-    tmp.cleanup()
+    managed_port = free_port()
+    with tempfile.TemporaryDirectory() as run_folder:
+        run_dir = Path(run_folder) / "ollama"
+        extra = {
+            "OLLAMA_URLS": f"{fake.url},http://127.0.0.1:{managed_port}",
+            "OLLAMA_MANAGED_URL": f"http://127.0.0.1:{managed_port}",
+            "OLLAMA_BINARY": str(ROOT / "tests" / "fakes" / "ollama-serve"),
+            "OLLAMA_RUN_DIR": str(run_dir), "LOCAL_MODELS_ENABLED": "false", "HOT_SLOT_CHECK_SECONDS": "2",
+        }
+        try:
+            with daphne_on_fresh_database(fake.url, extra_env=extra) as (base, _folder):
+                for username in ("owner", "member"):
+                    httpx.post(f"{base}/api/v1/auth/register", json={
+                        "username": username, "email": f"{username}@example.com", "password": PASSWORD,
+                    }).raise_for_status()
+                yield base
+        finally:
+            try:
+                state = json.loads((run_dir / "serve.json").read_text())
+            except (OSError, ValueError):
+                state = {}
+            if state.get("pid") and psutil.pid_exists(state["pid"]):
+                os.killpg(state["pid"], signal.SIGKILL)
 
 
 def sign_in(page, server: str, username: str) -> None:

@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.procs import free_port, wait_for_http
+from tests.procs import daphne_on_fresh_database
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 expect = playwright_sync.expect
@@ -41,37 +38,12 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def server(fake):
     """A real ASGI server on its own database: the panic tests here must not stop other modules' replies."""
-    tmp = tempfile.TemporaryDirectory()
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{tmp.name}/ops.sqlite3",
-        "OLLAMA_URLS": fake.url,
-        "LOCAL_MODELS_ENABLED": "true",
-        "THROTTLE_IP_RATE": "100000/min",
-        "THROTTLE_USER_RATE": "100000/min",
-        "THROTTLE_AUTH_RATE": "100000/min",
-        "LOG_LEVEL": "WARNING",
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "CSRF_TRUSTED_ORIGINS": f"http://127.0.0.1:{port}",
-    }
-    env.pop("REDIS_URL", None)
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
-    with open(Path(tmp.name) / "server.log", "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "chatproject.asgi:application"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log,
-        )
-    base = f"http://127.0.0.1:{port}"
-    wait_for_http(f"{base}/signin/", process)
-    for username in (STAFF, MEMBER):
-        httpx.post(f"{base}/api/v1/auth/register", json={
-            "username": username, "email": f"{username}@example.com", "password": PASSWORD,
-        }).raise_for_status()
-    yield base
-    process.terminate()
-    process.wait(10)
-    tmp.cleanup()
+    with daphne_on_fresh_database(fake.url) as (base, _folder):
+        for username in (STAFF, MEMBER):
+            httpx.post(f"{base}/api/v1/auth/register", json={
+                "username": username, "email": f"{username}@example.com", "password": PASSWORD,
+            }).raise_for_status()
+        yield base
 
 
 @pytest.fixture
