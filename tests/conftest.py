@@ -13,6 +13,17 @@ from accounts.services import create_api_token
 from tests.factories import MembershipFactory, TeamFactory, UserFactory
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory):
+    """SQLite tests use a file in WAL mode, as the app does: the in-memory shared cache answers concurrent
+    writers from live-server threads with an immediate "table is locked" instead of waiting its turn."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        database.setdefault("TEST", {})["NAME"] = str(tmp_path_factory.mktemp("db") / "test.sqlite3")
+
+
 @pytest.fixture(autouse=True)
 def _fresh_limits(settings):
     """High rate limits and an empty cache so tests never throttle each other by accident."""
