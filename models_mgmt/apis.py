@@ -12,7 +12,6 @@ from accounts.apis import IsStaff
 from chatproject.schema import error_response
 from models_mgmt import selectors, services
 from models_mgmt.serializers import (
-    CatalogueModelSerializer,
     HotSlotAssignResultSerializer,
     HotSlotAssignSerializer,
     HotSlotRemoveResultSerializer,
@@ -22,6 +21,7 @@ from models_mgmt.serializers import (
     ModelDefaultsSerializer,
     ModelDefaultsSetResultSerializer,
     ModelDefaultsSetSerializer,
+    ModelListSerializer,
     ModelsStatusSerializer,
     OllamaConfigSerializer,
     OllamaControlResultSerializer,
@@ -57,15 +57,15 @@ class PublicModelsApi(APIView):
 
 @extend_schema(tags=["chat-public"])
 class ModelsListApi(PublicModelsApi):
-    @extend_schema(operation_id="chat_models_list", responses=CatalogueModelSerializer(many=True))
+    @extend_schema(operation_id="chat_models_list", responses=ModelListSerializer)
     def get(self, request: Request) -> Response:
-        """Every model of every configured server, with what it is and whether it is loaded now.
+        """Every model of every configured server in `results`, with what it is and whether it is loaded now, and
+        in `servers` each server up or down with the reason.
 
         Served from the last listing; once that is older than MODEL_LIST_TTL_SECONDS a refresh runs in the
-        background, so a dead server never slows this down (`chat_models_status` says which are down).
+        background, so a dead server never slows this down.
         """
-        rows = selectors.model_rows(selectors.catalogue(), staff=_is_staff(request))
-        return Response(CatalogueModelSerializer(rows, many=True).data)
+        return Response(ModelListSerializer(selectors.model_list(staff=_is_staff(request))).data)
 
 
 @extend_schema(tags=["chat-public"])
@@ -79,13 +79,12 @@ class ModelsStatusApi(PublicModelsApi):
 
 @extend_schema(tags=["chat-public"])
 class ModelsOrchestratorApi(PublicModelsApi):
-    @extend_schema(operation_id="chat_models_orchestrator", responses=CatalogueModelSerializer(many=True))
+    @extend_schema(operation_id="chat_models_orchestrator", responses=ModelListSerializer)
     def get(self, request: Request) -> Response:
         """Models fit to plan and route: chat models tuned to follow instructions, with a context window of at
-        least 8192 tokens (their trained window)."""
-        rows = selectors.model_rows(selectors.catalogue(), staff=_is_staff(request))
-        return Response(CatalogueModelSerializer([r for r in rows if "orchestrator" in r["capabilities"]],
-                                                 many=True).data)
+        least 8192 tokens (their trained window); the same envelope as `chat_models_list`."""
+        listing = selectors.model_list(staff=_is_staff(request), orchestrators_only=True)
+        return Response(ModelListSerializer(listing).data)
 
 
 @extend_schema(tags=["chat"])

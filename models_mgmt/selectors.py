@@ -115,6 +115,16 @@ def memory_in_use(listing: Catalogue) -> int:
     return sum(item.size for item in listing.loaded)
 
 
+def model_list(*, staff: bool, orchestrators_only: bool = False) -> dict:
+    """The catalogue with the state of every server, so a reader sees at once which servers' models are missing."""
+    listing = catalogue()
+    rows = model_rows(listing, staff=staff)
+    if orchestrators_only:
+        rows = [row for row in rows if "orchestrator" in row["capabilities"]]
+    return {"results": rows, "servers": server_rows(listing, staff=staff), "listed_at": listing.listed_at,
+            "refreshing": listing.refreshing}
+
+
 def status(*, staff: bool) -> dict:
     """The catalogue's live side: each server up or down (and why), what is loaded, the memory budget."""
     listing, slots = catalogue(), pins()

@@ -63,6 +63,14 @@ class MemoryBudgetSerializer(serializers.Serializer):
     used_bytes = serializers.IntegerField()
 
 
+class ModelListSerializer(serializers.Serializer):
+    results = CatalogueModelSerializer(many=True)
+    servers = ServerStateSerializer(many=True, help_text="Every configured server, up or down and why: a down "
+                                                          "server's models are missing from `results`")
+    listed_at = serializers.FloatField(help_text="Unix time of the listing served")
+    refreshing = serializers.BooleanField(help_text="A background refresh is running")
+
+
 class ModelsStatusSerializer(serializers.Serializer):
     listed_at = serializers.FloatField(help_text="Unix time of the listing served")
     age_seconds = serializers.FloatField()

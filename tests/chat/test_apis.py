@@ -279,5 +279,6 @@ def test_rating_and_branch_switching(api, user):
 def test_models_list_is_public(fake_ollama, anon_client):
     response = anon_client.get("/api/v1/chat/models")
     assert response.status_code == 200
-    assert [m["name"] for m in response.json()] == ["fake-llm:latest", "fake-coder:7b"]
-    assert response.json()[0]["default"] is True and response.json()[0]["size"] == 1_000_000
+    rows = response.json()["results"]
+    assert [m["name"] for m in rows] == ["fake-llm:latest", "fake-coder:7b"]
+    assert rows[0]["default"] is True and rows[0]["size"] == 1_000_000

@@ -36,7 +36,7 @@ def staff_api(db):
 
 def test_list_has_show_and_ps_facts_and_marks_orchestrator_models(fake_ollama, anon_client):
     fake_ollama.configure(models=["fake-llm:latest", "fake-coder:7b", "fake-base:1b", "nomic-embed-text:latest"])
-    rows = {row["name"]: row for row in anon_client.get("/api/v1/chat/models").json()}
+    rows = {row["name"]: row for row in anon_client.get("/api/v1/chat/models").json()["results"]}
     llm = rows["fake-llm:latest"]
     assert llm["max_context_length"] == 8192 and llm["context_length"] == 4096  # OLLAMA_NUM_CTX caps the window
     assert llm["parameter_size"] == "1M" and llm["quantization"] == "Q4_0" and llm["instruct"] is True
@@ -45,12 +45,12 @@ def test_list_has_show_and_ps_facts_and_marks_orchestrator_models(fake_ollama, a
     assert rows["fake-base:1b"]["instruct"] is False and "orchestrator" not in rows["fake-base:1b"]["capabilities"]
     assert rows["nomic-embed-text:latest"]["capabilities"] == ["embed"]
     assert rows["nomic-embed-text:latest"]["context_length"] == 512  # the model's own window is smaller
-    orchestrators = anon_client.get("/api/v1/chat/models/orchestrator-suitable").json()
+    orchestrators = anon_client.get("/api/v1/chat/models/orchestrator-suitable").json()["results"]
     assert [row["name"] for row in orchestrators] == ["fake-llm:latest", "fake-coder:7b"]
 
 
 def test_staff_see_server_addresses(fake_ollama, staff_api):
-    row = staff_api.get("/api/v1/chat/models").json()[0]
+    row = staff_api.get("/api/v1/chat/models").json()["results"][0]
     assert row["server_url"] == fake_ollama.url
     server = staff_api.get("/api/v1/chat/models/status").json()["servers"][0]
     assert server == {**server, "url": fake_ollama.url, "server": "ollama-1", "ok": True, "models": 2}
@@ -60,7 +60,7 @@ def test_loaded_state_comes_from_api_ps(fake_ollama, anon_client):
     fake_ollama.configure(gpu=True)
     fake_ollama.loaded["fake-coder:7b"] = "2318-01-01T00:00:00Z"
     fake_ollama.loaded_ctx["fake-coder:7b"] = 8192
-    rows = {row["name"]: row for row in anon_client.get("/api/v1/chat/models").json()}
+    rows = {row["name"]: row for row in anon_client.get("/api/v1/chat/models").json()["results"]}
     coder = rows["fake-coder:7b"]
     assert coder["loaded"] is True and coder["loaded_on"] == ["ollama-1"]
     assert coder["memory_bytes"] == coder["vram_bytes"] == 1_000_000 + 8192 * 1000
@@ -74,7 +74,7 @@ def test_local_models_carry_their_gguf_metadata(settings, anon_client, tmp_path)
     settings.LOCAL_MODELS_ENABLED, settings.OLLAMA_URLS, settings.OPENAI_BASE_URL = True, [], ""
     settings.MODELS_DIR = tmp_path
     (tmp_path / "Broken.Q8_0.gguf").write_bytes(b"GGUF\x03\x00")  # a damaged header lists with defaults
-    rows = {row["name"]: row for row in anon_client.get("/api/v1/chat/models").json()}
+    rows = {row["name"]: row for row in anon_client.get("/api/v1/chat/models").json()["results"]}
     bundled = rows["smollm2-135m-instruct"]
     assert bundled["max_context_length"] == 8192 and bundled["context_length"] == settings.LOCAL_N_CTX
     assert (bundled["family"], bundled["parameter_size"], bundled["quantization"]) == ("llama", "135M", "Q4_1")
@@ -92,11 +92,12 @@ def test_dead_and_hung_servers_are_named_and_do_not_slow_the_list(fake_ollama, s
     try:
         staff_api.get("/healthz")  # URL map and apps loaded before the clock starts
         started = time.monotonic()
-        rows = staff_api.get("/api/v1/chat/models").json()
+        listing = staff_api.get("/api/v1/chat/models").json()
         first = time.monotonic() - started
-        assert [row["name"] for row in rows] == ["fake-llm:latest", "fake-coder:7b"]
+        assert [row["name"] for row in listing["results"]] == ["fake-llm:latest", "fake-coder:7b"]
         assert first < 1.5  # the hung server was given 0.5 s, not its 10
-        servers = {s["url"]: s for s in staff_api.get("/api/v1/chat/models/status").json()["servers"]}
+        servers = {s["url"]: s for s in listing["servers"]}  # the list itself says which servers are down
+        assert servers == {s["url"]: s for s in staff_api.get("/api/v1/chat/models/status").json()["servers"]}
         assert servers[fake_ollama.url]["ok"] is True
         assert servers[dead] == {**servers[dead], "ok": False, "error": "connection refused", "server": "ollama-2"}
         assert servers[hung.url] == {**servers[hung.url], "ok": False, "error": "no answer within 0.5 s"}
@@ -106,19 +107,19 @@ def test_dead_and_hung_servers_are_named_and_do_not_slow_the_list(fake_ollama, s
 
 def test_an_old_list_is_served_at_once_while_a_refresh_runs(fake_ollama, settings, anon_client):
     settings.MODEL_LIST_TTL_SECONDS = 1
-    assert len(anon_client.get("/api/v1/chat/models").json()) == 2
+    assert len(anon_client.get("/api/v1/chat/models").json()["results"]) == 2
     fake_ollama.configure(list_delay_ms=800, models=["fake-llm:latest", "fake-coder:7b", "new-model:1b"])
     time.sleep(1.1)
     started = time.monotonic()
     status = anon_client.get("/api/v1/chat/models/status").json()
-    rows = anon_client.get("/api/v1/chat/models").json()
+    rows = anon_client.get("/api/v1/chat/models").json()["results"]
     assert time.monotonic() - started < 0.5  # neither waited for the slow server
     assert status["refreshing"] is True and status["age_seconds"] >= 1 and len(rows) == 2
     for _ in range(50):  # the background refresh lands
         if registry.find("new-model:1b") is not None:
             break
         time.sleep(0.1)
-    assert [row["name"] for row in anon_client.get("/api/v1/chat/models").json()][-1] == "new-model:1b"
+    assert [row["name"] for row in anon_client.get("/api/v1/chat/models").json()["results"]][-1] == "new-model:1b"
 
 
 def test_the_model_context_from_api_show_is_what_prompts_are_trimmed_to(fake_ollama):

@@ -40,7 +40,7 @@ def test_preload_loads_with_the_chat_context_and_is_audited(fake_ollama, staff_a
                                "keep_alive": "10m"}
     assert list(fake_ollama.loaded) == [LLM] and fake_ollama.loaded_ctx[LLM] == 4096
     assert fake_ollama.stats.last_request["keep_alive"] == "10m" and "prompt" not in fake_ollama.stats.last_request
-    row = next(r for r in staff_api.get("/api/v1/chat/models").json() if r["name"] == LLM)
+    row = next(r for r in staff_api.get("/api/v1/chat/models").json()["results"] if r["name"] == LLM)
     assert row["loaded"] is True and row["memory_bytes"] > 0
     event = AuditEvent.objects.get(action="models.preload")
     assert event.actor == staff and event.details == {"before": {"loaded": []}, "after": {"loaded": [f"ollama/{LLM}"]}}
@@ -196,7 +196,7 @@ def test_local_preload_and_unload_with_the_bundled_model(settings, staff_api):
     name = "smollm2-135m-instruct"
     loaded = staff_api.post("/api/v1/chat/models/preload", {"model": name}, format="json")
     assert loaded.status_code == 200 and loaded.json()["servers"] == ["local"]
-    row = next(r for r in staff_api.get("/api/v1/chat/models").json() if r["name"] == name)
+    row = next(r for r in staff_api.get("/api/v1/chat/models").json()["results"] if r["name"] == name)
     assert row["loaded"] is True and row["memory_bytes"] == row["size"]
     assert collect(async_to_sync(registry.resolve)(name))  # it answers from the loaded instance
     unloaded = staff_api.post(f"/api/v1/chat/models/unload/{name}")

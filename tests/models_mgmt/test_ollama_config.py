@@ -67,7 +67,7 @@ async def test_a_mode_reaches_the_next_chat_request_at_once(fake_ollama):
         sent = fake_ollama.stats.last_request
         assert (sent["options"]["num_ctx"], sent["keep_alive"]) == (num_ctx, keep_alive), mode
         assert fake_ollama.loaded_ctx[LLM] == num_ctx
-    row = next(r for r in (await staff_client.get("/api/v1/chat/models")).json() if r["name"] == LLM)
+    row = next(r for r in (await staff_client.get("/api/v1/chat/models")).json()["results"] if r["name"] == LLM)
     assert row["context_length"] == 8192
     events = await sync_to_async(list)(AuditEvent.objects.filter(action="ollama.config.mode").order_by("id")
                                        .values_list("details", flat=True))

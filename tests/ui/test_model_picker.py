@@ -32,10 +32,12 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def chat_server(fake):
-    """Daphne on a SQLite file of its own; the catalogue is listed again a second after each listing."""
+    """Daphne on a SQLite file of its own; the catalogue is listed again a second after each listing. A second
+    Ollama server is configured on a port nobody listens on."""
     with tempfile.TemporaryDirectory() as folder:
-        port = free_port()
-        env = {**os.environ, "DATABASE_URL": f"sqlite:///{folder}/picker.sqlite3", "OLLAMA_URLS": fake.url,
+        port, dead = free_port(), free_port()
+        env = {**os.environ, "DATABASE_URL": f"sqlite:///{folder}/picker.sqlite3",
+               "OLLAMA_URLS": f"{fake.url},http://127.0.0.1:{dead}",
                "LOCAL_MODELS_ENABLED": "false", "MODEL_LIST_TTL_SECONDS": "1", "LOG_LEVEL": "WARNING",
                "THROTTLE_IP_RATE": "100000/min", "THROTTLE_USER_RATE": "100000/min",
                "THROTTLE_AUTH_RATE": "100000/min", "ALLOWED_HOSTS": "127.0.0.1,localhost",
@@ -85,4 +87,18 @@ def test_the_picker_marks_a_preloaded_model_as_loaded(chat_server, new_page, fak
     expect(option(page, CODER)).to_have_text("● fake-coder:7b (ollama)")
     expect(option(page, CODER)).to_have_attribute("aria-label", "fake-coder:7b (ollama), loaded")
     expect(option(page, LLM)).to_have_attribute("data-loaded", "false")
+    assert page.errors == []
+
+
+def test_the_picker_names_a_server_that_is_down(chat_server, new_page, fake):
+    page = new_page()
+    page.goto(f"{chat_server}/signin/")
+    page.get_by_label("Username or email").fill("picker")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r".*/chat/[0-9a-f-]+/$"))
+    down = page.locator("#model-picker option[data-down]")
+    expect(down).to_have_text("ollama-2 is unreachable: connection refused")
+    expect(down).to_be_disabled()
+    expect(page.locator("#model-picker")).to_have_value(LLM)  # the default still chosen, not the notice
     assert page.errors == []

@@ -178,13 +178,21 @@ export async function refreshMessage(message) {
 // ---------------------------------------------------------------- models
 
 export async function loadModels() {
+  let servers = [];
   try {
-    state.models = await api("chat/models");
+    ({ results: state.models, servers } = await api("chat/models"));
   } catch (error) { state.models = []; }
   els.model.replaceChildren();
   for (const model of state.models) {
     const option = new Option(`${model.name} (${model.provider})`, model.qualified_name);
     if (model.default) option.dataset.default = "true";
+    els.model.append(option);
+  }
+  // A down server's models are missing from the list, so the picker says which server and why.
+  for (const server of servers.filter((entry) => !entry.ok)) {
+    const option = new Option(`${server.server} is unreachable: ${server.error}`, "");
+    option.disabled = true;
+    option.dataset.down = "true";
     els.model.append(option);
   }
   selectRoomModel();

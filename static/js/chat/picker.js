@@ -19,7 +19,7 @@ let pending = null;
 export function refreshLoaded() {
   // One listing at a time: focus and a click arrive together when the picker is opened.
   pending = pending || api("chat/models")
-    .then((models) => { state.models = models; markLoaded(); })
+    .then((listing) => { state.models = listing.results; markLoaded(); })
     .catch(() => { /* the marks stay as they were */ })
     .finally(() => { pending = null; });
   return pending;

@@ -95,7 +95,8 @@ function pin(model) {
 }
 
 async function refreshCatalogue() {
-  const [models, status] = await Promise.all([api("chat/models"), api("chat/models/status")]);
+  const [listing, status] = await Promise.all([api("chat/models"), api("chat/models/status")]);
+  const models = listing.results;
   byId("catalogue-empty").hidden = models.length > 0;
   byId("catalogue-body").replaceChildren(...models.map((model) => {
     const name = model.qualified_name;

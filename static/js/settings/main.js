@@ -75,7 +75,7 @@ theme.addEventListener("change", async (event) => {
 async function loadModels(current) {
   const select = defaults.elements.default_model;
   let models = [];
-  try { models = await api("chat/models"); } catch { /* no backend reachable: the stored choice still shows */ }
+  try { models = (await api("chat/models")).results; } catch { /* no backend reachable: the stored choice still shows */ }
   for (const model of models) select.append(new Option(`${model.name} (${model.provider})`, model.qualified_name));
   if (current && ![...select.options].some((option) => option.value === current)) {
     select.append(new Option(`${current} (not available now)`, current));
