@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from chat.serializers import GenerationOptionsSerializer, MessageContentMixin
+from chat.serializers import MAX_FILES_PER_MESSAGE, GenerationOptionsSerializer, MessageContentMixin
 from chatproject.validation import StrictBooleanField, StrictCharField, StrictUUIDField
-
-MAX_FILES_PER_MESSAGE = 20
 
 
 class FrameOptionsSerializer(GenerationOptionsSerializer):

@@ -11,8 +11,11 @@ from chatproject.validation import (
     StrictBooleanField,
     StrictCharField,
     StrictModelSerializer,
+    StrictUUIDField,
     validate_storable_json,
 )
+
+MAX_FILES_PER_MESSAGE = 20
 
 
 class RoomSerializer(serializers.ModelSerializer):
@@ -211,6 +214,11 @@ class MessageSendSerializer(MessageContentMixin, GenerationOptionsSerializer):
     use_recursive = StrictBooleanField(
         required=False, default=True, help_text="Accepted for compatibility; recursive prompting is not built yet."
     )
+    files = serializers.ListField(child=StrictUUIDField(), required=False, default=list,
+                                 max_length=MAX_FILES_PER_MESSAGE,
+                                 help_text="Ids of files uploaded to this room; their passages come first.")
+    search_all_rooms = StrictBooleanField(required=False, default=False,
+                                          help_text="Draw on passages of the sender's other rooms too.")
 
 
 class RatingSerializer(serializers.Serializer):

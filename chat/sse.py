@@ -104,8 +104,8 @@ class MessageSendApi(APIView):
         values = dict(data.validated_data)
         reply = async_to_sync(streaming.start_reply)(
             user=request.user, room=selectors.room_id_or_404(chat_id), action="send", content=values.pop("content"),
-            model=values.pop("model") or None, system_prompt=values.pop("system_prompt"), options=values,
-            subscribe=True,
+            model=values.pop("model") or None, system_prompt=values.pop("system_prompt"), files=values.pop("files"),
+            search_all_rooms=values.pop("search_all_rooms"), options=values, subscribe=True,
         )
         response = StreamingHttpResponse(sse_stream(reply), content_type="text/event-stream")
         response["Cache-Control"] = "no-cache"

@@ -69,7 +69,8 @@ def test_start_status_and_shutdown(managed, staff_api, anon_client, user):
     assert os.getpgid(pid) == pid  # a session of its own, detached from the worker
     assert status["environment"] == {} and any("fake ollama on" in line for line in status["log_tail"])
     assert Path(status["log_file"]).parent == Path(ollama_server.run_dir())
-    assert any(row["name"] == LLM for row in staff_api.get("/api/v1/chat/models").json()["results"])  # the catalogue sees it
+    listing = staff_api.get("/api/v1/chat/models").json()["results"]
+    assert any(row["name"] == LLM for row in listing)  # the catalogue sees it
     public = anon_client.get(STATUS).json()
     assert public["state"] == "running" and public["pid"] is None and public["log_tail"] == []
     assert public["url"] is None and public["servers"][0]["reachable"] is True

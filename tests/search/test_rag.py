@@ -6,9 +6,11 @@ import pytest
 from channels.db import database_sync_to_async
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from accounts.services import create_api_token
 from chat import services
 from chat.models import Message, MessageStatus
 from search.services import upload_attachment
+from tests.chat.test_sse import BearerClient, parse_sse, read
 from tests.chat.wsutil import connect, frames_until, is_end
 from tests.factories import RoomFactory, UserFactory
 from tests.search.pdfs import pdf_with_pages
@@ -227,3 +229,50 @@ async def test_cross_room_citations_follow_the_isolation_matrix(fake_ollama, ind
     assert cited == ([str(said.pk)] if actor in ("owner", "founder") else [])
     system = [t["content"] for t in fake_ollama.stats.last_request["messages"] if t["role"] == "system"]
     assert ("4512" in "".join(system)) == (actor in ("owner", "founder"))
+
+
+# --- the same over server-sent events --------------------------------------------------------------------
+
+async def _sse(user, room, body: dict):
+    _token, raw = await database_sync_to_async(create_api_token)(user=user, name="sse")
+    response = await BearerClient(raw).post(f"/api/v1/chat/sessions/{room.pk}/messages",
+                                            {"max_tokens": 8, **body}, content_type="application/json")
+    return response
+
+
+async def test_sse_sends_files_and_search_all_rooms_as_the_websocket_does(fake_ollama, index_all):
+    user, room = await _room_with_file("runbook.md", GUIDE.encode())
+    notes = await _upload(user, room, "garden.md", NOTES.encode())
+    ops = await database_sync_to_async(RoomFactory)(owner=user, name="Ops")
+    await database_sync_to_async(_said)(user, ops, "Falcon staging moved from port 8443 to port 9443 on Monday.")
+    await database_sync_to_async(index_all)()
+
+    response = await _sse(user, room, {"content": "Summarise this file.", "files": [str(notes.pk)]})
+    assert response.status_code == 200
+    done = parse_sse(await read(response))[-1]
+    assert done[0] == "done"
+    reply = await database_sync_to_async(Message.objects.filter(room=room, role="assistant").latest)("created_at")
+    assert [c["file_id"] for c in reply.metadata["citations"]] == [str(notes.pk)]
+
+    response = await _sse(user, room, {"content": "Which port does the Falcon staging cluster listen on?",
+                                       "search_all_rooms": True})
+    assert parse_sse(await read(response))[-1][0] == "done"
+    reply = await database_sync_to_async(Message.objects.filter(room=room, role="assistant").latest)("created_at")
+    assert ("message", "Ops") in {(c["kind"], c.get("room_name")) for c in reply.metadata["citations"]}
+
+
+@pytest.mark.parametrize("body", [{"files": "not-a-list"}, {"files": ["not-a-uuid"]}, {"search_all_rooms": "yes"}])
+async def test_sse_refuses_malformed_retrieval_fields_with_a_json_400(fake_ollama, body):
+    user, room = await _room_with_file("runbook.md", GUIDE.encode())
+    response = await _sse(user, room, {"content": "Summarise this file.", **body})
+    assert response.status_code == 400 and response["Content-Type"] == "application/json"
+    assert not await database_sync_to_async(Message.objects.filter(room=room).exists)()
+
+
+async def test_sse_refuses_another_rooms_file_with_a_404_and_writes_nothing(fake_ollama):
+    user, room = await _room_with_file("runbook.md", GUIDE.encode())
+    _other_user, other_room = await _room_with_file("garden.md", NOTES.encode())
+    foreign = await database_sync_to_async(lambda: other_room.attachments.get())()
+    response = await _sse(user, room, {"content": "Summarise this file.", "files": [str(foreign.pk)]})
+    assert response.status_code == 404 and response.json()["error"]["code"] == "file_not_found"
+    assert not await database_sync_to_async(Message.objects.filter(room=room).exists)()

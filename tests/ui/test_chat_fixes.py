@@ -83,7 +83,7 @@ def test_keyboard_reaches_the_composer_and_escape_stops(server, new_page, fake):
     expect(page.locator("#conn")).to_have_attribute("data-state", "open")
     expect(page.get_by_label("Message", exact=True)).to_be_focused()  # opening a chat focuses the composer
     page.get_by_label("Search chats").focus()
-    for _ in range(20):  # the sidebar, the top bar, one message and its buttons, the model, the composer
+    for _ in range(24):  # the sidebar, the top bar, one message and its buttons, the model and switch, the composer
         page.keyboard.press("Tab")
         if page.evaluate("document.activeElement.id") == "prompt":
             break

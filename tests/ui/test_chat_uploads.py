@@ -121,3 +121,37 @@ def test_drop_and_paste_attach_files_and_the_room_lists_them(server, new_page, f
     panel.get_by_role("button", name="Close").click()
     expect(page.get_by_role("button", name="Files in this chat")).to_be_focused()
     assert page.errors == []
+
+
+def test_search_other_chats_draws_on_another_chat_and_its_source_opens_it(server, new_page, fake):
+    page = new_page()
+    ready_page(page, server, fake)
+    page.get_by_label("Message", exact=True).fill("Our ferry to the island of Hvar leaves Split at 7:15.")
+    page.get_by_label("Message", exact=True).press("Enter")
+    expect(last_reply(page)).to_have_attribute("data-status", "complete")
+    trip = page.url
+    said = page.locator(".msg.user").last.get_attribute("data-message-id")
+    # Indexed in the background: the sidebar's full search finds it once it is.
+    page.get_by_label("Search chats").fill("ferry Hvar")
+    expect(page.locator(".hit-group .hit").first).to_be_visible(timeout=60_000)
+    page.get_by_label("Search chats").fill("")
+
+    page.get_by_role("button", name="+ New chat").click()
+    page.wait_for_url(lambda url: url != trip)
+    page.get_by_label("Model", exact=True).select_option(FAKE)
+    page.get_by_label("Search other chats").check()
+    page.get_by_label("Message", exact=True).fill("When does the ferry from Split to Hvar leave?")
+    page.get_by_label("Message", exact=True).press("Enter")
+    expect(last_reply(page)).to_have_attribute("data-status", "complete")
+    assert "from the user's other chats" in fake.stats.last_request["messages"][0]["content"]
+    source = last_reply(page).get_by_role("button", name="Open source 1")
+    expect(source).to_contain_text(re.compile(r'\[1\] the chat ".+", user message of \d{4}-\d\d-\d\d'))
+    expect(page.get_by_label("Search other chats")).to_be_checked()  # it stays on for the next question
+
+    source.click()  # opens the other chat at the message
+    page.wait_for_url(trip)
+    expect(page.locator(f'.msg[data-message-id="{said}"]')).to_have_css("outline-style", "solid")
+
+    page.goto(f"{trip}?message={said}")  # the source's link, opened directly
+    expect(page.locator(f'.msg[data-message-id="{said}"]')).to_have_css("outline-style", "solid")
+    assert page.errors == []

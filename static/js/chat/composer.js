@@ -42,6 +42,7 @@ els.composer.addEventListener("submit", async (event) => {
   const frame = { type: "send_message", content, model: els.model.value };
   const files = pending.filter((item) => item.id).map((item) => ({ id: item.id, name: item.name }));
   if (files.length) frame.files = files.map((file) => file.id);
+  if (els.searchAllRooms.checked) frame.search_all_rooms = true;
   if (sendFrame(withOptions(frame))) {
     state.sentFiles = files;  // shown under the message as soon as it comes back
     takeFiles();

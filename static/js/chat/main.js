@@ -6,6 +6,7 @@ import "./settings.js";
 import { loadModels, newChat, openRoom } from "./conversation.js";
 import { loadProjects, loadRooms } from "./sidebar.js";
 import { markLoaded } from "./picker.js";
+import { highlightMessage, openPassage } from "./render.js";
 
 function applyThemeLabel() {
   const dark = document.documentElement.dataset.theme === "dark";
@@ -23,9 +24,15 @@ els.theme.addEventListener("click", () => {
 applyThemeLabel();
 
 (async function start() {
+  // Links from search results and sources open a chat at a message (?message=) or a file's passage.
+  const target = new URLSearchParams(window.location.search);
   await Promise.all([loadModels().then(markLoaded), loadProjects(), loadRooms()]);
   if (state.roomId) {
-    try { await openRoom(state.roomId); } catch (error) { notify(error.message); state.roomId = ""; }
+    try {
+      await openRoom(state.roomId);
+      if (target.get("message")) highlightMessage(target.get("message"));
+      else if (target.get("file")) openPassage(state.roomId, { file_id: target.get("file"), chunk: target.get("chunk") || "0" });
+    } catch (error) { notify(error.message); state.roomId = ""; }
   }
   if (!state.roomId) {
     if (state.rooms.length) await openRoom(state.rooms[0].id);

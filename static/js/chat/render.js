@@ -6,7 +6,7 @@ import katex from "../../vendor/katex.mjs";
 import { api } from "../api.js";
 import { els, notify, state } from "./state.js";
 import { sendFrame } from "./socket.js";
-import { rate, startEdit, stopStreams, switchBranch, withOptions } from "./conversation.js";
+import { openRoom, rate, startEdit, stopStreams, switchBranch, withOptions } from "./conversation.js";
 import { icon } from "./icons.js";
 import { confirmDialog } from "./dialogs.js";
 
@@ -180,11 +180,28 @@ function citationsNode(citations) {
   const list = Object.assign(document.createElement("div"), { className: "citations" });
   list.setAttribute("aria-label", "Sources");
   for (const citation of citations) {
-    const where = citation.page ? `p. ${citation.page}` : `lines ${citation.line_start}–${citation.line_end}`;
-    list.append(actionButton(`Open source ${citation.n}`, `[${citation.n}] ${citation.file_name}, ${where}`,
-      () => openPassage(state.roomId, citation)));
+    list.append(actionButton(`Open source ${citation.n}`, `[${citation.n}] ${citationText(citation)}`,
+      () => openCitation(citation)));
   }
   return list;
+}
+
+function citationText(citation) {
+  if (citation.kind === "message") return citation.label;  // the chat, the role and the day
+  const where = citation.page ? `p. ${citation.page}` : `lines ${citation.line_start}–${citation.line_end}`;
+  const elsewhere = citation.room_id && citation.room_id !== state.roomId ? `, in "${citation.room_name}"` : "";
+  return `${citation.file_name}, ${where}${elsewhere}`;
+}
+
+// A source from another chat opens that chat, at the message or with the passage shown.
+export async function openCitation(citation) {
+  const roomId = citation.room_id || state.roomId;
+  if (citation.kind === "message") {
+    if (roomId !== state.roomId) await openRoom(roomId);
+    highlightMessage(citation.message_id);
+  } else {
+    openPassage(roomId, citation);
+  }
 }
 
 function metaNode(message) {

@@ -22,6 +22,7 @@ export const els = {
   send: document.getElementById("send"),
   stop: document.getElementById("stop"),
   model: document.getElementById("model-picker"),
+  searchAllRooms: document.getElementById("search-all-rooms"),
   typing: document.getElementById("typing"),
   toasts: document.getElementById("toasts"),
 };
