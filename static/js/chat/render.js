@@ -218,7 +218,8 @@ function metaNode(message) {
   } else {
     actions.append(iconButton("Regenerate", "regenerate", () => regenerate(message)));
     const details = iconButton("Details", "info", () => toggleDetails(message), state.details.has(message.id));
-    details.setAttribute("aria-controls", `details-${message.id}`);
+    // aria-controls may only name an element that exists, and the list is rendered only while open.
+    if (state.details.has(message.id)) details.setAttribute("aria-controls", `details-${message.id}`);
     actions.append(details);
     if (message.status !== "error") {
       actions.append(
