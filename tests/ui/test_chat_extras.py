@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from tests.ui.test_browser import FAKE, last_reply, register, send, server, sign_in
+from tests.ui.test_browser import FAKE, SHOTS, last_reply, register, send, server, sign_in
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 expect = playwright_sync.expect
@@ -57,6 +57,8 @@ def test_scroll_button_shortcuts_and_help(server, new_page, fake):
     dialog = page.get_by_role("dialog", name="Keyboard shortcuts")
     expect(dialog).to_be_visible()
     expect(dialog).to_contain_text("Copy the last reply")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "keyboard-help-light-desktop.png"), animations="disabled")
     page.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
     page.keyboard.press("Control+k")
