@@ -91,11 +91,21 @@ def test_delete_one_message_and_continue_a_cut_reply(server, new_page, fake):
     expect(last_reply(page)).to_have_attribute("data-status", "complete")
     more = last_reply(page).get_by_role("button", name="Continue this reply")
     expect(more).to_be_visible()  # stopped at its 5-token limit
+    expect(page.get_by_role("button", name="Continue this reply")).to_have_count(1)  # on that reply only
+    page.reload()  # the server stored why it ended, so the action is still offered
+    expect(page.locator("#conn")).to_have_attribute("data-state", "open")
+    expect(page.locator(".msg.assistant")).to_have_count(2)
+    expect(page.locator(".msg.assistant").first.get_by_role("button", name="Continue this reply")).to_have_count(0)
+    more = last_reply(page).get_by_role("button", name="Continue this reply")
+    expect(more).to_be_visible()
     more.click()
     expect(page.locator(".msg.user")).to_have_count(3)
     expect(page.locator(".msg.user").last).to_contain_text("Continue exactly where your last reply stopped")
     expect(page.locator(".msg.assistant")).to_have_count(3)
     expect(last_reply(page)).to_have_attribute("data-status", "complete")
+    # The continuation is cut at 5 tokens too: it now carries the action, and the reply it continued does not.
+    expect(page.get_by_role("button", name="Continue this reply")).to_have_count(1)
+    expect(last_reply(page).get_by_role("button", name="Continue this reply")).to_be_visible()
     # Delete the last reply: it goes, here and after a reload.
     last_reply(page).hover()
     last_reply(page).get_by_role("button", name="Delete").click()
