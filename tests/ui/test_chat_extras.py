@@ -98,6 +98,7 @@ def test_delete_one_message_and_continue_a_cut_reply(server, new_page, fake):
     expect(page.locator(".msg.assistant").first.get_by_role("button", name="Continue this reply")).to_have_count(0)
     more = last_reply(page).get_by_role("button", name="Continue this reply")
     expect(more).to_be_visible()
+    page.get_by_label("Model", exact=True).select_option(FAKE)  # the continuation from the fake, not the bundled model
     more.click()
     expect(page.locator(".msg.user")).to_have_count(3)
     expect(page.locator(".msg.user").last).to_contain_text("Continue exactly where your last reply stopped")
