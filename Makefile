@@ -28,7 +28,8 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	touch $@
 
 # Browser libraries (DOMPurify, marked, highlight.js, KaTeX, uPlot) from npm, pinned in package-lock.json, copied into
-# static/vendor. Only this build step uses Node; the server just serves the files.
+# static/vendor. Only this build step uses Node; the server just serves the files. axe-core (a devDependency) stays
+# in node_modules, where tests/ui/test_accessibility.py reads it.
 static/vendor/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	mkdir -p static/vendor

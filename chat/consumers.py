@@ -319,7 +319,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                                           "delta": tail})
             await self.send_json(
                 {"type": "stream_end", **{k: event[k] for k in ("stream_id", "message_id", "status", "usage",
-                                                               "timings")}}
+                                                               "timings")},
+                 "finish_reason": event.get("finish_reason", "")}  # a worker of an older release sends none
             )
 
     async def stream_start(self, event: dict) -> None:

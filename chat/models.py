@@ -95,6 +95,11 @@ class MessageStatus(models.TextChoices):
     INTERRUPTED = "interrupted", "Interrupted"
 
 
+class FinishReason(models.TextChoices):
+    STOP = "stop", "Stop"  # the model ended its reply, or hit a stop string
+    LENGTH = "length", "Length"  # the reply reached max_tokens
+
+
 class Message(models.Model):
     """One turn; edits and regenerations are siblings under the same parent."""
 
@@ -114,6 +119,8 @@ class Message(models.Model):
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
     time_to_first_token_ms = models.FloatField(null=True, blank=True)
     tokens_per_second = models.FloatField(null=True, blank=True)
+    # Blank until a reply completes, and for replies whose backend did not say why it ended.
+    finish_reason = models.CharField(max_length=8, choices=FinishReason.choices, blank=True)
     rating = models.SmallIntegerField(null=True, blank=True)  # -1 thumbs down, 1 thumbs up
     metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)

@@ -87,10 +87,12 @@ class MessageSerializer(serializers.ModelSerializer):
         model = Message
         fields = [
             "id", "room", "parent", "role", "content", "model", "status", "error", "author",
-            "prompt_tokens", "completion_tokens", "time_to_first_token_ms", "tokens_per_second", "rating",
-            "metadata", "created_at", "edited_at",
+            "prompt_tokens", "completion_tokens", "time_to_first_token_ms", "tokens_per_second", "finish_reason",
+            "rating", "metadata", "created_at", "edited_at",
         ]
         read_only_fields = fields
+        extra_kwargs = {"finish_reason": {"help_text": "Why a completed reply ended: `stop` (the model finished) or "
+                                                       "`length` (it reached max tokens); blank otherwise."}}
 
 
 class BranchMessageSerializer(MessageSerializer):

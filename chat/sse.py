@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from chat import selectors, streaming
+from chat.models import FinishReason
 from chat.serializers import MessageSendSerializer
 from chat.streaming.sse import sse_stream
 from chatproject.schema import error_response
@@ -59,6 +60,10 @@ class StreamDoneEventSerializer(serializers.Serializer):
     """`event: done`, the last event of a reply that did not fail."""
 
     status = serializers.ChoiceField(choices=["complete", "cancelled", "interrupted"])
+    finish_reason = serializers.ChoiceField(
+        choices=FinishReason.choices, allow_blank=True,
+        help_text="`length`: the reply reached max tokens; blank unless complete.",
+    )
     usage = StreamUsageSerializer()
     timings = StreamTimingsSerializer()
 

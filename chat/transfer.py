@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from rest_framework import exceptions
 
-from chat.models import Message, MessageRole, MessageStatus, Room
+from chat.models import FinishReason, Message, MessageRole, MessageStatus, Room
 from chat.selectors import active_branch
 from chat.services import create_room, refresh_room_summary, validate_message_content
 from search import hooks as search_hooks
@@ -67,6 +67,7 @@ def export_room_json(room: Room) -> dict:
                 "completion_tokens": message.completion_tokens,
                 "time_to_first_token_ms": message.time_to_first_token_ms,
                 "tokens_per_second": message.tokens_per_second,
+                "finish_reason": message.finish_reason,
                 "rating": message.rating,
                 "created_at": _iso(message.created_at),
                 "edited_at": _iso(message.edited_at),
@@ -181,6 +182,9 @@ def import_room(*, owner, data: dict) -> Room:
                 completion_tokens=_optional_int(item.get("completion_tokens")),
                 time_to_first_token_ms=_optional_float(item.get("time_to_first_token_ms")),
                 tokens_per_second=_optional_float(item.get("tokens_per_second")),
+                # Kept only on a complete reply, and only a known one: older exports have none; Continue must not guess.
+                finish_reason=(item.get("finish_reason") if status == MessageStatus.COMPLETE
+                               and item.get("finish_reason") in FinishReason.values else ""),
                 rating=item.get("rating") if item.get("rating") in (-1, 1) else None,
                 created_at=created_at,
                 edited_at=edited_at,

@@ -348,6 +348,8 @@ SPECTACULAR_SETTINGS = {
         "TeamRoleEnum": "accounts.models.Role",
         "MessageRoleEnum": "chat.models.MessageRole",
         "MessageStatusEnum": "chat.models.MessageStatus",
+        "MessageFinishReasonEnum": "chat.models.FinishReason",
+        "FinishReasonEnum": ["stop", "length"],
     },
     "TAGS": [
         {"name": "auth", "description": "Accounts, login, tokens"},

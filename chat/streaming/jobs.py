@@ -299,6 +299,7 @@ class GenerationJob:
                 stream_id=self.stream_id, message_id=self.message_id, room_id=self.room_id,
                 text=self.text, status=status, usage=usage, ttft_ms=ttft_ms, tokens_per_second=tps,
                 error=error.message if error else "", sample=outcome,  # stored before the end goes out
+                finish_reason=self.finish_reason,
             )
         except Exception:  # noqa: BLE001
             logger.exception("could not save the end of stream %s", self.stream_id)
@@ -312,6 +313,7 @@ class GenerationJob:
                 "message_id": self.message_id,
                 "seq": self.seq,
                 "status": status,
+                "finish_reason": writes.stored_finish_reason(status, self.finish_reason),
                 "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens},
                 "timings": {
                     "time_to_first_token_ms": round(ttft_ms, 2) if ttft_ms is not None else None,

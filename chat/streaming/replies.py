@@ -189,6 +189,7 @@ def _ended_stream(room_id, stream_id) -> dict | None:
     return {
         "type": "stream_end", "stream_id": str(stream.pk), "message_id": str(stream.message_id),
         "status": stream.message.status,
+        "finish_reason": stream.message.finish_reason,
         "usage": {"prompt_tokens": stream.message.prompt_tokens,
                   "completion_tokens": stream.message.completion_tokens},
         "timings": {"time_to_first_token_ms": stream.message.time_to_first_token_ms,

@@ -24,7 +24,8 @@ def event_frame(event: dict) -> bytes | None:
     if name == "error":
         return sse_frame(name, {"code": event["code"], "message": event["message"]})
     if name == "done" and event["status"] != "error":
-        return sse_frame(name, {k: event[k] for k in ("status", "usage", "timings")})
+        return sse_frame(name, {"finish_reason": event.get("finish_reason", ""),
+                                **{k: event[k] for k in ("status", "usage", "timings")}})
     return None
 
 

@@ -18,7 +18,7 @@ from django.utils import timezone
 from accounts.models import User
 from chat import selectors
 from chat.broadcast import broadcast_after_commit, group_send_after_commit, room_group
-from chat.models import Message, MessageRole, MessageStatus, Project, Room, Stream
+from chat.models import FinishReason, Message, MessageRole, MessageStatus, Project, Room, Stream
 from chat.services import PREVIEW_CHARS, validate_message_content
 from chatproject.errors import ApiError
 from models_mgmt.providers import ChatTurn, Usage
@@ -46,6 +46,7 @@ def message_event(kind: str, message: Message) -> dict:
             "author": message.author.username if message.author_id else None,
             "created_at": message.created_at.isoformat(),
             "edited_at": message.edited_at.isoformat() if message.edited_at else None,
+            "finish_reason": message.finish_reason,
         },
     }
 
@@ -253,10 +254,16 @@ def heartbeat(*, stream_id) -> bool:
     return stop_requested(stream_id=stream_id)
 
 
+def stored_finish_reason(status: str, finish_reason: str) -> str:
+    """Only a completed reply has a reason to keep, and only one the UI knows (a backend may say `load`)."""
+    return finish_reason if status == MessageStatus.COMPLETE and finish_reason in FinishReason.values else ""
+
+
 @transaction.atomic
 def finish_stream(
     *, stream_id, message_id, room_id, text: str, status: str, usage: Usage, ttft_ms: float | None,
     tokens_per_second: float | None, error: str = "", sample: performance.ReplyOutcome | None = None,
+    finish_reason: str = "",
 ) -> None:
     """Write the final text, status, counts and timings; the room's sidebar fields follow.
 
@@ -274,7 +281,7 @@ def finish_stream(
     Message.objects.filter(pk=message_id).update(
         content=text, status=status, error=error, prompt_tokens=usage.prompt_tokens,
         completion_tokens=usage.completion_tokens, time_to_first_token_ms=ttft_ms,
-        tokens_per_second=tokens_per_second,
+        tokens_per_second=tokens_per_second, finish_reason=stored_finish_reason(status, finish_reason),
     )
     search_hooks.message_saved(message_id)
     room = Room.objects.filter(pk=room_id, is_deleted=False)
@@ -322,7 +329,8 @@ def interrupted_event(stream: Stream) -> dict:
     """The end of a reply whose worker died: watchers learn it ended, with the text it had."""
     return {
         "type": "stream.end", "stream_id": str(stream.pk), "message_id": str(stream.message_id), "seq": None,
-        "status": MessageStatus.INTERRUPTED, "usage": {"prompt_tokens": None, "completion_tokens": None},
+        "status": MessageStatus.INTERRUPTED, "finish_reason": "",
+        "usage": {"prompt_tokens": None, "completion_tokens": None},
         "timings": {"time_to_first_token_ms": None, "tokens_per_second": None, "total_ms": None},
     }
 

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from tests.ui.test_browser import FAKE, last_reply, register, send, server, sign_in
+from tests.ui.test_browser import FAKE, SHOTS, last_reply, register, send, server, sign_in
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 expect = playwright_sync.expect
@@ -57,6 +57,8 @@ def test_scroll_button_shortcuts_and_help(server, new_page, fake):
     dialog = page.get_by_role("dialog", name="Keyboard shortcuts")
     expect(dialog).to_be_visible()
     expect(dialog).to_contain_text("Copy the last reply")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "keyboard-help-light-desktop.png"), animations="disabled")
     page.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
     page.keyboard.press("Control+k")
@@ -89,11 +91,22 @@ def test_delete_one_message_and_continue_a_cut_reply(server, new_page, fake):
     expect(last_reply(page)).to_have_attribute("data-status", "complete")
     more = last_reply(page).get_by_role("button", name="Continue this reply")
     expect(more).to_be_visible()  # stopped at its 5-token limit
+    expect(page.get_by_role("button", name="Continue this reply")).to_have_count(1)  # on that reply only
+    page.reload()  # the server stored why it ended, so the action is still offered
+    expect(page.locator("#conn")).to_have_attribute("data-state", "open")
+    expect(page.locator(".msg.assistant")).to_have_count(2)
+    expect(page.locator(".msg.assistant").first.get_by_role("button", name="Continue this reply")).to_have_count(0)
+    more = last_reply(page).get_by_role("button", name="Continue this reply")
+    expect(more).to_be_visible()
+    page.get_by_label("Model", exact=True).select_option(FAKE)  # the continuation from the fake, not the bundled model
     more.click()
     expect(page.locator(".msg.user")).to_have_count(3)
     expect(page.locator(".msg.user").last).to_contain_text("Continue exactly where your last reply stopped")
     expect(page.locator(".msg.assistant")).to_have_count(3)
     expect(last_reply(page)).to_have_attribute("data-status", "complete")
+    # The continuation is cut at 5 tokens too: it now carries the action, and the reply it continued does not.
+    expect(page.get_by_role("button", name="Continue this reply")).to_have_count(1)
+    expect(last_reply(page).get_by_role("button", name="Continue this reply")).to_be_visible()
     # Delete the last reply: it goes, here and after a reload.
     last_reply(page).hover()
     last_reply(page).get_by_role("button", name="Delete").click()

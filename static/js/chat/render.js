@@ -235,7 +235,8 @@ function metaNode(message) {
   } else {
     actions.append(iconButton("Regenerate", "regenerate", () => regenerate(message)));
     const details = iconButton("Details", "info", () => toggleDetails(message), state.details.has(message.id));
-    details.setAttribute("aria-controls", `details-${message.id}`);
+    // aria-controls may only name an element that exists, and the list is rendered only while open.
+    if (state.details.has(message.id)) details.setAttribute("aria-controls", `details-${message.id}`);
     actions.append(details);
     if (message.status !== "error") {
       actions.append(
@@ -263,19 +264,15 @@ function stamp(when) {
   return today ? time : `${when.toLocaleDateString([], { month: "short", day: "numeric" })}, ${time}`;
 }
 
-// A reply that ended at its token limit (or was stopped) can be continued. The server has no continuation
-// of a stored reply, so Continue sends a short follow-up asking the model to go on from where it stopped;
-// the model sees its own cut reply in the conversation.
+// A reply that ended at its token limit can be continued. The server has no continuation of a stored reply,
+// so Continue sends a short follow-up asking the model to go on from where it stopped; the model sees its own
+// cut reply in the conversation.
 export const CONTINUE_PROMPT = "Continue exactly where your last reply stopped, without repeating it.";
 
+// Only the last reply, and only when the server stored that it reached its max tokens (`finish_reason`).
 function canContinue(message) {
   if (message.role !== "assistant" || message !== state.messages[state.messages.length - 1]) return false;
-  if (message.status === "cancelled" || message.status === "interrupted") return Boolean(message.content);
-  if (message.status !== "complete") return false;
-  const reason = message.metadata && message.metadata.finish_reason;
-  if (reason) return reason === "length";
-  const limit = state.room && state.room.metadata && state.room.metadata.generation && state.room.metadata.generation.max_tokens;
-  return Boolean(limit && message.completion_tokens && message.completion_tokens >= limit);
+  return message.status === "complete" && message.finish_reason === "length";
 }
 
 function continueReply(message) {

@@ -79,6 +79,7 @@ export function handleFrame(frame) {
       if ((last ? last.id : null) === message.parent) {
         state.messages.push({ ...message, sibling_ids: [message.id] });
         appendMessage(state.messages[state.messages.length - 1]);
+        if (last) renderLater(last.id);  // no longer the last message: Continue leaves it
       } else {
         loadHistory();  // an edit or a regeneration: a new branch
       }
@@ -118,6 +119,7 @@ export function handleFrame(frame) {
         if (typeof frame.content === "string") message.content = frame.content;
         else if (live) message.content = live.text;
         message.status = frame.status;
+        if (typeof frame.finish_reason === "string") message.finish_reason = frame.finish_reason;
         renderLater(message.id);
         if (frame.status !== "streaming") refreshMessage(message);
       }
