@@ -108,6 +108,8 @@ async def start_reply(
         system_prompt = system_prompt or model_defaults.system_prompt
         room_id = room.pk if isinstance(room, Room) else room
         extra = {"content": content} if action in ("send", "edit") else {}
+        if model:  # a model the request names becomes the room's, so the chat reopens on it
+            extra["remember_model"] = resolved.qualified_name
         if action == "send":  # what the new message asks its replies to draw on (an edit keeps the original's)
             extra.update(files=files or [], search_all_rooms=search_all_rooms)
         if action in ("edit", "regenerate"):

@@ -19,7 +19,7 @@ from accounts.models import User
 from chat import selectors
 from chat.broadcast import broadcast_after_commit, group_send_after_commit, room_group
 from chat.models import FinishReason, Message, MessageRole, MessageStatus, Project, Room, Stream
-from chat.services import PREVIEW_CHARS, validate_message_content
+from chat.services import PREVIEW_CHARS, room_event_fields, validate_message_content
 from chatproject.errors import ApiError
 from models_mgmt.providers import ChatTurn, Usage
 from ops import performance
@@ -98,7 +98,7 @@ def _ensure_room_idle_and_capacity(room: Room | None, user: User) -> None:
 def _lock_room(room_id: uuid.UUID, user: User) -> Room:
     """Re-read the room inside the transaction (its active leaf may have moved) and check ownership."""
     room = (Room.objects.select_for_update().filter(pk=room_id, owner=user, is_deleted=False)
-            .only("id", "owner_id", "project_id", "active_leaf_id", "system_prompt").first())
+            .only("id", "owner_id", "project_id", "active_leaf_id", "system_prompt", "model").first())
     if room is None:
         selectors.get_room_for_write(user=user, room_id=room_id)  # raises the 404, or 403 for a founder
         raise ApiError("Room not found.", code="not_found", status_code=404)
@@ -117,9 +117,12 @@ def _new_user_message(*, room: Room, user: User, parent_id, content: str, edited
 
 def _begin(
     *, room: Room, user: User, parent: Message, model: str, control_channel: str, system_prompt: str,
-    new_user_message: Message | None = None, max_turns: int | None = None,
+    new_user_message: Message | None = None, max_turns: int | None = None, remember_model: str = "",
 ) -> StartedReply:
-    """The assistant placeholder, its stream row, the room's summary and the prompt, in one transaction."""
+    """The assistant placeholder, its stream row, the room's summary and the prompt, in one transaction.
+
+    `remember_model` is the model the request chose by name: the room keeps it, so the chat reopens on it.
+    """
     now = timezone.now()
     assistant = Message(
         room=room, parent_id=parent.pk, role=MessageRole.ASSISTANT, model=model, status=MessageStatus.STREAMING,
@@ -131,10 +134,14 @@ def _begin(
         room=room, message=assistant, user=user, model=model, worker=WORKER_ID, control_channel=control_channel,
         started_at=now, heartbeat_at=now,
     )
+    model_changed = bool(remember_model) and remember_model != room.model
     Room.objects.filter(pk=room.pk).update(
         active_leaf=assistant, message_count=F("message_count") + len(created),
         last_message_preview=_preview(parent.content), last_activity=now,
+        **({"model": remember_model} if model_changed else {}),
     )
+    if model_changed:  # other tabs of the room follow the choice, as after a change in the picker
+        broadcast_after_commit(room, {"type": "room.updated", "room": room_event_fields(Room.objects.get(pk=room.pk))})
     if room.project_id:
         Project.objects.filter(pk=room.project_id).update(last_chat_at=now)
     for message in created:
@@ -150,6 +157,7 @@ def _begin(
 def send_user_message(
     *, room_id: uuid.UUID, user: User, content: str, model: str, control_channel: str = "", system_prompt: str = "",
     max_turns: int | None = None, files: list[uuid.UUID] | None = None, search_all_rooms: bool = False,
+    remember_model: str = "",
 ) -> StartedReply:
     """A new user turn on the active branch, and the assistant reply that will stream under it.
 
@@ -163,13 +171,14 @@ def send_user_message(
     user_message = _new_user_message(room=room, user=user, parent_id=room.active_leaf_id, content=content,
                                      metadata=metadata)
     return _begin(room=room, user=user, parent=user_message, model=model, control_channel=control_channel,
-                  system_prompt=system_prompt, new_user_message=user_message, max_turns=max_turns)
+                  system_prompt=system_prompt, new_user_message=user_message, max_turns=max_turns,
+                  remember_model=remember_model)
 
 
 @transaction.atomic
 def edit_user_message(
     *, room_id: uuid.UUID, user: User, message: Message, content: str, model: str, control_channel: str = "",
-    system_prompt: str = "", max_turns: int | None = None,
+    system_prompt: str = "", max_turns: int | None = None, remember_model: str = "",
 ) -> StartedReply:
     """An edit is a sibling of the original turn (the original stays reachable), then a fresh reply."""
     if message.role != MessageRole.USER:
@@ -180,13 +189,14 @@ def edit_user_message(
     edited = _new_user_message(room=room, user=user, parent_id=message.parent_id, content=content, edited=True,
                                metadata=kept)
     return _begin(room=room, user=user, parent=edited, model=model, control_channel=control_channel,
-                  system_prompt=system_prompt, new_user_message=edited, max_turns=max_turns)
+                  system_prompt=system_prompt, new_user_message=edited, max_turns=max_turns,
+                  remember_model=remember_model)
 
 
 @transaction.atomic
 def regenerate_reply(
     *, room_id: uuid.UUID, user: User, message: Message | None, model: str, control_channel: str = "",
-    system_prompt: str = "", max_turns: int | None = None,
+    system_prompt: str = "", max_turns: int | None = None, remember_model: str = "",
 ) -> StartedReply:
     """A new assistant sibling for an assistant turn (default: the active leaf), or a reply to a user turn."""
     room = _lock_room(room_id, user)
@@ -197,7 +207,7 @@ def regenerate_reply(
     if parent is None or parent.role != MessageRole.USER:
         raise ApiError("A reply needs a user message to answer.", code="nothing_to_regenerate", status_code=409)
     return _begin(room=room, user=user, parent=parent, model=model or target.model, control_channel=control_channel,
-                  system_prompt=system_prompt, max_turns=max_turns)
+                  system_prompt=system_prompt, max_turns=max_turns, remember_model=remember_model)
 
 
 @transaction.atomic

@@ -658,3 +658,24 @@ async def test_a_bearer_header_authenticates_a_socket(fake_ollama, owner_room):
     connected, _ = await ws.connect()
     assert connected
     await ws.disconnect()
+
+
+async def test_the_model_a_message_names_becomes_the_rooms_and_other_tabs_follow(fake_ollama, owner_room,
+                                                                               drain_jobs):
+    user, room = owner_room
+    tab, other_tab = await connect(user, room.pk), await connect(user, room.pk)
+    await tab.send_json_to({"type": "send_message", "content": "hi", "model": "fake-coder:7b"})
+    frames = await frames_until(other_tab, is_end)
+    updated = [f for f in frames if f["type"] == "room_updated"]
+    assert [f["room"]["model"] for f in updated] == ["ollama/fake-coder:7b"]
+    await frames_until(tab, is_end)
+    assert (await database_sync_to_async(Room.objects.get)(pk=room.pk)).model == "ollama/fake-coder:7b"
+    # The same model again changes nothing, and a message naming no model keeps the room's.
+    for frame in ({"model": "ollama/fake-coder:7b"}, {}):
+        await tab.send_json_to({"type": "send_message", "content": "again", **frame})
+        frames = await frames_until(other_tab, is_end)
+        assert not [f for f in frames if f["type"] == "room_updated"]
+        assert next(f for f in frames if f["type"] == "stream_start")["model"] == "fake-coder:7b"
+        await frames_until(tab, is_end)
+    for ws in (tab, other_tab):
+        await ws.disconnect()
