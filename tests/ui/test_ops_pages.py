@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from tests.procs import daphne_on_fresh_database
+from tests.ui.test_accessibility import AXE, serious_violations
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 expect = playwright_sync.expect
@@ -255,3 +256,17 @@ def test_panic_page_triggers_wipes_only_when_confirmed_and_resets(server, open_p
     expect(page.locator("#panic-banner")).to_be_hidden()
     for checked in (page, fresh):
         assert_clean(checked)
+
+
+@pytest.mark.skipif(not AXE.exists(), reason=f"{AXE} missing (make assets installs it)")
+def test_ops_pages_have_no_serious_accessibility_violations(server, open_page):
+    for theme, size in (("light", {"width": 1280, "height": 800}), ("dark", {"width": 390, "height": 844})):
+        page = open_page(color_scheme=theme, viewport=size)
+        sign_in(page, server, STAFF)
+        for path in [*OPS_PAGES, "/ops/models/"]:
+            page.goto(f"{server}{path}")
+            expect(page.locator("main")).to_be_visible()
+            page.wait_for_load_state("networkidle")  # the page's first refresh has filled its tables
+            found = serious_violations(page)
+            assert found == [], f"{path} ({theme}):\n" + "\n".join(found)
+        assert_clean(page)
