@@ -9,6 +9,7 @@ reason, when it does not answer in time.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import threading
 import time
@@ -60,7 +61,9 @@ class _BackgroundLoop:
                 loop = asyncio.new_event_loop()
                 threading.Thread(target=loop.run_forever, name="models-refresh", daemon=True).start()
                 self._loop = loop
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        # In a fresh context: the caller's (a request's) context holds asgiref's executor for that request, and
+        # sync calls made through it after the request ends would fail ("CurrentThreadExecutor already quit").
+        return contextvars.Context().run(asyncio.run_coroutine_threadsafe, coroutine, self._loop)
 
 
 BACKGROUND = _BackgroundLoop()

@@ -9,6 +9,7 @@ between them rather than one each.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -176,4 +177,6 @@ def ensure_system_sampler() -> None:
     if task is None or task.done():
         for old in [old for old in SAMPLERS if old.is_closed()]:
             del SAMPLERS[old]
-        SAMPLERS[loop] = loop.create_task(sample_system_periodically(), name="system-sampler")
+        # A fresh context: the sampler outlives the request that started it, and must not carry its request id.
+        SAMPLERS[loop] = loop.create_task(sample_system_periodically(), name="system-sampler",
+                                          context=contextvars.Context())

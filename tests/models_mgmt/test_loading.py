@@ -4,6 +4,7 @@ system memory: against the fake Ollama, and the bundled model for local loading.
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -180,6 +181,30 @@ def test_keeper_loop_warms_within_its_interval(fake_ollama, staff, settings):
         assert async_to_sync(wait_for_warm)()
     finally:
         settings.HOT_SLOT_CHECK_SECONDS = 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_keeper_started_by_a_finished_request_keeps_working(fake_ollama, staff, settings):
+    """A worker's keeper starts inside some request's call; its checks go on long after that call has ended."""
+    HotSlot.objects.create(slot=1, model=f"ollama/{LLM}", assigned_by=staff)
+    settings.HOT_SLOT_CHECK_SECONDS = 1
+
+    async def start() -> None:
+        keeper.ensure_started()
+
+    try:
+        async_to_sync(start)()  # returns at once: the call that started the keeper is over
+        deadline = time.monotonic() + 10
+        while fake_ollama.loaded.get(LLM) != FOREVER and time.monotonic() < deadline:
+            time.sleep(0.1)
+        fake_ollama.restart()  # after the first check: only a later one can warm it again
+        deadline = time.monotonic() + 10
+        while fake_ollama.loaded.get(LLM) != FOREVER and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert fake_ollama.loaded.get(LLM) == FOREVER
+    finally:
+        settings.HOT_SLOT_CHECK_SECONDS = 0
+        time.sleep(1.2)  # the keeper sees the 0 and stops before the next test
 
 
 def test_system_memory(fake_ollama, staff_api):
