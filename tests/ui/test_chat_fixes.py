@@ -243,3 +243,4 @@ def test_dark_buttons_look_active_and_copy_says_so(server, new_page, fake):
 def test_api_root_answers(server):
     response = httpx.get(f"{server}/api/v1/", headers={"Accept": "application/json"})
     assert response.status_code == 200 and "rooms" in response.json()["links"]
+

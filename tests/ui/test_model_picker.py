@@ -102,3 +102,24 @@ def test_the_picker_names_a_server_that_is_down(chat_server, new_page, fake):
     expect(down).to_be_disabled()
     expect(page.locator("#model-picker")).to_have_value(LLM)  # the default still chosen, not the notice
     assert page.errors == []
+
+
+def test_the_phone_layout_fits_the_screen_with_a_down_server_in_the_picker(chat_server, new_page, fake):
+    page = new_page(viewport={"width": 390, "height": 844})
+    page.goto(f"{chat_server}/signin/")
+    page.get_by_label("Username or email").fill("picker")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r".*/chat/[0-9a-f-]+/$"))
+    expect(page.locator("#model-picker option[data-down]")).to_have_count(1)  # the longest entry
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    for control in (page.get_by_label("Model", exact=True), page.get_by_label("Search other chats"),
+                    page.get_by_role("button", name="Send")):
+        box = control.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 390, control
+    page.get_by_role("button", name="Chat settings").click()
+    dialog = page.locator("dialog[open]")
+    for control in (dialog.get_by_label("Max tokens"), dialog.get_by_role("button", name="Save")):
+        box = control.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 390 and box["y"] + box["height"] <= 844, control
+    assert page.errors == []

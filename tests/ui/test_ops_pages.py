@@ -224,6 +224,14 @@ def test_panic_page_triggers_wipes_only_when_confirmed_and_resets(server, open_p
     expect(page.locator("#panic-triggered")).to_contain_text(f"by {STAFF}")
     expect(page.locator("#panic-banner")).to_be_visible()
     expect(chat.locator("#panic-banner")).to_be_visible()
+    for control in ("#room-title", "#new-chat", "#theme-toggle"):  # the banner pushes the page down, covers nothing
+        assert chat.locator(control).evaluate(
+            "el => { const r = el.getBoundingClientRect();"
+            " return el.contains(document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2)); }"), control
+    chat.get_by_label("Message", exact=True).fill("Sent during the panic")
+    chat.get_by_label("Message", exact=True).press("Enter")
+    expect(chat.locator(".toast").filter(has_text="panic")).to_be_visible()
+    expect(chat.get_by_label("Message", exact=True)).to_have_value("Sent during the panic")  # refused, not lost
     assert room_count(page, server) == rooms
     fresh = open_page()
     sign_in(fresh, server, STAFF)

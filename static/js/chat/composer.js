@@ -45,6 +45,7 @@ els.composer.addEventListener("submit", async (event) => {
   if (els.searchAllRooms.checked) frame.search_all_rooms = true;
   if (sendFrame(withOptions(frame))) {
     state.sentFiles = files;  // shown under the message as soon as it comes back
+    state.unsent = content;
     takeFiles();
     els.prompt.value = "";
     fitPrompt();

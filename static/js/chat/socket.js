@@ -3,6 +3,7 @@ import { els, notify, shell, state } from "./state.js";
 import { appendMessage, renderLater, updateComposer } from "./render.js";
 import { autoTitle, loadHistory, newChat, refreshMessage, renderTitle, selectRoomModel } from "./conversation.js";
 import { loadRooms } from "./sidebar.js";
+import { fitPrompt } from "./composer.js";
 
 function setConn(stateName, text) {
   els.conn.dataset.state = stateName;
@@ -75,7 +76,7 @@ export function handleFrame(frame) {
           && message.author === shell.dataset.username) {
         message.metadata = { files: state.sentFiles };
       }
-      if (message.role === "user") state.sentFiles = null;
+      if (message.role === "user") { state.sentFiles = null; state.unsent = null; }
       if ((last ? last.id : null) === message.parent) {
         state.messages.push({ ...message, sibling_ids: [message.id] });
         appendMessage(state.messages[state.messages.length - 1]);
@@ -158,6 +159,9 @@ export function handleFrame(frame) {
       const stream = frame.stream_id && state.streams.get(frame.stream_id);
       const message = stream && state.messages.find((m) => m.id === stream.messageId);
       if (message) { message.error = frame.message; message.status = "error"; renderLater(message.id); } else notify(frame.message);
+      // A send the server refused (panic, a read-only room, a limit) gives its text back to an empty composer.
+      if (!message && state.unsent !== null && !els.prompt.value) { els.prompt.value = state.unsent; fitPrompt(); }
+      state.unsent = null;
       break;
     }
     case "panic":

@@ -44,6 +44,7 @@ export const state = {
   rooms: [],
   hits: [],
   details: new Set(),    // replies whose details are open
+  unsent: null,          // the text of the last send until the server takes it (its message comes back)
 };
 
 export function notify(message) {
