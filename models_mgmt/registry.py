@@ -48,6 +48,14 @@ class Catalogue:
         return max(0.0, time.time() - self.listed_at) if self.listed_at else 0.0
 
 
+def names_model(wanted: str, model: ModelInfo) -> bool:
+    """`provider/name` or the plain name; a name without a tag means its `:latest`, as Ollama reads it."""
+    names = (model.qualified_name, model.name)
+    if wanted in names:
+        return True
+    return ":" not in wanted.rsplit("/", 1)[-1] and f"{wanted}:latest" in names
+
+
 class _BackgroundLoop:
     """One event loop on a daemon thread per process, for refreshes no request waits for."""
 
@@ -154,7 +162,7 @@ class ModelRegistry:
     def find(self, qualified_or_name: str) -> ModelInfo | None:
         """A model of the last listing by `provider/name` or plain name, without asking any server."""
         for model in self._catalogue.models:
-            if qualified_or_name in (model.qualified_name, model.name):
+            if names_model(qualified_or_name, model):
                 return model
         return None
 
@@ -175,7 +183,7 @@ class ModelRegistry:
             if not wanted:
                 return next((m for m in models if m.provider == "local"), models[0])
             for model in models:
-                if wanted in (model.qualified_name, model.name):
+                if names_model(wanted, model):
                     return model
         if not name and not settings.DEFAULT_MODEL:
             raise ProviderError("No model backend is available.", code="no_backend", status=503)

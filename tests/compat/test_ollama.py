@@ -85,6 +85,15 @@ def test_latest_and_auto_find_models(live, bearer, fake_ollama):
     assert api.generate(model="auto", prompt="hi", stream=False).model == "fake-llm"
 
 
+def test_a_name_without_its_tag_means_latest(live, bearer, fake_ollama):
+    api = client(live, bearer)
+    assert api.chat(model="fake-llm", messages=HELLO, stream=False).model == "fake-llm:latest"
+    assert api.show("fake-llm").modelinfo is not None
+    with pytest.raises(ollama.ResponseError) as refused:
+        api.chat(model="fake-coder", messages=HELLO, stream=False)  # only fake-coder:7b exists
+    assert refused.value.status_code == 404
+
+
 async def test_the_async_client(live, bearer, fake_ollama):
     api = ollama.AsyncClient(host=f"{live.url}/ollama", headers={"Authorization": f"Bearer {bearer}"})
     parts = [part async for part in await api.chat(model="fake-llm:latest", messages=HELLO, stream=True)]
