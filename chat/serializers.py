@@ -49,6 +49,23 @@ class RoomWriteSerializer(serializers.Serializer):
     pinned = StrictBooleanField(required=False)
     archived = StrictBooleanField(required=False)
 
+    def validate_metadata(self, value):
+        """`metadata.generation` feeds every reply of the room, so it gets the checks a request's options get."""
+        if not isinstance(value, dict) or "generation" not in value:
+            return value
+        generation = value["generation"]
+        if not isinstance(generation, dict):
+            raise serializers.ValidationError("generation must be an object of generation parameters.")
+        unknown = sorted(set(generation) - set(GenerationOptionsSerializer().fields))
+        if unknown:
+            raise serializers.ValidationError(f"generation has unknown keys: {', '.join(unknown)}.")
+        given = {key: option for key, option in generation.items() if option is not None}
+        options = GenerationOptionsSerializer(data=given)
+        if not options.is_valid():
+            key, errors = next(iter(options.errors.items()))
+            raise serializers.ValidationError(f"generation.{key}: {errors[0]}")
+        return value
+
 
 class RoomCreateSerializer(RoomWriteSerializer):
     team = Int64Field(required=False, allow_null=True, help_text="Team id; default your first team.")

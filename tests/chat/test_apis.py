@@ -85,6 +85,26 @@ def test_limits_give_clear_errors(api, settings):
     }
 
 
+@pytest.mark.parametrize("generation", ["hot", {"temperature": "hot"}, {"max_tokens": -5}, {"top_p": 1.5},
+                                        {"temperture": 0.2}])
+def test_stored_generation_parameters_get_the_checks_a_reply_request_gets(api, user, generation):
+    room = services.create_room(owner=user, name="Keep me", metadata={"generation": {"temperature": 0.3}})
+    response = api.patch(f"/api/v1/rooms/{room.pk}", {"metadata": {"generation": generation}}, format="json")
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["message"].startswith("metadata")
+    room.refresh_from_db()
+    assert room.metadata == {"generation": {"temperature": 0.3}}
+    created = api.post("/api/v1/rooms/", {"metadata": {"generation": generation}}, format="json")
+    assert created.status_code == 400
+
+
+def test_stored_generation_parameters_may_be_left_empty(api, user):
+    room = services.create_room(owner=user)
+    body = {"metadata": {"generation": {"temperature": 0.2, "max_tokens": None}, "color": "blue"}}
+    response = api.patch(f"/api/v1/rooms/{room.pk}", body, format="json")
+    assert response.status_code == 200 and response.json()["metadata"] == body["metadata"]
+
+
 def test_bad_input_never_500s(api, user):
     room = services.create_room(owner=user, name="Keep me")
     for body in ({"tags": "notalist"}, {"pinned": "maybe"}, {"project": "nope"}, {"metadata": "[1,"}):
