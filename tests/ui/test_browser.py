@@ -93,7 +93,7 @@ def test_bundled_model_reply_streams_in(server, new_page):
     sign_in(page, server, register(server))
     page.get_by_role("button", name="+ New chat").click()
     send(page, "Name three colours.", model="local/smollm2-135m-instruct")
-    expect(page.locator(".msg.user").last).to_have_text(re.compile("Name three colours."))
+    expect(page.locator(".msg.user").last).to_have_text(re.compile("Name three colours."), timeout=15_000)
     expect(last_reply(page)).to_have_class(re.compile("streaming"), timeout=30_000)
     expect(last_reply(page)).to_have_attribute("data-status", "complete", timeout=90_000)
     assert last_reply(page).locator(".content").inner_text().strip()

@@ -244,3 +244,28 @@ def test_api_root_answers(server):
     response = httpx.get(f"{server}/api/v1/", headers={"Accept": "application/json"})
     assert response.status_code == 200 and "rooms" in response.json()["links"]
 
+
+
+def test_a_founder_reads_a_members_chat_without_write_controls(server, new_page, fake):
+    member = register(server)
+    page = new_page()
+    sign_in(page, server, member)
+    open_room(page, fake, "A member's question")
+    room = page.url
+    founder = new_page()
+    sign_in(founder, server, "root")  # the first account founded the team every later sign-up joins
+    founder.goto(room)
+    expect(founder.locator(".msg.user").first).to_contain_text("A member's question")
+    expect(founder.locator(".msg.user .author").first).to_have_text(member)
+    expect(founder.locator(".msg.user").first).to_have_attribute("aria-label", f"Message from {member}")
+    prompt = founder.get_by_label("Message", exact=True)
+    expect(prompt).to_be_disabled()
+    expect(prompt).to_have_attribute("placeholder", re.compile(f"Only {member} can write in this chat"))
+    expect(founder.get_by_role("button", name="Send")).to_be_disabled()
+    for write in ("Edit", "Regenerate", "Delete", "Good reply"):
+        expect(founder.get_by_role("button", name=write, exact=True)).to_have_count(0)
+    expect(last_reply(founder).get_by_role("button", name="Copy")).to_have_count(1)
+    founder.get_by_role("button", name="+ New chat").click()  # their own chat: writable again
+    expect(founder.get_by_label("Message", exact=True)).to_be_enabled()
+    expect(founder.locator(".msg.user .author")).to_have_count(0)
+    assert founder.errors == [] and page.errors == []

@@ -1,5 +1,5 @@
 // The input bar: Enter sends, Shift+Enter adds a line, typing is announced, the model picker is remembered.
-import { els, notify, state } from "./state.js";
+import { els, notify, shell, state } from "./state.js";
 import { sendFrame } from "./socket.js";
 import { isStreaming, newChat, stopStreams, updateRoom, withOptions } from "./conversation.js";
 import { pending, takeFiles, uploading } from "./uploads.js";
@@ -21,7 +21,17 @@ export function fitPrompt() {
 // Touch keyboards have no Shift+Enter habit: the placeholder only says what applies.
 const coarse = window.matchMedia("(pointer: coarse), (max-width: 720px)");
 function placeholder() {
-  els.prompt.placeholder = coarse.matches ? "Message" : "Send a message (Enter to send, Shift+Enter for a new line)";
+  if (state.readOnly) els.prompt.placeholder = `Only ${state.room.owner} can write in this chat; you can read it.`;
+  else els.prompt.placeholder = coarse.matches ? "Message" : "Send a message (Enter to send, Shift+Enter for a new line)";
+}
+
+// A chat of someone else's (a founder reads the team's rooms) can be read but not written in.
+export function applyReadOnly() {
+  const owner = state.room && state.room.owner;
+  state.readOnly = Boolean(owner && owner !== shell.dataset.username);
+  els.composer.dataset.readOnly = String(state.readOnly);
+  for (const control of els.composer.querySelectorAll("textarea, button, input, select")) control.disabled = state.readOnly;
+  placeholder();
 }
 coarse.addEventListener("change", placeholder);
 placeholder();

@@ -5,6 +5,7 @@ import { connect, disconnect, handleFrame, sendFrame } from "./socket.js";
 import { actionButton, renderLater, renderMessages } from "./render.js";
 import { loadRooms, renderRooms, setSidebar } from "./sidebar.js";
 import { resetUploads } from "./uploads.js";
+import { applyReadOnly } from "./composer.js";
 
 export const GENERATION_KEYS = ["temperature", "top_p", "top_k", "repeat_penalty", "max_tokens"];
 
@@ -48,6 +49,7 @@ export async function openRoom(id, { keepQueued = false } = {}) {
   connect();
   state.room = await api(`rooms/${id}`);
   renderTitle();
+  applyReadOnly();
   if (state.pickerTouched && els.model.value && els.model.value !== state.room.model) {
     updateRoom(id, { model: els.model.value });
   }

@@ -4,7 +4,7 @@ import DOMPurify from "../../vendor/purify.es.mjs";
 import hljs from "../../vendor/highlight.min.js";
 import katex from "../../vendor/katex.mjs";
 import { api } from "../api.js";
-import { els, notify, state } from "./state.js";
+import { els, notify, shell, state } from "./state.js";
 import { sendFrame } from "./socket.js";
 import { openRoom, rate, startEdit, stopStreams, switchBranch, withOptions } from "./conversation.js";
 import { icon } from "./icons.js";
@@ -119,7 +119,12 @@ export function messageNode(message) {
   node.dataset.status = message.status;
   node.tabIndex = -1;
   if (message.status === "streaming") node.classList.add("streaming");
-  node.setAttribute("aria-label", message.role === "user" ? "Your message" : "Assistant reply");
+  const someoneElse = message.role === "user" && message.author && message.author !== shell.dataset.username;
+  node.setAttribute("aria-label", message.role !== "user" ? "Assistant reply" : someoneElse ? `Message from ${message.author}` : "Your message");
+  if (someoneElse) {
+    node.classList.add("other");
+    node.append(Object.assign(document.createElement("div"), { className: "author", textContent: message.author }));
+  }
   node.append(message.role === "assistant" ? markdown(message.content) : linkified(message.content || ""));
   if (message.role === "assistant" && message.status === "error") node.append(errorNode(message));
   const sent = (message.metadata && message.metadata.files) || [];
@@ -160,7 +165,7 @@ function toggleDetails(message) {
 function errorNode(message) {
   const box = Object.assign(document.createElement("div"), { className: "reply-error" });
   box.append(Object.assign(document.createElement("p"), { textContent: message.error || "The reply failed before it finished." }));
-  box.append(actionButton("Retry", "Retry", () => sendFrame(withOptions({ type: "regenerate", message_id: message.id, model: message.model || els.model.value }))));
+  if (!state.readOnly) box.append(actionButton("Retry", "Retry", () => sendFrame(withOptions({ type: "regenerate", message_id: message.id, model: message.model || els.model.value }))));
   return box;
 }
 
@@ -228,6 +233,14 @@ function metaNode(message) {
   const actions = Object.assign(document.createElement("span"), { className: "actions" });
   meta.append(actions);
   actions.append(iconButton("Copy", "copy", (event) => copyText(message, event.currentTarget)));
+  if (state.readOnly) {  // someone else's chat: reading, copying and details only
+    if (message.role === "assistant" && message.status !== "streaming") {
+      const details = iconButton("Details", "info", () => toggleDetails(message), state.details.has(message.id));
+      if (state.details.has(message.id)) details.setAttribute("aria-controls", `details-${message.id}`);
+      actions.append(details);
+    }
+    return meta;
+  }
   if (message.role === "user") {
     actions.append(iconButton("Edit", "edit", () => startEdit(message)));
   } else if (message.status === "streaming") {
@@ -402,9 +415,10 @@ function flushRenders() {
 
 export function updateComposer() {
   const streaming = state.messages.some((m) => m.status === "streaming");
-  els.stop.hidden = !streaming;
+  els.stop.hidden = !streaming || state.readOnly;
   els.send.hidden = streaming;
 }
+
 
 export async function copyToClipboard(text, button) {
   try { await navigator.clipboard.writeText(text); } catch (e) {

@@ -21,7 +21,7 @@ function cell(row, content) {
 }
 
 function usageList(usage) {
-  if (!usage || !usage.length) return "None";
+  if (!usage || !usage.length) return "No calls yet";
   const list = document.createElement("ul");
   list.className = "usage";
   for (const item of usage) {
