@@ -269,3 +269,27 @@ def test_a_founder_reads_a_members_chat_without_write_controls(server, new_page,
     expect(founder.get_by_label("Message", exact=True)).to_be_enabled()
     expect(founder.locator(".msg.user .author")).to_have_count(0)
     assert founder.errors == [] and page.errors == []
+
+
+def test_the_echo_of_an_earlier_model_choice_does_not_turn_the_picker_back(server, new_page, fake):
+    page = new_page()
+    sign_in(page, server, register(server))
+    open_room(page, fake)
+    held = []
+    page.route(re.compile(r".*/api/v1/rooms/[0-9a-f-]+$"),
+               lambda route: held.append(route) if route.request.method == "PATCH" else route.continue_())
+    picker = page.get_by_label("Model", exact=True)
+    picker.select_option("ollama/fake-coder:7b")
+    picker.select_option(FAKE)  # changed again before the first choice reached the server
+    page.wait_for_timeout(200)
+    assert len(held) == 2
+    held[0].continue_()  # the first choice lands now: its room_updated echo names fake-coder
+    page.wait_for_timeout(500)
+    expect(picker).to_have_value(FAKE)
+    held[1].continue_()
+    page.wait_for_timeout(300)
+    page.unroute(re.compile(r".*/api/v1/rooms/[0-9a-f-]+$"))
+    expect(picker).to_have_value(FAKE)
+    page.reload()
+    expect(page.get_by_label("Model", exact=True)).to_have_value(FAKE)
+    assert page.errors == []

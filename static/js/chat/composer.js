@@ -67,7 +67,11 @@ els.stop.addEventListener("click", stopStreams);
 
 els.model.addEventListener("change", () => {
   state.pickerTouched = true;
-  if (state.roomId && !state.switching) updateRoom(state.roomId, { model: els.model.value });
+  if (state.roomId && !state.switching) {
+    // While this tab's own choices are on their way, their echoes must not turn the picker back.
+    state.modelWrites += 1;
+    updateRoom(state.roomId, { model: els.model.value }).finally(() => { state.modelWrites -= 1; });
+  }
 });
 
 // Escape stops a reply that is generating, unless a dialog, a menu or the phone sidebar takes it first.

@@ -144,7 +144,7 @@ export function handleFrame(frame) {
       const modelChanged = state.room && frame.room.model !== state.room.model;
       state.room = { ...state.room, ...frame.room };
       renderTitle();
-      if (modelChanged) { state.pickerTouched = false; selectRoomModel(true); }
+      if (modelChanged && state.modelWrites === 0) { state.pickerTouched = false; selectRoomModel(true); }
       loadRooms();
       break;
     }

@@ -44,6 +44,7 @@ export const state = {
   rooms: [],
   hits: [],
   details: new Set(),    // replies whose details are open
+  modelWrites: 0,        // model changes this tab has sent and not yet seen answered
   readOnly: false,       // the open room is someone else's: it can be read, not written in
   unsent: null,          // the text of the last send until the server takes it (its message comes back)
 };
