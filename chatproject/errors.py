@@ -128,7 +128,14 @@ def json_400(request: HttpRequest, exception: Exception | None = None) -> JsonRe
 
 
 def json_404(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
-    """Answer unknown URLs with the API's error shape."""
+    """Answer unknown URLs with the error shape their clients parse: OpenAI's under /v1/, Ollama's under
+    /ollama/, the API's own elsewhere."""
+    if request.path.startswith("/v1/"):
+        message = f"Invalid URL ({request.method} {request.path})"
+        return JsonResponse({"error": {"message": message, "type": "invalid_request_error", "param": None,
+                                       "code": None}}, status=404)
+    if request.path.startswith("/ollama/"):
+        return JsonResponse({"error": f"404 page not found: {request.path}"}, status=404)
     return JsonResponse(error_body("not_found", "Not found."), status=404)
 
 

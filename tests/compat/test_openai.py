@@ -274,3 +274,13 @@ def test_calls_run_concurrently(live, bearer, fake_ollama):
     assert len(results) == 2
     first, second = Stream.objects.order_by("started_at")
     assert second.started_at < first.finished_at
+
+
+def test_an_endpoint_not_served_answers_in_the_clients_error_shape(live, bearer, fake_ollama):
+    api = client(live, bearer)
+    with pytest.raises(openai.NotFoundError) as legacy:
+        api.completions.create(model="fake-llm:latest", prompt="Hello")  # the legacy completions endpoint
+    assert legacy.value.body == {"message": "Invalid URL (POST /v1/completions)", "type": "invalid_request_error",
+                                 "param": None, "code": None}
+    ollama_side = httpx.post(f"{live.url}/ollama/api/pull", json={"model": "x"})
+    assert ollama_side.status_code == 404 and ollama_side.json() == {"error": "404 page not found: /ollama/api/pull"}
