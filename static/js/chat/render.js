@@ -457,7 +457,7 @@ export async function openPassage(roomId, citation) {
     dialog.addEventListener("close", () => dialog.remove());
     dialog.append(
       Object.assign(document.createElement("h2"), { textContent: `${passage.file.name}, ${where}` }),
-      Object.assign(document.createElement("pre"), { textContent: passage.text }),  // file text stays text
+      Object.assign(document.createElement("pre"), { textContent: passage.text, tabIndex: 0 }),  // text stays text; scrolls by keyboard
       close,
     );
     document.body.append(dialog);

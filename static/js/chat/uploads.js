@@ -206,7 +206,7 @@ export async function loadFiles() {
       href: `/api/v1/rooms/${roomId}/files/${file.id}/content`, textContent: file.name, download: file.name,
     });
     const facts = Object.assign(document.createElement("span"), { className: "hint",
-      textContent: `${size(file.size)}${file.pages ? `, ${file.pages} pages` : ""}, ${file.chunk_count} passages` });
+      textContent: `${size(file.size)}${file.pages ? `, ${plural(file.pages, "page")}` : ""}, ${plural(file.chunk_count, "passage")}` });
     const remove = Object.assign(document.createElement("button"), { type: "button", textContent: "Delete" });
     remove.setAttribute("aria-label", `Delete ${file.name}`);
     remove.addEventListener("click", async () => {
@@ -230,3 +230,7 @@ filesButton.addEventListener("click", async () => {
 });
 closeFiles.addEventListener("click", () => panel.close());
 panel.addEventListener("close", () => filesButton.focus());
+
+function plural(count, noun) {
+  return `${count} ${noun}${count === 1 ? "" : "s"}`;
+}
