@@ -293,3 +293,19 @@ def test_the_echo_of_an_earlier_model_choice_does_not_turn_the_picker_back(serve
     page.reload()
     expect(page.get_by_label("Model", exact=True)).to_have_value(FAKE)
     assert page.errors == []
+
+
+def test_enter_submits_an_edit_and_shift_enter_adds_a_line(server, new_page, fake):
+    page = new_page()
+    sign_in(page, server, register(server))
+    open_room(page, fake, "First wording")
+    page.locator(".msg.user").last.get_by_role("button", name="Edit").click()
+    box = page.get_by_label("Edit message")
+    box.fill("Second wording")
+    box.press("Shift+Enter")
+    box.type("on two lines")
+    box.press("Enter")
+    expect(page.locator(".msg.user").last).to_contain_text("Second wording\non two lines")
+    expect(page.locator(".msg.user").last.locator(".branch")).to_have_text("2/2")
+    expect(last_reply(page)).to_have_attribute("data-status", "complete")
+    assert page.errors == []

@@ -79,6 +79,10 @@ def test_refused_files_say_why_in_the_composer(server, new_page, fake):
     expect(page.locator("#chips .chip")).to_have_count(0)  # nothing refused waits to be sent
     page.get_by_role("button", name="Files in this chat").click()
     expect(page.get_by_role("dialog", name="Files in this chat")).to_contain_text("No files in this chat yet.")
+    page.keyboard.press("Escape")
+    page.get_by_label("Message", exact=True).fill("Never mind the files.")
+    page.get_by_label("Message", exact=True).press("Enter")
+    expect(problem).to_be_hidden()  # the refusal went with the message it was meant for
 
 
 def test_drop_and_paste_attach_files_and_the_room_lists_them(server, new_page, fake):

@@ -142,7 +142,11 @@ export function startEdit(message) {
     if (area.value.trim()) sendFrame(withOptions({ type: "edit_message", message_id: message.id, content: area.value, model: els.model.value }));
   });
   const cancel = actionButton("Cancel editing", "Cancel", () => renderMessages());
-  area.addEventListener("keydown", (event) => { if (event.key === "Escape") renderMessages(); });
+  area.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") renderMessages();
+    // As in the message box: Enter submits the edit, Shift+Enter adds a line.
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) { event.preventDefault(); save.click(); }
+  });
   box.append(area, Object.assign(document.createElement("div"), { className: "meta" }));
   box.lastChild.append(save, cancel);
   node.replaceChildren(box);

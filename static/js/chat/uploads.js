@@ -100,6 +100,7 @@ export function takeFiles() {
   const ids = pending.filter((item) => item.id).map((item) => item.id);
   pending.length = 0;
   renderChips();
+  showProblem("");  // a refusal belongs to the message it was meant for
   return ids;
 }
 
