@@ -75,29 +75,30 @@ def text_key(text: str) -> str:
 
 
 def vectors_for(texts: list[str], cache: Path) -> dict[str, bytes]:
-    """Each distinct text's MiniLM vector as stored bytes, embedding only what the cache lacks."""
+    """Each distinct text's MiniLM vector as stored bytes, embedding only what the cache lacks (the cache keeps
+    float16 vectors, so it outlives a change of the stored format)."""
     import numpy as np
 
     from models_mgmt.embeddings import embedder
     from search.indexing import to_blob
 
-    known: dict[str, bytes] = {}
+    known: dict[str, np.ndarray] = {}
     if cache.exists():
         with np.load(cache) as stored:
-            known = {key: row.tobytes() for key, row in zip(stored["keys"], stored["vectors"], strict=True)}
+            known = dict(zip(stored["keys"], stored["vectors"], strict=True))
     missing = sorted({text for text in texts if text_key(text) not in known})
     started = time.perf_counter()
     for first in range(0, len(missing), 512):
         batch = missing[first:first + 512]
         for text, vector in zip(batch, embedder.embed(batch), strict=True):
-            known[text_key(text)] = to_blob(vector)
+            known[text_key(text)] = vector.astype(np.float16)
         done = first + len(batch)
         print(f"  embedded {done}/{len(missing)} ({done / (time.perf_counter() - started):.0f}/s)", flush=True)
     if missing:
         keys = np.array(list(known))
-        matrix = np.stack([np.frombuffer(known[key], dtype=np.float16) for key in keys])
-        np.savez(cache, keys=keys, vectors=matrix)
-    return known
+        np.savez(cache, keys=keys, vectors=np.stack([known[key] for key in keys]))
+    wanted = {text_key(text) for text in texts}
+    return {key: to_blob(known[key].astype(np.float32)) for key in wanted}
 
 
 def database_bytes() -> int:

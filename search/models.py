@@ -48,7 +48,8 @@ class Document(models.Model):
     """A searchable chunk: part of a message (most messages are one chunk) or of an attachment.
 
     The full-text index is kept by the database itself (an FTS5 table with triggers on SQLite, a GIN index on
-    PostgreSQL, see migration 0002); `vector` holds the unit-length embedding as float16 bytes.
+    PostgreSQL, see migration 0002); `vector` holds the unit-length embedding as a float32 scale followed by
+    one int8 code per dimension (`search.indexing.to_blob`).
     """
 
     room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="+", db_index=False)
@@ -71,7 +72,6 @@ class Document(models.Model):
         ordering = ["room_id", "created_at", "ordinal"]
         indexes = [
             models.Index(fields=["room", "created_at"], name="document_room_created"),
-            models.Index(fields=["embedding_model"], name="document_embedding_model"),
         ]
 
     def __str__(self) -> str:
