@@ -16,7 +16,8 @@ import asyncio
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -32,6 +33,7 @@ EMBEDDING_SETTINGS = {
 
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
 REQUEST_TIMEOUT = 60.0
+QUERY_CACHE_SIZE = 512  # recent query vectors kept: search as you type repeats the same few texts
 
 
 class EmbeddingError(Exception):
@@ -227,11 +229,13 @@ class Embedder:
         self._throughput: Throughput | None = None
         # Query embeddings get a thread of their own, so they never queue behind a background batch.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed-query")
+        self._queries: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
 
     def reset(self) -> None:
         with self._lock:
             self._engine = None
             self._throughput = None
+            self._queries.clear()
 
     @property
     def engine(self) -> EmbeddingEngine:
@@ -257,6 +261,26 @@ class Embedder:
         vectors = np.vstack(parts).astype(np.float32, copy=False)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return vectors / np.where(norms == 0, 1.0, norms)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """One query's unit vector, from a small cache of recent queries when it was asked before."""
+        key = (self.model_name, text)
+        with self._lock:
+            cached = self._queries.get(key)
+            if cached is not None:
+                self._queries.move_to_end(key)
+                return cached
+        vector = self.embed([text])[0]
+        vector.setflags(write=False)
+        with self._lock:
+            self._queries[key] = vector
+            while len(self._queries) > QUERY_CACHE_SIZE:
+                self._queries.popitem(last=False)
+        return vector
+
+    def submit_query(self, text: str) -> Future:
+        """Embed a query on the query thread while the caller reads the database; `.result()` waits for it."""
+        return self._executor.submit(self.embed_query, text)
 
     async def aembed(self, texts: list[str]) -> np.ndarray:
         """The same, from async code, off the event loop."""

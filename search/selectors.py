@@ -20,7 +20,12 @@ from search.indexing import pending_documents, pending_messages
 from search.models import Attachment, Document
 from search.vectors import vector_index
 
+# How the two rankings are fused, in one place. Reciprocal rank fusion, weighted: the vector ranking reads
+# meaning whatever the wording, so it leads; full text counts for half, enough to lift a row that both rankings
+# agree on (or a rare word's exact match) but not to let common words outrank meaning on their own.
 RRF_K = 60  # reciprocal rank fusion's constant: how much the first few ranks dominate
+VECTOR_WEIGHT = 1.0
+FULLTEXT_WEIGHT = 0.5
 CANDIDATES = 50  # rows each ranking contributes to the fusion
 
 
@@ -78,42 +83,47 @@ class SearchResult:
     timings_ms: dict = field(default_factory=dict)
 
 
-def fuse(rankings: list[list[int]], k: int = RRF_K) -> dict[int, float]:
-    """Reciprocal rank fusion: each list adds 1 / (k + rank) for every row it ranks."""
+def fuse(rankings: list[tuple[list[int], float]], k: int = RRF_K) -> dict[int, float]:
+    """Weighted reciprocal rank fusion: each (ranking, weight) adds weight / (k + rank) for every row it ranks."""
     scores: dict[int, float] = {}
-    for ranking in rankings:
+    for ranking, weight in rankings:
         for position, pk in enumerate(ranking, start=1):
-            scores[pk] = scores.get(pk, 0.0) + 1.0 / (k + position)
+            scores[pk] = scores.get(pk, 0.0) + weight / (k + position)
     return scores
 
 
 def hybrid_search(*, scope: QuerySet[Document], query: str, limit: int, mode: str = "hybrid",
                   query_vector: np.ndarray | None = None, min_similarity: float | None = None) -> SearchResult:
-    """Full-text and vector rankings of the scoped rows, fused by reciprocal rank (or either alone by `mode`).
+    """Full-text and vector rankings of the scoped rows, fused by weighted reciprocal rank (or either alone).
 
-    Rows less similar to the query than `min_similarity` (default SEARCH_MIN_SIMILARITY) stay out of the
-    vector ranking.
+    The query is embedded on the embedder's query thread while this one reads the database. Rows less similar
+    to the query than `min_similarity` (default SEARCH_MIN_SIMILARITY) stay out of the vector ranking.
     """
     floor = settings.SEARCH_MIN_SIMILARITY if min_similarity is None else min_similarity
     timings: dict[str, float] = {}
+    wants_vectors = mode in ("hybrid", "vector")
+    pending = embedder.submit_query(query) if wants_vectors and query_vector is None else None
     started = time.perf_counter()
     text_hits = fulltext.search(scope, query, limit=CANDIDATES) if mode in ("hybrid", "fulltext") else []
     timings["fulltext"] = (time.perf_counter() - started) * 1000
     vector_hits: list[tuple[int, float]] = []
-    if mode in ("hybrid", "vector"):
+    if wants_vectors:
+        def wait_for_vector() -> np.ndarray:
+            waited = time.perf_counter()
+            vector = pending.result() if pending is not None else query_vector
+            timings["embed"] = (time.perf_counter() - waited) * 1000  # what the embedding added, not its cost
+            return vector
+
         started = time.perf_counter()
-        vector = query_vector if query_vector is not None else embedder.embed([query])[0]
-        timings["embed"] = (time.perf_counter() - started) * 1000
-        started = time.perf_counter()
-        vector_hits = [(pk, score) for pk, score in
-                       vector_index.search(scope=scope, vector=vector, model=embedder.model_name, k=CANDIDATES)
-                       if score >= floor]
-        timings["vector"] = (time.perf_counter() - started) * 1000
+        found = vector_index.search(scope=scope, vector=wait_for_vector, model=embedder.model_name, k=CANDIDATES)
+        vector_hits = [(pk, score) for pk, score in found if score >= floor]
+        timings["vector"] = (time.perf_counter() - started) * 1000 - timings.get("embed", 0.0)
     text_order = [hit.document_id for hit in text_hits]
     vector_order = [pk for pk, _ in vector_hits]
-    scores = fuse([text_order, vector_order])
+    scores = fuse([(text_order, FULLTEXT_WEIGHT), (vector_order, VECTOR_WEIGHT)])
     best = sorted(scores, key=lambda pk: (-scores[pk], pk))[:limit]
-    documents = Document.objects.select_related("room", "attachment").in_bulk(best)
+    started = time.perf_counter()
+    documents = Document.objects.select_related("room", "attachment").defer("vector").in_bulk(best)
     snippets = {hit.document_id: hit.snippet for hit in text_hits}
     similarity = dict(vector_hits)
     text_rank = {pk: i for i, pk in enumerate(text_order, start=1)}
@@ -125,6 +135,7 @@ def hybrid_search(*, scope: QuerySet[Document], query: str, limit: int, mode: st
             snippet=snippets.get(pk) or fulltext.snippet_for(documents[pk].text, terms))
         for pk in best if pk in documents
     ]
+    timings["rows"] = (time.perf_counter() - started) * 1000
     return SearchResult(hits=hits, fulltext_candidates=len(text_hits), vector_candidates=len(vector_hits),
                         timings_ms={key: round(value, 2) for key, value in timings.items()})
 

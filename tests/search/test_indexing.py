@@ -209,3 +209,8 @@ def test_the_migration_turns_float16_vectors_into_int8():
     back = np.frombuffer(migration.int8_to_float16(blob), dtype=np.float16)
     assert np.abs(back - vector).max() < 0.01
 
+
+def test_query_vectors_are_cached_and_embedded_off_the_caller():
+    first = embedder.submit_query("a question asked twice").result(timeout=60)
+    assert embedder.embed_query("a question asked twice") is first
+    assert not first.flags.writeable

@@ -194,3 +194,27 @@ def test_common_words_do_not_match_on_their_own(corpus, roles):
     assert hits and all("javascript" in hit["snippet"].lower() for hit in hits)
     assert api.get("/api/v1/chat/search", {"q": "the", "mode": "fulltext"}).status_code == 200
 
+
+def test_cached_vectors_never_outlive_their_rows(corpus, roles):
+    """Vectors stay in process memory between searches; deleted rows and re-embedded ones are never stale."""
+    owner, room = roles["owner"], corpus["js"]
+    message = room.messages.get(content=JS_CHAT[0])
+    assert str(message.pk) in {hit["message_id"] for hit in search(owner, q="debounce", mode="vector")["results"]}
+    services.delete_message(room=room, message=message)
+    for mode in ("vector", "hybrid"):
+        assert str(message.pk) not in {hit["message_id"] for hit in search(owner, q="debounce", mode=mode)["results"]}
+    # A row whose stored vector changes under the same id (re-embedded) is ranked by its new vector.
+    bread = Document.objects.get(message__content=COOKING_CHAT[0])
+    garden = Document.objects.get(message__content=GARDEN_CHAT[0])
+    assert search(owner, q="sourdough loaf", mode="vector")["results"][0]["message_id"] == str(bread.message_id)
+    Document.objects.filter(pk=garden.pk).update(vector=bread.vector)
+    Document.objects.filter(pk=bread.pk).update(vector=garden.vector)
+    top = search(owner, q="sourdough loaf", mode="vector")["results"]
+    assert top[0]["message_id"] == str(garden.message_id)
+
+
+def test_cached_vectors_of_other_readers_stay_out_of_scope(corpus, roles):
+    search(roles["founder"], q="JavaScript function", mode="vector")  # the cache now holds the team's rows
+    search(roles["other_team"], q="JavaScript function", mode="vector")
+    rooms = {hit["room"]["id"] for hit in search(roles["owner"], q="JavaScript function", limit=50)["results"]}
+    assert rooms and rooms <= {str(corpus[name].pk) for name in ("js", "cooking", "garden")}
