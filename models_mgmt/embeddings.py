@@ -13,6 +13,7 @@ event loop never waits on a model.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import threading
 import time
@@ -30,6 +31,8 @@ EMBEDDING_SETTINGS = {
     "EMBEDDING_ENGINE", "EMBEDDING_MODEL", "EMBEDDING_DEVICE", "EMBEDDING_THREADS",
     "EMBEDDING_MAX_TOKENS", "EMBEDDING_OLLAMA_URL", "EMBEDDING_OPENAI_BASE_URL", "EMBEDDING_OPENAI_API_KEY",
 }
+
+logger = logging.getLogger(__name__)
 
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
 REQUEST_TIMEOUT = 60.0
@@ -261,6 +264,22 @@ class Embedder:
         vectors = np.vstack(parts).astype(np.float32, copy=False)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return vectors / np.where(norms == 0, 1.0, norms)
+
+    def preload(self) -> bool:
+        """Load a local engine's model now and run it once; remote engines are left alone (no call at start).
+
+        For a worker's start-up, before it serves: loading later, on a thread of a serving worker, holds the
+        GIL through seconds of imports and starves the event loop. False (and a warning) if it cannot load.
+        """
+        try:
+            engine = self.engine
+            if engine.device == "remote":
+                return False
+            self.embed(["warm up"])
+        except EmbeddingError as exc:
+            logger.warning("embedding model not preloaded: %s", exc.message)
+            return False
+        return True
 
     def embed_query(self, text: str) -> np.ndarray:
         """One query's unit vector, from a small cache of recent queries when it was asked before."""

@@ -10,6 +10,7 @@ without rows, a row without a vector) is "pending": the thread sweeps it up when
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -120,6 +121,16 @@ def index_pending(limit: int = BATCH_MESSAGES) -> int:
     return done + embed_pending_documents(limit) + len(ids)
 
 
+def lower_priority() -> None:
+    """Give the calling thread a lower CPU priority (Linux nices threads one by one), so embedding yields the
+    core to the event loop that streams replies."""
+    if settings.SEARCH_INDEX_NICE and hasattr(os, "setpriority"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), settings.SEARCH_INDEX_NICE)
+        except OSError:
+            logger.debug("could not lower the indexing thread's priority")
+
+
 class Indexer:
     """One daemon thread per process that indexes what it is handed, in batches, and sweeps at start."""
 
@@ -158,7 +169,10 @@ class Indexer:
         return False
 
     def _take(self) -> tuple[list[str], bool]:
-        """Block for work, then take whatever else is already waiting, up to a batch."""
+        """Block for work, then gather more until none has come for SEARCH_INDEX_DELAY_SECONDS, up to a batch.
+
+        The wait keeps embedding off the moment a message is sent, which is when its reply starts.
+        """
         try:
             kind, ids = self._queue.get(timeout=SWEEP_SECONDS)
         except queue.Empty:
@@ -167,7 +181,7 @@ class Indexer:
         message_ids, documents = list(ids), kind == "documents"
         while len(message_ids) < BATCH_MESSAGES:
             try:
-                kind, ids = self._queue.get_nowait()
+                kind, ids = self._queue.get(timeout=settings.SEARCH_INDEX_DELAY_SECONDS)
             except queue.Empty:
                 break
             message_ids.extend(ids)
@@ -175,6 +189,7 @@ class Indexer:
         return message_ids, documents
 
     def _run(self) -> None:
+        lower_priority()
         swept = False
         while True:
             message_ids, documents = self._take()
