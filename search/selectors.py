@@ -27,6 +27,9 @@ RRF_K = 60  # reciprocal rank fusion's constant: how much the first few ranks do
 VECTOR_WEIGHT = 1.0
 FULLTEXT_WEIGHT = 0.5
 CANDIDATES = 50  # rows each ranking contributes to the fusion
+# What a hit reads of its row, room and file (hits, citations): the row's text, never its vector.
+HIT_FIELDS = ("id", "room_id", "message_id", "attachment_id", "role", "ordinal", "text", "page", "line_start",
+              "line_end", "created_at", "room__name", "attachment__name")
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,7 @@ def hybrid_search(*, scope: QuerySet[Document], query: str, limit: int, mode: st
     scores = fuse([(text_order, FULLTEXT_WEIGHT), (vector_order, VECTOR_WEIGHT)])
     best = sorted(scores, key=lambda pk: (-scores[pk], pk))[:limit]
     started = time.perf_counter()
-    documents = Document.objects.select_related("room", "attachment").defer("vector").in_bulk(best)
+    documents = (Document.objects.select_related("room", "attachment").only(*HIT_FIELDS).in_bulk(best))
     snippets = {hit.document_id: hit.snippet for hit in text_hits}
     similarity = dict(vector_hits)
     text_rank = {pk: i for i, pk in enumerate(text_order, start=1)}
