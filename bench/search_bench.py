@@ -49,7 +49,7 @@ def setup_django(database: str, tmp: str) -> str | None:
     name = None
     if database == "postgres":
         server = os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432")
-        name = f"searchbench_{os.getpid()}"
+        name = f"{os.environ.get('BENCH_DB_PREFIX', '')}searchbench_{os.getpid()}"  # a prefix keeps checkouts apart
         subprocess.run(["psql", f"{server}/postgres", "-qc", f"CREATE DATABASE {name}"], check=True)
         url = f"{server}/{name}"
     else:

@@ -126,10 +126,10 @@ def hybrid_search(*, scope: QuerySet[Document], query: str, limit: int, mode: st
     scores = fuse([(text_order, FULLTEXT_WEIGHT), (vector_order, VECTOR_WEIGHT)])
     best = sorted(scores, key=lambda pk: (-scores[pk], pk))[:limit]
     started = time.perf_counter()
-    documents = (Document.objects.select_related("room", "attachment").only(*HIT_FIELDS).in_bulk(best))
-    snippets = {hit.document_id: hit.snippet for hit in text_hits}
-    similarity = dict(vector_hits)
     text_rank = {pk: i for i, pk in enumerate(text_order, start=1)}
+    documents = (Document.objects.select_related("room", "attachment").only(*HIT_FIELDS).in_bulk(best))
+    snippets = fulltext.snippets([pk for pk in best if pk in documents and pk in text_rank], query)
+    similarity = dict(vector_hits)
     vector_rank = {pk: i for i, pk in enumerate(vector_order, start=1)}
     terms = fulltext.query_terms(query)
     hits = [

@@ -140,7 +140,9 @@ class ExactScanIndex:
         block, where = self.cache.rows(model=model, ids=ids, fingerprints=fingerprints, dimension=query.shape[0])
         if not len(where):
             return []
-        scores = (block.codes[where].astype(np.float32) @ query.astype(np.float32)) * block.scales[where]
+        # einsum rather than a BLAS product: BLAS threads spin against the server's own on a busy machine.
+        rows = np.take(block.codes, where, axis=0).astype(np.float32)
+        scores = np.einsum("ij,j->i", rows, query.astype(np.float32)) * np.take(block.scales, where)
         top = np.argpartition(-scores, k - 1)[:k] if len(scores) > k else np.arange(len(scores))
         top = top[np.argsort(-scores[top], kind="stable")]
         return [(int(block.ids[where[i]]), float(scores[i])) for i in top]
