@@ -119,12 +119,11 @@ def load_corpus(args) -> tuple[list, dict[int, tuple[int, str]], dict]:
     (user, message id) by labelled index, and the sizes measured."""
     from datetime import timedelta
 
-    from django.db import transaction
     from django.utils import timezone
 
     from accounts.models import User
     from chat.models import Message, Room
-    from search.indexing import write_message_documents
+    from search.indexing import draft_documents, with_vectors, write_message_documents
     from search.models import Document
 
     rows, needles = corpus(users=args.users, rooms=args.rooms, messages=args.messages)
@@ -142,17 +141,15 @@ def load_corpus(args) -> tuple[list, dict[int, tuple[int, str]], dict]:
                  for i, (user, room, role, text) in enumerate(rows[first:first + 5000])]
         ids.extend(message.pk for message in Message.objects.bulk_create(batch))
     before = database_bytes()
-    model = __import__("models_mgmt.embeddings", fromlist=["embedder"]).embedder.model_name
     for first in range(0, len(ids), 2000):
-        with transaction.atomic():
-            documents = write_message_documents(ids[first:first + 2000])
-            unseen = [d.text for d in documents if text_key(d.text) not in vectors]  # chunked: texts of its own
-            if unseen:
-                vectors.update(vectors_for(unseen, Path(args.vector_cache)))
-            for document in documents:
-                document.vector, document.embedding_model = vectors[text_key(document.text)], model
-                document.indexed_at = timezone.now()
-            Document.objects.bulk_update(documents, ["vector", "embedding_model", "indexed_at"], batch_size=500)
+        batch = ids[first:first + 2000]
+        drafts = draft_documents(batch)  # the indexer's own steps, with cached vectors for its embedding
+        documents = [document for _content, chunks in drafts.values() for document in chunks]
+        unseen = [d.text for d in documents if text_key(d.text) not in vectors]  # chunked: texts of its own
+        if unseen:
+            vectors.update(vectors_for(unseen, Path(args.vector_cache)))
+        with_vectors(documents, [vectors[text_key(document.text)] for document in documents])
+        write_message_documents(batch, drafts)
         print(f"  indexed {first + 2000}/{len(ids)}", flush=True)
     sizes = {"documents": Document.objects.count(), "index_bytes": database_bytes() - before,
              "load_s": round(time.perf_counter() - started, 1)}

@@ -75,37 +75,76 @@ def pending_documents() -> QuerySet[Document]:
     return Document.objects.filter(Q(vector__isnull=True) | ~Q(embedding_model=embedder.model_name))
 
 
+MESSAGE_FIELDS = ("id", "room_id", "role", "content", "created_at")
+
+
+def chunk_message(message: Message) -> list[Document]:
+    """A message's unsaved index rows, one per chunk, without vectors."""
+    return [Document(room_id=message.room_id, message_id=message.pk, role=message.role, ordinal=chunk.ordinal,
+                     text=chunk.text, line_start=chunk.line_start, line_end=chunk.line_end,
+                     created_at=message.created_at)
+            for chunk in chunk_text(message.content, max_tokens=settings.SEARCH_CHUNK_TOKENS,
+                                    overlap_tokens=settings.SEARCH_CHUNK_OVERLAP_TOKENS)]
+
+
+def draft_documents(message_ids: list) -> dict:
+    """Each indexable message's text now and its unsaved rows: {message id: (content, rows)}, nothing written."""
+    return {message.pk: (message.content, chunk_message(message))
+            for message in indexable_messages().filter(pk__in=message_ids).only(*MESSAGE_FIELDS)}
+
+
+def with_vectors(documents: list[Document], vectors: Iterable[bytes]) -> None:
+    """Give unsaved rows their stored vectors, so each row is written once, whole."""
+    model, now = embedder.model_name, timezone.now()
+    for document, vector in zip(documents, vectors, strict=True):
+        document.vector, document.embedding_model, document.indexed_at = vector, model, now
+
+
 @transaction.atomic
-def write_message_documents(message_ids: list) -> list[Document]:
-    """Replace the rows of these messages with fresh chunks (without vectors yet); deleted ones get none."""
+def write_message_documents(message_ids: list, drafts: dict | None = None) -> list[Document]:
+    """Replace the rows of these messages with their drafted rows (see `draft_documents`), or fresh chunks
+    without vectors for a message that has none drafted or says something else now; deleted ones get none.
+
+    Rows are inserted with their vectors rather than updated afterwards, which would leave a dead copy of
+    every row on PostgreSQL and split SQLite's pages as each row grew.
+    """
+    drafts = drafts or {}
     Document.objects.filter(message_id__in=message_ids).delete()
     documents: list[Document] = []
     # Locked, so a deletion committing meanwhile either waits for these rows (and removes them) or is seen here.
     locked = indexable_messages().select_for_update(of=("self",)).filter(pk__in=message_ids)
-    for message in locked.only("id", "room_id", "role", "content", "created_at"):
-        for chunk in chunk_text(message.content, max_tokens=settings.SEARCH_CHUNK_TOKENS,
-                                overlap_tokens=settings.SEARCH_CHUNK_OVERLAP_TOKENS):
-            documents.append(Document(room_id=message.room_id, message_id=message.pk, role=message.role,
-                                      ordinal=chunk.ordinal, text=chunk.text, line_start=chunk.line_start,
-                                      line_end=chunk.line_end, created_at=message.created_at))
+    for message in locked.only(*MESSAGE_FIELDS):
+        content, drafted = drafts.get(message.pk, (None, []))
+        documents += drafted if content == message.content else chunk_message(message)
     return Document.objects.bulk_create(documents)
 
 
 def embed_documents(documents: list[Document]) -> int:
-    """Embed the rows' text and store the vectors; rows deleted meanwhile simply stay deleted."""
+    """Embed saved rows' text and store the vectors (file chunks, what a crash left); deleted rows stay deleted."""
     if not documents:
         return 0
     vectors = embedder.embed([document.text for document in documents])
-    model, now = embedder.model_name, timezone.now()
-    for document, vector in zip(documents, vectors, strict=True):
-        document.vector, document.embedding_model, document.indexed_at = to_blob(vector), model, now
+    with_vectors(documents, [to_blob(vector) for vector in vectors])
     Document.objects.bulk_update(documents, ["vector", "embedding_model", "indexed_at"], batch_size=200)
     return len(documents)
 
 
 def index_messages(message_ids: list) -> int:
-    """Chunk, write and embed these messages now; returns how many rows were embedded."""
-    return embed_documents(write_message_documents(list(message_ids)))
+    """Chunk and embed these messages, then write their rows whole; returns how many rows have a vector.
+
+    Embedding happens before the transaction, so a slow model never holds the database; if the engine is down,
+    the rows are written without vectors (full text finds them at once) and the error goes up.
+    """
+    message_ids = list(message_ids)
+    drafts = draft_documents(message_ids)
+    documents = [document for _content, rows in drafts.values() for document in rows]
+    try:
+        vectors = embedder.embed([document.text for document in documents]) if documents else []
+    except EmbeddingError:
+        write_message_documents(message_ids)
+        raise
+    with_vectors(documents, [to_blob(vector) for vector in vectors])
+    return sum(1 for document in write_message_documents(message_ids, drafts) if document.vector is not None)
 
 
 def embed_pending_documents(limit: int = 256) -> int:

@@ -16,7 +16,16 @@ from django.core.management import call_command
 from chat import services
 from chat.models import Message, MessageRole
 from models_mgmt.embeddings import EmbeddingError, embedder
-from search.indexing import from_blobs, indexer, pending_messages, to_blob
+from search.indexing import (
+    draft_documents,
+    from_blobs,
+    index_messages,
+    indexer,
+    pending_messages,
+    to_blob,
+    with_vectors,
+    write_message_documents,
+)
 from search.models import Document
 from tests.conftest import client_for
 from tests.factories import MessageFactory, RoomFactory
@@ -214,3 +223,27 @@ def test_query_vectors_are_cached_and_embedded_off_the_caller():
     first = embedder.submit_query("a question asked twice").result(timeout=60)
     assert embedder.embed_query("a question asked twice") is first
     assert not first.flags.writeable
+
+
+@pytest.mark.django_db
+def test_rows_are_written_with_their_vectors_and_never_with_stale_ones(user):
+    message = MessageFactory(room=RoomFactory(owner=user), content="the first wording")
+    drafts = draft_documents([message.pk])
+    with_vectors(drafts[message.pk][1], [to_blob(np.full(384, 384 ** -0.5, dtype=np.float32))])
+    Message.objects.filter(pk=message.pk).update(content="the second wording")  # changed after embedding
+    written = write_message_documents([message.pk], drafts)
+    assert [(row.text, row.vector) for row in written] == [("the second wording", None)]
+    assert index_messages([message.pk]) == 1
+    row = Document.objects.get(message=message)
+    assert row.text == "the second wording" and row.vector is not None and row.indexed_at is not None
+
+
+@pytest.mark.django_db
+def test_a_down_engine_still_leaves_rows_for_full_text(settings, user):
+    settings.EMBEDDING_ENGINE = "ollama"
+    settings.EMBEDDING_OLLAMA_URL = "http://127.0.0.1:9"
+    message = MessageFactory(room=RoomFactory(owner=user), content="kubernetes pods restarting")
+    with pytest.raises(EmbeddingError):
+        index_messages([message.pk])
+    assert Document.objects.get(message=message).vector is None
+    assert pending_messages().count() == 0
