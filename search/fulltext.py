@@ -55,8 +55,10 @@ def search_terms(query: str) -> list[str]:
     return [term for term in terms if term not in STOPWORDS] or terms  # "to be or not to be" still searches
 
 
-def search(scope: QuerySet[Document], query: str, *, limit: int, prefix: bool = True) -> list[FulltextHit]:
-    """Rows of `scope` matching any term of the query (the last one as a prefix, for search as you type).
+def search(scope: QuerySet[Document], query: str, *, limit: int, prefix: bool = True,
+           every_term: bool = False) -> list[FulltextHit]:
+    """Rows of `scope` matching any term of the query (the last one as a prefix, for search as you type), or
+    with `every_term` only rows that hold them all.
 
     Ranking reads no text: snippets are made afterwards, by `snippets`, for the few hits that are shown.
     """
@@ -64,8 +66,8 @@ def search(scope: QuerySet[Document], query: str, *, limit: int, prefix: bool = 
     if not terms:
         return []
     if connection.vendor == "postgresql":
-        return _postgres(scope, terms, limit=limit, prefix=prefix)
-    return _sqlite(scope, terms, limit=limit, prefix=prefix)
+        return _postgres(scope, terms, limit=limit, prefix=prefix, every_term=every_term)
+    return _sqlite(scope, terms, limit=limit, prefix=prefix, every_term=every_term)
 
 
 def snippets(document_ids: list[int], query: str, *, prefix: bool = True) -> dict[int, str]:
@@ -90,14 +92,15 @@ def snippets(document_ids: list[int], query: str, *, prefix: bool = True) -> dic
     return {pk: marked(snippet) for pk, snippet in rows}
 
 
-def _fts5_query(terms: list[str], *, prefix: bool) -> str:
+def _fts5_query(terms: list[str], *, prefix: bool, every_term: bool = False) -> str:
     quoted = [f'"{term}"' for term in terms]
     if prefix:
         quoted[-1] += "*"
-    return " OR ".join(quoted)
+    return (" AND " if every_term else " OR ").join(quoted)
 
 
-def _sqlite(scope: QuerySet[Document], terms: list[str], *, limit: int, prefix: bool) -> list[FulltextHit]:
+def _sqlite(scope: QuerySet[Document], terms: list[str], *, limit: int, prefix: bool,
+            every_term: bool) -> list[FulltextHit]:
     scope_sql, scope_params = scope.order_by().values("id").query.sql_with_params()
     # The unary plus keeps the scope out of FTS5's planning: offered `rowid IN (...)`, it runs the MATCH once
     # per readable row (seconds at 10k rows) instead of once, then checking each match against the list.
@@ -108,20 +111,21 @@ def _sqlite(scope: QuerySet[Document], terms: list[str], *, limit: int, prefix: 
         "ORDER BY bm25(search_document_fts) LIMIT %s"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [_fts5_query(terms, prefix=prefix), *scope_params, limit])
+        cursor.execute(sql, [_fts5_query(terms, prefix=prefix, every_term=every_term), *scope_params, limit])
         rows = cursor.fetchall()
     return [FulltextHit(document_id=pk, rank=-score) for pk, score in rows]
 
 
-def _pg_query(terms: list[str], *, prefix: bool) -> SearchQuery:
+def _pg_query(terms: list[str], *, prefix: bool, every_term: bool = False) -> SearchQuery:
     lexemes = [f"'{term}'" for term in terms]  # \w+ only, so quoting cannot be broken out of
     if prefix:
         lexemes[-1] += ":*"
-    return SearchQuery(" | ".join(lexemes), config=CONFIG, search_type="raw")
+    return SearchQuery((" & " if every_term else " | ").join(lexemes), config=CONFIG, search_type="raw")
 
 
-def _postgres(scope: QuerySet[Document], terms: list[str], *, limit: int, prefix: bool) -> list[FulltextHit]:
-    query = _pg_query(terms, prefix=prefix)
+def _postgres(scope: QuerySet[Document], terms: list[str], *, limit: int, prefix: bool,
+              every_term: bool) -> list[FulltextHit]:
+    query = _pg_query(terms, prefix=prefix, every_term=every_term)
     rows = (
         scope.annotate(tsv=SearchVector("text", config=CONFIG))  # the GIN index's own expression
         .filter(tsv=query)

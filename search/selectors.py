@@ -20,12 +20,12 @@ from search.indexing import pending_documents, pending_messages
 from search.models import Attachment, Document
 from search.vectors import vector_index
 
-# How the two rankings are fused, in one place. Reciprocal rank fusion, weighted: the vector ranking reads
-# meaning whatever the wording, so it leads; full text counts for half, enough to lift a row that both rankings
-# agree on (or a rare word's exact match) but not to let common words outrank meaning on their own.
+# How the two rankings are fused, in one place. Reciprocal rank fusion, equal weights, of the vector ranking
+# and the full-text ranking of rows that hold every word of the query. A row sharing one common word with a
+# question ("sleep", "night") is weak evidence that outranked meaning when any-word matches were fused; a row
+# holding all the words (a name, a rare term, the phrase asked for) is strong evidence. `mode=fulltext` alone
+# still matches any word, for recall.
 RRF_K = 60  # reciprocal rank fusion's constant: how much the first few ranks dominate
-VECTOR_WEIGHT = 1.0
-FULLTEXT_WEIGHT = 0.5
 CANDIDATES = 50  # rows each ranking contributes to the fusion
 # What a hit reads of its row, room and file (hits, citations): the row's text, never its vector.
 HIT_FIELDS = ("id", "room_id", "message_id", "attachment_id", "role", "ordinal", "text", "page", "line_start",
@@ -86,18 +86,18 @@ class SearchResult:
     timings_ms: dict = field(default_factory=dict)
 
 
-def fuse(rankings: list[tuple[list[int], float]], k: int = RRF_K) -> dict[int, float]:
-    """Weighted reciprocal rank fusion: each (ranking, weight) adds weight / (k + rank) for every row it ranks."""
+def fuse(rankings: list[list[int]], k: int = RRF_K) -> dict[int, float]:
+    """Reciprocal rank fusion: each list adds 1 / (k + rank) for every row it ranks."""
     scores: dict[int, float] = {}
-    for ranking, weight in rankings:
+    for ranking in rankings:
         for position, pk in enumerate(ranking, start=1):
-            scores[pk] = scores.get(pk, 0.0) + weight / (k + position)
+            scores[pk] = scores.get(pk, 0.0) + 1.0 / (k + position)
     return scores
 
 
 def hybrid_search(*, scope: QuerySet[Document], query: str, limit: int, mode: str = "hybrid",
                   query_vector: np.ndarray | None = None, min_similarity: float | None = None) -> SearchResult:
-    """Full-text and vector rankings of the scoped rows, fused by weighted reciprocal rank (or either alone).
+    """Full-text and vector rankings of the scoped rows, fused by reciprocal rank (see RRF_K), or either alone.
 
     The query is embedded on the embedder's query thread while this one reads the database. Rows less similar
     to the query than `min_similarity` (default SEARCH_MIN_SIMILARITY) stay out of the vector ranking.
@@ -107,7 +107,8 @@ def hybrid_search(*, scope: QuerySet[Document], query: str, limit: int, mode: st
     wants_vectors = mode in ("hybrid", "vector")
     pending = embedder.submit_query(query) if wants_vectors and query_vector is None else None
     started = time.perf_counter()
-    text_hits = fulltext.search(scope, query, limit=CANDIDATES) if mode in ("hybrid", "fulltext") else []
+    text_hits = (fulltext.search(scope, query, limit=CANDIDATES, every_term=mode == "hybrid")
+                 if mode in ("hybrid", "fulltext") else [])
     timings["fulltext"] = (time.perf_counter() - started) * 1000
     vector_hits: list[tuple[int, float]] = []
     if wants_vectors:
@@ -123,12 +124,12 @@ def hybrid_search(*, scope: QuerySet[Document], query: str, limit: int, mode: st
         timings["vector"] = (time.perf_counter() - started) * 1000 - timings.get("embed", 0.0)
     text_order = [hit.document_id for hit in text_hits]
     vector_order = [pk for pk, _ in vector_hits]
-    scores = fuse([(text_order, FULLTEXT_WEIGHT), (vector_order, VECTOR_WEIGHT)])
+    scores = fuse([text_order, vector_order])
     best = sorted(scores, key=lambda pk: (-scores[pk], pk))[:limit]
     started = time.perf_counter()
     text_rank = {pk: i for i, pk in enumerate(text_order, start=1)}
     documents = (Document.objects.select_related("room", "attachment").only(*HIT_FIELDS).in_bulk(best))
-    snippets = fulltext.snippets([pk for pk in best if pk in documents and pk in text_rank], query)
+    snippets = fulltext.snippets([pk for pk in best if pk in documents], query)  # any word marked, both rankings
     similarity = dict(vector_hits)
     vector_rank = {pk: i for i, pk in enumerate(vector_order, start=1)}
     terms = fulltext.query_terms(query)
