@@ -218,3 +218,15 @@ def test_cached_vectors_of_other_readers_stay_out_of_scope(corpus, roles):
     search(roles["other_team"], q="JavaScript function", mode="vector")
     rooms = {hit["room"]["id"] for hit in search(roles["owner"], q="JavaScript function", limit=50)["results"]}
     assert rooms and rooms <= {str(corpus[name].pk) for name in ("js", "cooking", "garden")}
+
+
+def test_hybrid_counts_full_text_only_for_rows_holding_every_word(corpus, roles):
+    owner = roles["owner"]
+    query = "how to write a loaf of bread recipe"
+    js = str(corpus["js"].messages.get(content=JS_CHAT[0]).pk)
+    assert js in {hit["message_id"] for hit in search(owner, q=query, mode="fulltext")["results"]}  # "write"
+    hits = search(owner, q=query)["results"]
+    assert hits[0]["message_id"] == str(corpus["cooking"].messages.get(content=COOKING_CHAT[0]).pk)
+    assert all(hit["fulltext_rank"] is None for hit in hits)  # no row holds every word: meaning decides
+    both = search(owner, q="sourdough bread")["results"][0]  # every word, and the meaning too
+    assert both["fulltext_rank"] == 1 and both["vector_rank"] is not None
