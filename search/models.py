@@ -71,7 +71,8 @@ class Document(models.Model):
         db_table = "search_document"
         ordering = ["room_id", "created_at", "ordinal"]
         indexes = [
-            models.Index(fields=["room", "created_at"], name="document_room_created"),
+            # Room alone: PostgreSQL stores a room's rows as one deduplicated entry; dates are filtered per row.
+            models.Index(fields=["room"], name="document_room"),
         ]
 
     def __str__(self) -> str:

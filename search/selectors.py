@@ -13,7 +13,7 @@ from django.db.models import Count, Max, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce, Length
 from rest_framework import exceptions
 
-from chat.selectors import get_room_for_read, rooms_readable_by
+from chat.selectors import get_room_for_read, readable_room_parts, rooms_readable_by
 from models_mgmt.embeddings import embedder
 from search import fulltext
 from search.indexing import pending_documents, pending_messages
@@ -48,13 +48,15 @@ def readable_documents(user, filters: SearchFilters | None = None) -> QuerySet[D
     Rows of deleted messages are gone already: deleting a message removes them in its transaction, and the
     indexer writes a message's rows with the message locked (see `write_message_documents`).
     """
-    rooms = rooms_readable_by(user)
     filters = filters or SearchFilters()
-    if filters.room:
-        rooms = rooms.filter(pk=filters.room)
-    if filters.project:
-        rooms = rooms.filter(project_id=filters.project)
-    qs = Document.objects.filter(room__in=rooms.values("pk"))
+    parts = []
+    for rooms in readable_room_parts(user):
+        if filters.room:
+            rooms = rooms.filter(pk=filters.room)
+        if filters.project:
+            rooms = rooms.filter(project_id=filters.project)
+        parts.append(Q(room__in=rooms.values("pk")))
+    qs = Document.objects.filter(parts[0] | parts[1])
     if filters.date_from:
         qs = qs.filter(created_at__gte=filters.date_from)
     if filters.date_to:

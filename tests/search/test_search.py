@@ -8,6 +8,7 @@ from django.db import connection
 from accounts.models import Role
 from chat import services
 from chat.models import MessageRole
+from chat.selectors import readable_room_parts, rooms_readable_by
 from search.models import Document
 from tests.conftest import client_for
 from tests.factories import MembershipFactory, ProjectFactory, RoomFactory, TeamFactory, UserFactory
@@ -230,3 +231,10 @@ def test_hybrid_counts_full_text_only_for_rows_holding_every_word(corpus, roles)
     assert all(hit["fulltext_rank"] is None for hit in hits)  # no row holds every word: meaning decides
     both = search(owner, q="sourdough bread")["results"][0]  # every word, and the meaning too
     assert both["fulltext_rank"] == 1 and both["vector_rank"] is not None
+
+
+def test_readable_room_parts_are_exactly_the_readable_rooms(corpus, roles):
+    for user in roles.values():
+        own, teams = readable_room_parts(user)
+        assert set(own.values_list("pk", flat=True)) | set(teams.values_list("pk", flat=True)) == set(
+            rooms_readable_by(user).values_list("pk", flat=True))
