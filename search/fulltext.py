@@ -76,9 +76,10 @@ def snippets(document_ids: list[int], query: str, *, prefix: bool = True) -> dic
     if not terms or not document_ids:
         return {}
     if connection.vendor == "postgresql":
-        query_ = _pg_query(terms, prefix=prefix)
+        matching = _pg_query(terms, prefix=prefix)
         rows = (Document.objects.filter(pk__in=document_ids)
-                .annotate(snippet=SearchHeadline("text", query_, config=CONFIG, start_sel=MARK_START,
+                .annotate(tsv=SearchVector("text", config=CONFIG)).filter(tsv=matching)  # matching rows only
+                .annotate(snippet=SearchHeadline("text", matching, config=CONFIG, start_sel=MARK_START,
                                                  stop_sel=MARK_END, max_words=40, min_words=15, max_fragments=2,
                                                  fragment_delimiter=" … "))
                 .values_list("id", "snippet"))
