@@ -43,6 +43,11 @@ def to_blob(vector: np.ndarray) -> bytes:
     return np.float32(scale).tobytes() + codes.tobytes()
 
 
+def vector_key(blob: bytes) -> int:
+    """A stored vector's first 8 bytes (its scale and first codes) as one integer: tells stored vectors apart."""
+    return int.from_bytes(bytes(blob[:8]), "little", signed=True)
+
+
 def blob_dtype(dimension: int) -> np.dtype:
     return np.dtype([("scale", "<f4"), ("codes", "i1", (dimension,))])
 
@@ -97,7 +102,8 @@ def with_vectors(documents: list[Document], vectors: Iterable[bytes]) -> None:
     """Give unsaved rows their stored vectors, so each row is written once, whole."""
     model, now = embedder.model_name, timezone.now()
     for document, vector in zip(documents, vectors, strict=True):
-        document.vector, document.embedding_model, document.indexed_at = vector, model, now
+        document.vector, document.vector_key = vector, vector_key(vector)
+        document.embedding_model, document.indexed_at = model, now
 
 
 @transaction.atomic
@@ -125,7 +131,7 @@ def embed_documents(documents: list[Document]) -> int:
         return 0
     vectors = embedder.embed([document.text for document in documents])
     with_vectors(documents, [to_blob(vector) for vector in vectors])
-    Document.objects.bulk_update(documents, ["vector", "embedding_model", "indexed_at"], batch_size=200)
+    Document.objects.bulk_update(documents, ["vector", "vector_key", "embedding_model", "indexed_at"], batch_size=200)
     return len(documents)
 
 

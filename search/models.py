@@ -64,6 +64,9 @@ class Document(models.Model):
     line_end = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)  # the source's time, for date filters
     vector = models.BinaryField(null=True, blank=True)
+    # The vector's first 8 bytes as an integer (`search.indexing.vector_key`), so a search can tell from an index
+    # alone, without reading rows, whether the vectors it keeps in memory are still the stored ones.
+    vector_key = models.BigIntegerField(null=True, blank=True)
     embedding_model = models.CharField(max_length=200, blank=True)
     indexed_at = models.DateTimeField(null=True, blank=True)
 
@@ -71,8 +74,8 @@ class Document(models.Model):
         db_table = "search_document"
         ordering = ["room_id", "created_at", "ordinal"]
         indexes = [
-            # Room alone: PostgreSQL stores a room's rows as one deduplicated entry; dates are filtered per row.
-            models.Index(fields=["room"], name="document_room"),
+            # Covers the vector scan's scope query (ids and keys of a user's rooms) so it never reads the rows.
+            models.Index(fields=["room", "vector_key"], include=["id"], name="document_room_vector"),
         ]
 
     def __str__(self) -> str:

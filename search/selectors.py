@@ -55,8 +55,8 @@ def readable_documents(user, filters: SearchFilters | None = None) -> QuerySet[D
             rooms = rooms.filter(pk=filters.room)
         if filters.project:
             rooms = rooms.filter(project_id=filters.project)
-        parts.append(Q(room__in=rooms.values("pk")))
-    qs = Document.objects.filter(parts[0] | parts[1])
+        parts.append(rooms.order_by().values("pk"))
+    qs = Document.objects.filter(room__in=parts[0].union(parts[1]))
     if filters.date_from:
         qs = qs.filter(created_at__gte=filters.date_from)
     if filters.date_to:

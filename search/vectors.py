@@ -1,10 +1,11 @@
 """Vector similarity behind one small interface; the default is an exact scan with numpy over cached vectors.
 
 Each search asks the database for the caller's readable rows (the scope is in the SQL, as for full text), as
-ids with a fingerprint of each stored vector (its first 8 bytes: the scale and four codes), and ranks those
-rows' vectors, which the process keeps in memory once read. The cache holds vectors only, never text; a row
-whose fingerprint differs from the cached one (re-embedded, or an id reused after a rollback) is read again,
-and a deleted row cannot be ranked because the database no longer lists it.
+ids with each stored vector's key (`Document.vector_key`, read from an index), and ranks those rows' vectors,
+which the process keeps in memory once read. The cache holds vectors only, never text; a row whose key differs
+from the cached one (re-embedded, or an id reused after a rollback) is read again, a row of another model is
+not ranked (the cache of a model only reads that model's vectors), and a deleted row cannot be ranked because
+the database no longer lists it.
 """
 
 from __future__ import annotations
@@ -18,9 +19,8 @@ import numpy as np
 from django.conf import settings
 from django.db import connection
 from django.db.models import QuerySet
-from django.db.models.functions import Substr
 
-from search.indexing import decode_blobs
+from search.indexing import decode_blobs, vector_key
 from search.models import Document
 
 LOAD_BATCH = 5000  # rows read per query when filling the cache
@@ -38,10 +38,10 @@ class VectorIndex(Protocol):
 
 @dataclass(frozen=True)
 class Block:
-    """Cached vectors of one model: ids sorted, with fingerprints, int8 codes and scales in the same order."""
+    """Cached vectors of one model: ids sorted, with vector keys, int8 codes and scales in the same order."""
 
     ids: np.ndarray
-    fingerprints: np.ndarray
+    keys: np.ndarray
     codes: np.ndarray
     scales: np.ndarray
 
@@ -50,26 +50,21 @@ class Block:
         return cls(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros((0, dimension), dtype=np.int8),
                    np.zeros(0, dtype=np.float32))
 
-    def positions(self, ids: np.ndarray, fingerprints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Where each of `ids` sits in the block, and which of them are there with the same stored vector."""
+    def positions(self, ids: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Where each of `ids` sits in the block, and which of them are there with the same stored vector (same key)."""
         if not len(self.ids):
             return np.zeros(len(ids), dtype=np.int64), np.zeros(len(ids), dtype=bool)
         where = np.minimum(np.searchsorted(self.ids, ids), len(self.ids) - 1)
-        return where, (self.ids[where] == ids) & (self.fingerprints[where] == fingerprints)
+        return where, (self.ids[where] == ids) & (self.keys[where] == keys)
 
-    def merged(self, ids: np.ndarray, fingerprints: np.ndarray, codes: np.ndarray, scales: np.ndarray) -> Block:
+    def merged(self, ids: np.ndarray, keys: np.ndarray, codes: np.ndarray, scales: np.ndarray) -> Block:
         """A new block with these rows added, replacing any older vectors of the same ids."""
         keep = ~np.isin(self.ids, ids)
         all_ids = np.concatenate([self.ids[keep], ids])
         order = np.argsort(all_ids, kind="stable")
-        return Block(all_ids[order], np.concatenate([self.fingerprints[keep], fingerprints])[order],
+        return Block(all_ids[order], np.concatenate([self.keys[keep], keys])[order],
                      np.concatenate([self.codes[keep], codes])[order],
                      np.concatenate([self.scales[keep], scales])[order])
-
-
-def fingerprints_of(heads: list[bytes]) -> np.ndarray:
-    """Each stored vector's first 8 bytes as one integer: its scale and first codes, enough to tell vectors apart."""
-    return np.frombuffer(b"".join(bytes(head[:8]) for head in heads), dtype="<i8").copy()
 
 
 class VectorCache:
@@ -83,16 +78,16 @@ class VectorCache:
         with self._lock:
             self._blocks.clear()
 
-    def rows(self, *, model: str, ids: np.ndarray, fingerprints: np.ndarray,
+    def rows(self, *, model: str, ids: np.ndarray, keys: np.ndarray,
              dimension: int) -> tuple[Block, np.ndarray]:
         """The block holding the current vector of each of `ids` that has one of `model`, and their positions."""
         block = self._blocks.get(model) or Block.empty(dimension)
-        where, present = block.positions(ids, fingerprints)
+        where, present = block.positions(ids, keys)
         for _attempt in range(2):  # twice: a full cache starts over with only the rows just read
             if present.all():
                 break
             block = self._load(model=model, ids=ids[~present], dimension=dimension)
-            where, present = block.positions(ids, fingerprints)
+            where, present = block.positions(ids, keys)
         return block, where[present]
 
     def _load(self, *, model: str, ids: np.ndarray, dimension: int) -> Block:
@@ -104,25 +99,25 @@ class VectorCache:
                 loaded_ids.append(pk)
                 blobs.append(bytes(blob))
         codes, scales = decode_blobs(blobs, dimension)
-        fresh, fingerprints = np.asarray(loaded_ids, dtype=np.int64), fingerprints_of(blobs)
+        fresh = np.asarray(loaded_ids, dtype=np.int64)
+        keys = np.fromiter((vector_key(blob) for blob in blobs), dtype=np.int64, count=len(blobs))
         with self._lock:
             block = self._blocks.get(model) or Block.empty(dimension)
             if block.codes.shape[1] != dimension or len(block.ids) + len(fresh) > settings.SEARCH_VECTOR_CACHE_ROWS:
                 block = Block.empty(dimension)  # another dimension, or full: start over with what is asked now
-            block = block.merged(fresh, fingerprints, codes, scales)
+            block = block.merged(fresh, keys, codes, scales)
             self._blocks[model] = block
         return block
 
 
-def scope_rows(scope: QuerySet[Document], model: str) -> tuple[np.ndarray, np.ndarray]:
-    """Ids and vector fingerprints of the scope's rows with a vector of `model`, in one query, no model objects."""
-    rows = scope.filter(embedding_model=model).order_by().annotate(head=Substr("vector", 1, 8)).values("id", "head")
-    sql, params = rows.query.sql_with_params()
+def scope_rows(scope: QuerySet[Document]) -> tuple[np.ndarray, np.ndarray]:
+    """Ids and vector keys of the scope's rows that have a vector, in one query that an index covers."""
+    sql, params = scope.filter(vector_key__isnull=False).order_by().values("id", "vector_key").query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         fetched = cursor.fetchall()
     ids = np.fromiter((pk for pk, _ in fetched), dtype=np.int64, count=len(fetched))
-    return ids, fingerprints_of([head for _, head in fetched])
+    return ids, np.fromiter((key for _, key in fetched), dtype=np.int64, count=len(fetched))
 
 
 class ExactScanIndex:
@@ -133,11 +128,11 @@ class ExactScanIndex:
 
     def search(self, *, scope: QuerySet[Document], vector: np.ndarray | Callable[[], np.ndarray], model: str,
                k: int) -> list[tuple[int, float]]:
-        ids, fingerprints = scope_rows(scope, model)
+        ids, keys = scope_rows(scope)
         query = vector() if callable(vector) else vector
         if not len(ids) or k <= 0:
             return []
-        block, where = self.cache.rows(model=model, ids=ids, fingerprints=fingerprints, dimension=query.shape[0])
+        block, where = self.cache.rows(model=model, ids=ids, keys=keys, dimension=query.shape[0])
         if not len(where):
             return []
         # einsum rather than a BLAS product: BLAS threads spin against the server's own on a busy machine.

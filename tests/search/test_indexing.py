@@ -23,6 +23,7 @@ from search.indexing import (
     indexer,
     pending_messages,
     to_blob,
+    vector_key,
     with_vectors,
     write_message_documents,
 )
@@ -236,6 +237,7 @@ def test_rows_are_written_with_their_vectors_and_never_with_stale_ones(user):
     assert index_messages([message.pk]) == 1
     row = Document.objects.get(message=message)
     assert row.text == "the second wording" and row.vector is not None and row.indexed_at is not None
+    assert row.vector_key == vector_key(row.vector)
 
 
 @pytest.mark.django_db

@@ -208,8 +208,8 @@ def test_cached_vectors_never_outlive_their_rows(corpus, roles):
     bread = Document.objects.get(message__content=COOKING_CHAT[0])
     garden = Document.objects.get(message__content=GARDEN_CHAT[0])
     assert search(owner, q="sourdough loaf", mode="vector")["results"][0]["message_id"] == str(bread.message_id)
-    Document.objects.filter(pk=garden.pk).update(vector=bread.vector)
-    Document.objects.filter(pk=bread.pk).update(vector=garden.vector)
+    Document.objects.filter(pk=garden.pk).update(vector=bread.vector, vector_key=bread.vector_key)
+    Document.objects.filter(pk=bread.pk).update(vector=garden.vector, vector_key=garden.vector_key)
     top = search(owner, q="sourdough loaf", mode="vector")["results"]
     assert top[0]["message_id"] == str(garden.message_id)
 
