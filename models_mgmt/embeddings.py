@@ -110,7 +110,9 @@ class SentenceTransformersEngine:
                 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
                 import torch
                 from sentence_transformers import SentenceTransformer
+                from transformers.utils import logging as transformers_logging
 
+                transformers_logging.disable_progress_bar()  # a worker's stderr carries log lines, not bars
                 if self._threads > 0:
                     torch.set_num_threads(self._threads)
                 st = SentenceTransformer(self.model_path(), device=best_device(self._requested_device))

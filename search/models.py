@@ -75,7 +75,7 @@ class Document(models.Model):
         ordering = ["room_id", "created_at", "ordinal"]
         indexes = [
             # Covers the vector scan's scope query (ids and keys of a user's rooms) so it never reads the rows.
-            models.Index(fields=["room", "vector_key"], include=["id"], name="document_room_vector"),
+            models.Index(fields=["room", "vector_key", "id"], name="document_room_vector"),
         ]
 
     def __str__(self) -> str:

@@ -1,5 +1,5 @@
 """Each index row gets its vector's key (the stored vector's first 8 bytes as an integer), and the room index
-becomes (room, vector_key) including the id, so the vector scan's scope query is answered from the index.
+becomes (room, vector_key, id), so the vector scan's scope query is answered from the index.
 """
 
 from django.db import migrations, models
@@ -32,7 +32,6 @@ class Migration(migrations.Migration):
         migrations.AddField(model_name="document", name="vector_key",
                             field=models.BigIntegerField(blank=True, null=True)),
         migrations.AddIndex(model_name="document",
-                            index=models.Index(fields=["room", "vector_key"], include=("id",),
-                                               name="document_room_vector")),
+                            index=models.Index(fields=["room", "vector_key", "id"], name="document_room_vector")),
         migrations.RunPython(fill_keys, migrations.RunPython.noop),
     ]
