@@ -273,7 +273,8 @@ SEARCH_CHUNK_TOKENS = env_int("SEARCH_CHUNK_TOKENS", 500)
 SEARCH_CHUNK_OVERLAP_TOKENS = env_int("SEARCH_CHUNK_OVERLAP_TOKENS", 50)
 # Rows less similar than this to the query are not vector hits (MiniLM puts unrelated texts near 0).
 SEARCH_MIN_SIMILARITY = float(os.environ.get("SEARCH_MIN_SIMILARITY", "0.15"))
-# Vectors a worker keeps in memory for search (about 390 bytes each with MiniLM); past this it starts over.
+# Vectors a worker keeps in memory for search (about 390 bytes each with MiniLM); past this it keeps only the
+# rows the current search needs.
 SEARCH_VECTOR_CACHE_ROWS = env_int("SEARCH_VECTOR_CACHE_ROWS", 500_000)
 RAG_CONTEXT_TOKENS = env_int("RAG_CONTEXT_TOKENS", 1024)  # most a reply's prompt gives to file passages
 RAG_MAX_CHUNKS = env_int("RAG_MAX_CHUNKS", 4)

@@ -83,29 +83,32 @@ class VectorCache:
         """The block holding the current vector of each of `ids` that has one of `model`, and their positions."""
         block = self._blocks.get(model) or Block.empty(dimension)
         where, present = block.positions(ids, keys)
-        for _attempt in range(2):  # twice: a full cache starts over with only the rows just read
-            if present.all():
-                break
-            block = self._load(model=model, ids=ids[~present], dimension=dimension)
+        if not present.all():  # rows of another model stay missing, and are asked for again until re-embedded
+            block = self._load(model=model, ids=ids, keys=keys, missing=ids[~present], dimension=dimension)
             where, present = block.positions(ids, keys)
         return block, where[present]
 
-    def _load(self, *, model: str, ids: np.ndarray, dimension: int) -> Block:
+    def _load(self, *, model: str, ids: np.ndarray, keys: np.ndarray, missing: np.ndarray, dimension: int) -> Block:
+        """Read the missing rows' vectors into the model's block; a full block keeps only what `ids` needs."""
         loaded_ids, blobs = [], []
-        for first in range(0, len(ids), LOAD_BATCH):
-            batch = [int(pk) for pk in ids[first:first + LOAD_BATCH]]
+        for first in range(0, len(missing), LOAD_BATCH):
+            batch = [int(pk) for pk in missing[first:first + LOAD_BATCH]]
             for pk, blob in (Document.objects.filter(pk__in=batch, embedding_model=model, vector__isnull=False)
                              .values_list("id", "vector")):
                 loaded_ids.append(pk)
                 blobs.append(bytes(blob))
         codes, scales = decode_blobs(blobs, dimension)
         fresh = np.asarray(loaded_ids, dtype=np.int64)
-        keys = np.fromiter((vector_key(blob) for blob in blobs), dtype=np.int64, count=len(blobs))
+        fresh_keys = np.fromiter((vector_key(blob) for blob in blobs), dtype=np.int64, count=len(blobs))
         with self._lock:
             block = self._blocks.get(model) or Block.empty(dimension)
-            if block.codes.shape[1] != dimension or len(block.ids) + len(fresh) > settings.SEARCH_VECTOR_CACHE_ROWS:
-                block = Block.empty(dimension)  # another dimension, or full: start over with what is asked now
-            block = block.merged(fresh, keys, codes, scales)
+            if block.codes.shape[1] != dimension:
+                block = Block.empty(dimension)
+            elif len(block.ids) + len(fresh) > settings.SEARCH_VECTOR_CACHE_ROWS:
+                where, present = block.positions(ids, keys)
+                kept = np.sort(where[present])
+                block = Block(block.ids[kept], block.keys[kept], block.codes[kept], block.scales[kept])
+            block = block.merged(fresh, fresh_keys, codes, scales)
             self._blocks[model] = block
         return block
 

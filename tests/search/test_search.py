@@ -10,6 +10,7 @@ from chat import services
 from chat.models import MessageRole
 from chat.selectors import readable_room_parts, rooms_readable_by
 from search.models import Document
+from search.vectors import vector_cache
 from tests.conftest import client_for
 from tests.factories import MembershipFactory, ProjectFactory, RoomFactory, TeamFactory, UserFactory
 
@@ -238,3 +239,14 @@ def test_readable_room_parts_are_exactly_the_readable_rooms(corpus, roles):
         own, teams = readable_room_parts(user)
         assert set(own.values_list("pk", flat=True)) | set(teams.values_list("pk", flat=True)) == set(
             rooms_readable_by(user).values_list("pk", flat=True))
+
+
+def test_a_full_vector_cache_starts_over_and_still_ranks_everything(corpus, roles, settings, index_all):
+    owner = roles["owner"]
+    settings.SEARCH_VECTOR_CACHE_ROWS = 3  # fewer than the owner's rows: every new row overflows it
+    settings.SEARCH_MIN_SIMILARITY = -1.0  # every row is a vector hit, so the count shows what was ranked
+    vector_cache.clear()
+    assert search(owner, q="JavaScript", mode="vector", limit=50)["count"] == 7
+    _room(owner, ["A new question about JavaScript closures"])
+    index_all()  # one row the cache lacks: reading it overflows the cache, which keeps what this search needs
+    assert search(owner, q="JavaScript", mode="vector", limit=50)["count"] == 8
