@@ -268,11 +268,8 @@ class Embedder:
         return vectors / np.where(norms == 0, 1.0, norms)
 
     def preload(self) -> bool:
-        """Load a local engine's model now and run it once; remote engines are left alone (no call at start).
-
-        For a worker's start-up, before it serves: loading later, on a thread of a serving worker, holds the
-        GIL through seconds of imports and starves the event loop. False (and a warning) if it cannot load.
-        """
+        """Load a local engine's model and run it once, at a worker's start before it serves, because a later
+        first load holds the GIL through seconds of imports and starves the event loop; False if it cannot."""
         try:
             engine = self.engine
             if engine.device == "remote":

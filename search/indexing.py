@@ -31,9 +31,6 @@ logger = logging.getLogger(__name__)
 
 BATCH_MESSAGES = 64  # messages the thread takes in one go
 SWEEP_SECONDS = 60.0  # an idle thread looks for pending work this often
-SCALE_BYTES = 4  # each stored vector starts with its float32 scale, then one int8 code per dimension
-
-
 def to_blob(vector: np.ndarray) -> bytes:
     """A unit vector as int8 codes with a per-vector scale: a quarter of float32's bytes, same ranking."""
     vector = np.asarray(vector, dtype=np.float32)
@@ -108,12 +105,9 @@ def with_vectors(documents: list[Document], vectors: Iterable[bytes]) -> None:
 
 @transaction.atomic
 def write_message_documents(message_ids: list, drafts: dict | None = None) -> list[Document]:
-    """Replace the rows of these messages with their drafted rows (see `draft_documents`), or fresh chunks
-    without vectors for a message that has none drafted or says something else now; deleted ones get none.
-
-    Rows are inserted with their vectors rather than updated afterwards, which would leave a dead copy of
-    every row on PostgreSQL and split SQLite's pages as each row grew.
-    """
+    """Replace these messages' rows with their drafted rows, vectors included (an update afterwards would leave
+    a dead copy of each row on PostgreSQL and split SQLite's pages), or fresh chunks without vectors for a
+    message that says something else now; deleted messages get none."""
     drafts = drafts or {}
     Document.objects.filter(message_id__in=message_ids).delete()
     documents: list[Document] = []
@@ -136,11 +130,9 @@ def embed_documents(documents: list[Document]) -> int:
 
 
 def index_messages(message_ids: list) -> int:
-    """Chunk and embed these messages, then write their rows whole; returns how many rows have a vector.
-
-    Embedding happens before the transaction, so a slow model never holds the database; if the engine is down,
-    the rows are written without vectors (full text finds them at once) and the error goes up.
-    """
+    """Chunk and embed these messages before the transaction (a slow model never holds the database), then write
+    their rows whole, or without vectors if the engine is down (full text still finds them); returns how many
+    rows have a vector."""
     message_ids = list(message_ids)
     drafts = draft_documents(message_ids)
     documents = [document for _content, rows in drafts.values() for document in rows]
@@ -214,10 +206,8 @@ class Indexer:
         return False
 
     def _take(self) -> tuple[list[str], bool]:
-        """Block for work, then gather more until none has come for SEARCH_INDEX_DELAY_SECONDS, up to a batch.
-
-        The wait keeps embedding off the moment a message is sent, which is when its reply starts.
-        """
+        """Block for work, then gather more until none has come for SEARCH_INDEX_DELAY_SECONDS (up to a batch),
+        which keeps embedding off the moment a message is sent, when its reply starts."""
         try:
             kind, ids = self._queue.get(timeout=SWEEP_SECONDS)
         except queue.Empty:

@@ -20,11 +20,10 @@ from search.indexing import pending_documents, pending_messages
 from search.models import Attachment, Document
 from search.vectors import vector_index
 
-# How the two rankings are fused, in one place. Reciprocal rank fusion, equal weights, of the vector ranking
-# and the full-text ranking of rows that hold every word of the query. A row sharing one common word with a
-# question ("sleep", "night") is weak evidence that outranked meaning when any-word matches were fused; a row
-# holding all the words (a name, a rare term, the phrase asked for) is strong evidence. `mode=fulltext` alone
-# still matches any word, for recall.
+# Fusion, in one place: reciprocal rank fusion, equal weights, of the vector ranking and of the full-text rows
+# that hold every query word, because a row sharing one common word with a question ("sleep", "night") outranked
+# meaning when any-word matches were fused, while a row holding all the words (a name, a rare term) is strong
+# evidence; `mode=fulltext` alone still matches any word, for recall.
 RRF_K = 60  # reciprocal rank fusion's constant: how much the first few ranks dominate
 CANDIDATES = 50  # rows each ranking contributes to the fusion
 # What a hit reads of its row, room and file (hits, citations): the row's text, never its vector.
