@@ -49,7 +49,7 @@ def setup_django(database: str, tmp: str) -> str | None:
     name = None
     if database == "postgres":
         server = os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432")
-        name = f"searchbench_{os.getpid()}"
+        name = f"{os.environ.get('BENCH_DB_PREFIX', '')}searchbench_{os.getpid()}"  # a prefix keeps checkouts apart
         subprocess.run(["psql", f"{server}/postgres", "-qc", f"CREATE DATABASE {name}"], check=True)
         url = f"{server}/{name}"
     else:
@@ -75,29 +75,30 @@ def text_key(text: str) -> str:
 
 
 def vectors_for(texts: list[str], cache: Path) -> dict[str, bytes]:
-    """Each distinct text's MiniLM vector as stored bytes, embedding only what the cache lacks."""
+    """Each distinct text's MiniLM vector as stored bytes, embedding only what the cache lacks (the cache keeps
+    float16 vectors, so it outlives a change of the stored format)."""
     import numpy as np
 
     from models_mgmt.embeddings import embedder
     from search.indexing import to_blob
 
-    known: dict[str, bytes] = {}
+    known: dict[str, np.ndarray] = {}
     if cache.exists():
         with np.load(cache) as stored:
-            known = {key: row.tobytes() for key, row in zip(stored["keys"], stored["vectors"], strict=True)}
+            known = dict(zip(stored["keys"], stored["vectors"], strict=True))
     missing = sorted({text for text in texts if text_key(text) not in known})
     started = time.perf_counter()
     for first in range(0, len(missing), 512):
         batch = missing[first:first + 512]
         for text, vector in zip(batch, embedder.embed(batch), strict=True):
-            known[text_key(text)] = to_blob(vector)
+            known[text_key(text)] = vector.astype(np.float16)
         done = first + len(batch)
         print(f"  embedded {done}/{len(missing)} ({done / (time.perf_counter() - started):.0f}/s)", flush=True)
     if missing:
         keys = np.array(list(known))
-        matrix = np.stack([np.frombuffer(known[key], dtype=np.float16) for key in keys])
-        np.savez(cache, keys=keys, vectors=matrix)
-    return known
+        np.savez(cache, keys=keys, vectors=np.stack([known[key] for key in keys]))
+    wanted = {text_key(text) for text in texts}
+    return {key: to_blob(known[key].astype(np.float32)) for key in wanted}
 
 
 def database_bytes() -> int:
@@ -118,12 +119,11 @@ def load_corpus(args) -> tuple[list, dict[int, tuple[int, str]], dict]:
     (user, message id) by labelled index, and the sizes measured."""
     from datetime import timedelta
 
-    from django.db import transaction
     from django.utils import timezone
 
     from accounts.models import User
     from chat.models import Message, Room
-    from search.indexing import write_message_documents
+    from search.indexing import draft_documents, with_vectors, write_message_documents
     from search.models import Document
 
     rows, needles = corpus(users=args.users, rooms=args.rooms, messages=args.messages)
@@ -141,20 +141,23 @@ def load_corpus(args) -> tuple[list, dict[int, tuple[int, str]], dict]:
                  for i, (user, room, role, text) in enumerate(rows[first:first + 5000])]
         ids.extend(message.pk for message in Message.objects.bulk_create(batch))
     before = database_bytes()
-    model = __import__("models_mgmt.embeddings", fromlist=["embedder"]).embedder.model_name
     for first in range(0, len(ids), 2000):
-        with transaction.atomic():
-            documents = write_message_documents(ids[first:first + 2000])
-            unseen = [d.text for d in documents if text_key(d.text) not in vectors]  # chunked: texts of its own
-            if unseen:
-                vectors.update(vectors_for(unseen, Path(args.vector_cache)))
-            for document in documents:
-                document.vector, document.embedding_model = vectors[text_key(document.text)], model
-                document.indexed_at = timezone.now()
-            Document.objects.bulk_update(documents, ["vector", "embedding_model", "indexed_at"], batch_size=500)
+        batch = ids[first:first + 2000]
+        drafts = draft_documents(batch)  # the indexer's own steps, with cached vectors for its embedding
+        documents = [document for _content, chunks in drafts.values() for document in chunks]
+        unseen = [d.text for d in documents if text_key(d.text) not in vectors]  # chunked: texts of its own
+        if unseen:
+            vectors.update(vectors_for(unseen, Path(args.vector_cache)))
+        with_vectors(documents, [vectors[text_key(document.text)] for document in documents])
+        write_message_documents(batch, drafts)
         print(f"  indexed {first + 2000}/{len(ids)}", flush=True)
     sizes = {"documents": Document.objects.count(), "index_bytes": database_bytes() - before,
              "load_s": round(time.perf_counter() - started, 1)}
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM ANALYZE")  # what autovacuum does within a minute of a load (visibility, stats)
     return users, {n: (rows[slot][0], ids[slot]) for slot, n in needles.items()}, sizes
 
 

@@ -33,6 +33,13 @@ def rooms_readable_by(user) -> QuerySet[Room]:
     return Room.objects.filter(is_deleted=False).filter(Q(owner=user) | Q(team_id__in=founder_team_ids(user)))
 
 
+def readable_room_parts(user) -> tuple[QuerySet[Room], QuerySet[Room]]:
+    """The rooms of `rooms_readable_by` as two sets, own and founded teams': a query that uses each as its own
+    subquery lets the database estimate and index each part, where one OR inside a subquery hides both."""
+    live = Room.objects.filter(is_deleted=False)
+    return live.filter(owner=user), live.filter(team_id__in=founder_team_ids(user))
+
+
 def _parse_uuid(value) -> uuid.UUID:
     try:
         return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))

@@ -18,6 +18,11 @@ from chat.streaming import recover_at_startup  # noqa: E402
 
 recover_at_startup()
 
+if settings.EMBEDDING_PRELOAD:
+    from models_mgmt.embeddings import embedder  # noqa: E402
+
+    embedder.preload()  # before the server serves: a later first load would starve the event loop
+
 
 def tune_gc_for_serving() -> None:
     """Keep long garbage-collector pauses off the streaming path: start-up objects (Django, DRF, the URL map)

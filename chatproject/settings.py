@@ -263,10 +263,19 @@ EMBEDDING_OLLAMA_URL = os.environ.get("EMBEDDING_OLLAMA_URL", "").strip()
 EMBEDDING_OPENAI_BASE_URL = os.environ.get("EMBEDDING_OPENAI_BASE_URL", "").strip()
 EMBEDDING_OPENAI_API_KEY = os.environ.get("EMBEDDING_OPENAI_API_KEY", "")
 SEARCH_INDEXING = env_bool("SEARCH_INDEXING", True)  # index messages and files in the background
+# The indexing thread waits this long after the last message it was handed, so it never embeds during a start.
+SEARCH_INDEX_DELAY_SECONDS = float(os.environ.get("SEARCH_INDEX_DELAY_SECONDS", "0.5"))
+SEARCH_INDEX_NICE = env_int("SEARCH_INDEX_NICE", 10)  # the indexing thread's niceness (0: same as the server)
+# Load the embedding model when a worker starts, before it serves: a first load on a serving worker holds the
+# GIL for seconds (imports, weights) and starves its event loop.
+EMBEDDING_PRELOAD = env_bool("EMBEDDING_PRELOAD", SEARCH_INDEXING)
 SEARCH_CHUNK_TOKENS = env_int("SEARCH_CHUNK_TOKENS", 500)
 SEARCH_CHUNK_OVERLAP_TOKENS = env_int("SEARCH_CHUNK_OVERLAP_TOKENS", 50)
 # Rows less similar than this to the query are not vector hits (MiniLM puts unrelated texts near 0).
 SEARCH_MIN_SIMILARITY = float(os.environ.get("SEARCH_MIN_SIMILARITY", "0.15"))
+# Vectors a worker keeps in memory for search (about 390 bytes each with MiniLM); past this it keeps only the
+# rows the current search needs.
+SEARCH_VECTOR_CACHE_ROWS = env_int("SEARCH_VECTOR_CACHE_ROWS", 500_000)
 RAG_CONTEXT_TOKENS = env_int("RAG_CONTEXT_TOKENS", 1024)  # most a reply's prompt gives to file passages
 RAG_MAX_CHUNKS = env_int("RAG_MAX_CHUNKS", 4)
 RAG_MIN_SCORE = float(os.environ.get("RAG_MIN_SCORE", "0.3"))  # cosine similarity below which nothing is cited

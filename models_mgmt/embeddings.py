@@ -13,10 +13,12 @@ event loop never waits on a model.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -30,8 +32,11 @@ EMBEDDING_SETTINGS = {
     "EMBEDDING_MAX_TOKENS", "EMBEDDING_OLLAMA_URL", "EMBEDDING_OPENAI_BASE_URL", "EMBEDDING_OPENAI_API_KEY",
 }
 
+logger = logging.getLogger(__name__)
+
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
 REQUEST_TIMEOUT = 60.0
+QUERY_CACHE_SIZE = 512  # recent query vectors kept: search as you type repeats the same few texts
 
 
 class EmbeddingError(Exception):
@@ -105,7 +110,9 @@ class SentenceTransformersEngine:
                 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
                 import torch
                 from sentence_transformers import SentenceTransformer
+                from transformers.utils import logging as transformers_logging
 
+                transformers_logging.disable_progress_bar()  # a worker's stderr carries log lines, not bars
                 if self._threads > 0:
                     torch.set_num_threads(self._threads)
                 st = SentenceTransformer(self.model_path(), device=best_device(self._requested_device))
@@ -227,11 +234,13 @@ class Embedder:
         self._throughput: Throughput | None = None
         # Query embeddings get a thread of their own, so they never queue behind a background batch.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed-query")
+        self._queries: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
 
     def reset(self) -> None:
         with self._lock:
             self._engine = None
             self._throughput = None
+            self._queries.clear()
 
     @property
     def engine(self) -> EmbeddingEngine:
@@ -257,6 +266,39 @@ class Embedder:
         vectors = np.vstack(parts).astype(np.float32, copy=False)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return vectors / np.where(norms == 0, 1.0, norms)
+
+    def preload(self) -> bool:
+        """Load a local engine's model and run it once, at a worker's start before it serves, because a later
+        first load holds the GIL through seconds of imports and starves the event loop; False if it cannot."""
+        try:
+            engine = self.engine
+            if engine.device == "remote":
+                return False
+            self.embed(["warm up"])
+        except EmbeddingError as exc:
+            logger.warning("embedding model not preloaded: %s", exc.message)
+            return False
+        return True
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """One query's unit vector, from a small cache of recent queries when it was asked before."""
+        key = (self.model_name, text)
+        with self._lock:
+            cached = self._queries.get(key)
+            if cached is not None:
+                self._queries.move_to_end(key)
+                return cached
+        vector = self.embed([text])[0]
+        vector.setflags(write=False)
+        with self._lock:
+            self._queries[key] = vector
+            while len(self._queries) > QUERY_CACHE_SIZE:
+                self._queries.popitem(last=False)
+        return vector
+
+    def submit_query(self, text: str) -> Future:
+        """Embed a query on the query thread while the caller reads the database; `.result()` waits for it."""
+        return self._executor.submit(self.embed_query, text)
 
     async def aembed(self, texts: list[str]) -> np.ndarray:
         """The same, from async code, off the event loop."""

@@ -34,7 +34,6 @@ to too under until up very was we were what when where which while who whom why 
 class FulltextHit:
     document_id: int
     rank: float  # higher is better on both databases
-    snippet: str  # safe HTML: the text escaped, matched terms in <mark>
 
 
 def query_terms(query: str) -> list[str]:
@@ -51,52 +50,91 @@ def marked(text: str) -> str:
     return html.escape(text).replace(MARK_START, "<mark>").replace(MARK_END, "</mark>")
 
 
-def search(scope: QuerySet[Document], query: str, *, limit: int, prefix: bool = True) -> list[FulltextHit]:
-    """Rows of `scope` matching any term of the query (the last one as a prefix, for search as you type)."""
+def search_terms(query: str) -> list[str]:
     terms = query_terms(query)
-    terms = [term for term in terms if term not in STOPWORDS] or terms  # "to be or not to be" still searches
+    return [term for term in terms if term not in STOPWORDS] or terms  # "to be or not to be" still searches
+
+
+def search(scope: QuerySet[Document], query: str, *, limit: int, prefix: bool = True,
+           every_term: bool = False) -> list[FulltextHit]:
+    """Rows of `scope` matching any term of the query (the last one as a prefix, for search as you type), or
+    with `every_term` only rows that hold them all.
+
+    Ranking reads no text: snippets are made afterwards, by `snippets`, for the few hits that are shown.
+    """
+    terms = search_terms(query)
     if not terms:
         return []
     if connection.vendor == "postgresql":
-        return _postgres(scope, terms, limit=limit, prefix=prefix)
-    return _sqlite(scope, terms, limit=limit, prefix=prefix)
+        return _postgres(scope, terms, limit=limit, prefix=prefix, every_term=every_term)
+    return _sqlite(scope, terms, limit=limit, prefix=prefix, every_term=every_term)
 
 
-def _sqlite(scope: QuerySet[Document], terms: list[str], *, limit: int, prefix: bool) -> list[FulltextHit]:
+def snippets(document_ids: list[int], query: str, *, prefix: bool = True) -> dict[int, str]:
+    """The database's snippet, matched terms marked, for each of these rows that matches the query."""
+    terms = search_terms(query)
+    if not terms or not document_ids:
+        return {}
+    if connection.vendor == "postgresql":
+        matching = _pg_query(terms, prefix=prefix)
+        rows = (Document.objects.filter(pk__in=document_ids)
+                .annotate(tsv=SearchVector("text", config=CONFIG)).filter(tsv=matching)  # matching rows only
+                .annotate(snippet=SearchHeadline("text", matching, config=CONFIG, start_sel=MARK_START,
+                                                 stop_sel=MARK_END, max_words=40, min_words=15, max_fragments=2,
+                                                 fragment_delimiter=" … "))
+                .values_list("id", "snippet"))
+    else:
+        marks = ", ".join(["%s"] * len(document_ids))
+        sql = (f"SELECT rowid, snippet(search_document_fts, 0, '{MARK_START}', '{MARK_END}', '…', 24) "
+               f"FROM search_document_fts WHERE search_document_fts MATCH %s AND rowid IN ({marks})")
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [_fts5_query(terms, prefix=prefix), *document_ids])
+            rows = cursor.fetchall()
+    return {pk: marked(snippet) for pk, snippet in rows}
+
+
+def _fts5_query(terms: list[str], *, prefix: bool, every_term: bool = False) -> str:
     quoted = [f'"{term}"' for term in terms]
     if prefix:
         quoted[-1] += "*"
+    return (" AND " if every_term else " OR ").join(quoted)
+
+
+def _sqlite(scope: QuerySet[Document], terms: list[str], *, limit: int, prefix: bool,
+            every_term: bool) -> list[FulltextHit]:
     scope_sql, scope_params = scope.order_by().values("id").query.sql_with_params()
     # The unary plus keeps the scope out of FTS5's planning: offered `rowid IN (...)`, it runs the MATCH once
     # per readable row (seconds at 10k rows) instead of once, then checking each match against the list.
     sql = (
-        "SELECT search_document_fts.rowid, bm25(search_document_fts), "
-        f"snippet(search_document_fts, 0, '{MARK_START}', '{MARK_END}', '…', 24) "
+        "SELECT search_document_fts.rowid, bm25(search_document_fts) "
         "FROM search_document_fts WHERE search_document_fts MATCH %s "
         f"AND +search_document_fts.rowid IN ({scope_sql}) "
         "ORDER BY bm25(search_document_fts) LIMIT %s"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [" OR ".join(quoted), *scope_params, limit])
+        cursor.execute(sql, [_fts5_query(terms, prefix=prefix, every_term=every_term), *scope_params, limit])
         rows = cursor.fetchall()
-    return [FulltextHit(document_id=pk, rank=-score, snippet=marked(snippet)) for pk, score, snippet in rows]
+    return [FulltextHit(document_id=pk, rank=-score) for pk, score in rows]
 
 
-def _postgres(scope: QuerySet[Document], terms: list[str], *, limit: int, prefix: bool) -> list[FulltextHit]:
+def _pg_query(terms: list[str], *, prefix: bool, every_term: bool = False) -> SearchQuery:
     lexemes = [f"'{term}'" for term in terms]  # \w+ only, so quoting cannot be broken out of
     if prefix:
         lexemes[-1] += ":*"
-    query = SearchQuery(" | ".join(lexemes), config=CONFIG, search_type="raw")
+    return SearchQuery((" & " if every_term else " | ").join(lexemes), config=CONFIG, search_type="raw")
+
+
+def _postgres(scope: QuerySet[Document], terms: list[str], *, limit: int, prefix: bool,
+              every_term: bool) -> list[FulltextHit]:
+    query = _pg_query(terms, prefix=prefix, every_term=every_term)
     rows = (
         scope.annotate(tsv=SearchVector("text", config=CONFIG))  # the GIN index's own expression
         .filter(tsv=query)
-        .annotate(rank=SearchRank(F("tsv"), query),
-                  snippet=SearchHeadline("text", query, config=CONFIG, start_sel=MARK_START, stop_sel=MARK_END,
-                                         max_words=40, min_words=15, max_fragments=2, fragment_delimiter=" … "))
+        .annotate(rank=SearchRank(F("tsv"), query))
         .order_by("-rank", "id")
-        .values_list("id", "rank", "snippet")[:limit]
+        .values_list("id", "rank")[:limit]
     )
-    return [FulltextHit(document_id=pk, rank=float(rank), snippet=marked(snippet)) for pk, rank, snippet in rows]
+    return [FulltextHit(document_id=pk, rank=float(rank)) for pk, rank in rows]
 
 
 def snippet_for(text: str, terms: list[str], *, width: int = 240) -> str:

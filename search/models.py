@@ -48,7 +48,8 @@ class Document(models.Model):
     """A searchable chunk: part of a message (most messages are one chunk) or of an attachment.
 
     The full-text index is kept by the database itself (an FTS5 table with triggers on SQLite, a GIN index on
-    PostgreSQL, see migration 0002); `vector` holds the unit-length embedding as float16 bytes.
+    PostgreSQL, see migration 0002); `vector` holds the unit-length embedding as a float32 scale followed by
+    one int8 code per dimension (`search.indexing.to_blob`).
     """
 
     room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="+", db_index=False)
@@ -63,6 +64,9 @@ class Document(models.Model):
     line_end = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)  # the source's time, for date filters
     vector = models.BinaryField(null=True, blank=True)
+    # The vector's first 8 bytes as an integer (`search.indexing.vector_key`), so a search can tell from an index
+    # alone, without reading rows, whether the vectors it keeps in memory are still the stored ones.
+    vector_key = models.BigIntegerField(null=True, blank=True)
     embedding_model = models.CharField(max_length=200, blank=True)
     indexed_at = models.DateTimeField(null=True, blank=True)
 
@@ -70,8 +74,8 @@ class Document(models.Model):
         db_table = "search_document"
         ordering = ["room_id", "created_at", "ordinal"]
         indexes = [
-            models.Index(fields=["room", "created_at"], name="document_room_created"),
-            models.Index(fields=["embedding_model"], name="document_embedding_model"),
+            # Covers the vector scan's scope query (ids and keys of a user's rooms) so it never reads the rows.
+            models.Index(fields=["room", "vector_key", "id"], name="document_room_vector"),
         ]
 
     def __str__(self) -> str:

@@ -13,15 +13,22 @@ from django.db.models import Count, Max, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce, Length
 from rest_framework import exceptions
 
-from chat.selectors import get_room_for_read, rooms_readable_by
+from chat.selectors import get_room_for_read, readable_room_parts, rooms_readable_by
 from models_mgmt.embeddings import embedder
 from search import fulltext
 from search.indexing import pending_documents, pending_messages
 from search.models import Attachment, Document
 from search.vectors import vector_index
 
+# Fusion, in one place: reciprocal rank fusion, equal weights, of the vector ranking and of the full-text rows
+# that hold every query word, because a row sharing one common word with a question ("sleep", "night") outranked
+# meaning when any-word matches were fused, while a row holding all the words (a name, a rare term) is strong
+# evidence; `mode=fulltext` alone still matches any word, for recall.
 RRF_K = 60  # reciprocal rank fusion's constant: how much the first few ranks dominate
 CANDIDATES = 50  # rows each ranking contributes to the fusion
+# What a hit reads of its row, room and file (hits, citations): the row's text, never its vector.
+HIT_FIELDS = ("id", "room_id", "message_id", "attachment_id", "role", "ordinal", "text", "page", "line_start",
+              "line_end", "created_at", "room__name", "attachment__name")
 
 
 @dataclass(frozen=True)
@@ -40,13 +47,15 @@ def readable_documents(user, filters: SearchFilters | None = None) -> QuerySet[D
     Rows of deleted messages are gone already: deleting a message removes them in its transaction, and the
     indexer writes a message's rows with the message locked (see `write_message_documents`).
     """
-    rooms = rooms_readable_by(user)
     filters = filters or SearchFilters()
-    if filters.room:
-        rooms = rooms.filter(pk=filters.room)
-    if filters.project:
-        rooms = rooms.filter(project_id=filters.project)
-    qs = Document.objects.filter(room__in=rooms.values("pk"))
+    parts = []
+    for rooms in readable_room_parts(user):
+        if filters.room:
+            rooms = rooms.filter(pk=filters.room)
+        if filters.project:
+            rooms = rooms.filter(project_id=filters.project)
+        parts.append(rooms.order_by().values("pk"))
+    qs = Document.objects.filter(room__in=parts[0].union(parts[1]))
     if filters.date_from:
         qs = qs.filter(created_at__gte=filters.date_from)
     if filters.date_to:
@@ -89,34 +98,40 @@ def fuse(rankings: list[list[int]], k: int = RRF_K) -> dict[int, float]:
 
 def hybrid_search(*, scope: QuerySet[Document], query: str, limit: int, mode: str = "hybrid",
                   query_vector: np.ndarray | None = None, min_similarity: float | None = None) -> SearchResult:
-    """Full-text and vector rankings of the scoped rows, fused by reciprocal rank (or either alone by `mode`).
+    """Full-text and vector rankings of the scoped rows, fused by reciprocal rank (see RRF_K), or either alone.
 
-    Rows less similar to the query than `min_similarity` (default SEARCH_MIN_SIMILARITY) stay out of the
-    vector ranking.
+    The query is embedded on the embedder's query thread while this one reads the database. Rows less similar
+    to the query than `min_similarity` (default SEARCH_MIN_SIMILARITY) stay out of the vector ranking.
     """
     floor = settings.SEARCH_MIN_SIMILARITY if min_similarity is None else min_similarity
     timings: dict[str, float] = {}
+    wants_vectors = mode in ("hybrid", "vector")
+    pending = embedder.submit_query(query) if wants_vectors and query_vector is None else None
     started = time.perf_counter()
-    text_hits = fulltext.search(scope, query, limit=CANDIDATES) if mode in ("hybrid", "fulltext") else []
+    text_hits = (fulltext.search(scope, query, limit=CANDIDATES, every_term=mode == "hybrid")
+                 if mode in ("hybrid", "fulltext") else [])
     timings["fulltext"] = (time.perf_counter() - started) * 1000
     vector_hits: list[tuple[int, float]] = []
-    if mode in ("hybrid", "vector"):
+    if wants_vectors:
+        def wait_for_vector() -> np.ndarray:
+            waited = time.perf_counter()
+            vector = pending.result() if pending is not None else query_vector
+            timings["embed"] = (time.perf_counter() - waited) * 1000  # what the embedding added, not its cost
+            return vector
+
         started = time.perf_counter()
-        vector = query_vector if query_vector is not None else embedder.embed([query])[0]
-        timings["embed"] = (time.perf_counter() - started) * 1000
-        started = time.perf_counter()
-        vector_hits = [(pk, score) for pk, score in
-                       vector_index.search(scope=scope, vector=vector, model=embedder.model_name, k=CANDIDATES)
-                       if score >= floor]
-        timings["vector"] = (time.perf_counter() - started) * 1000
+        found = vector_index.search(scope=scope, vector=wait_for_vector, model=embedder.model_name, k=CANDIDATES)
+        vector_hits = [(pk, score) for pk, score in found if score >= floor]
+        timings["vector"] = (time.perf_counter() - started) * 1000 - timings.get("embed", 0.0)
     text_order = [hit.document_id for hit in text_hits]
     vector_order = [pk for pk, _ in vector_hits]
     scores = fuse([text_order, vector_order])
     best = sorted(scores, key=lambda pk: (-scores[pk], pk))[:limit]
-    documents = Document.objects.select_related("room", "attachment").in_bulk(best)
-    snippets = {hit.document_id: hit.snippet for hit in text_hits}
-    similarity = dict(vector_hits)
+    started = time.perf_counter()
     text_rank = {pk: i for i, pk in enumerate(text_order, start=1)}
+    documents = (Document.objects.select_related("room", "attachment").only(*HIT_FIELDS).in_bulk(best))
+    snippets = fulltext.snippets([pk for pk in best if pk in documents], query)  # any word marked, both rankings
+    similarity = dict(vector_hits)
     vector_rank = {pk: i for i, pk in enumerate(vector_order, start=1)}
     terms = fulltext.query_terms(query)
     hits = [
@@ -125,6 +140,7 @@ def hybrid_search(*, scope: QuerySet[Document], query: str, limit: int, mode: st
             snippet=snippets.get(pk) or fulltext.snippet_for(documents[pk].text, terms))
         for pk in best if pk in documents
     ]
+    timings["rows"] = (time.perf_counter() - started) * 1000
     return SearchResult(hits=hits, fulltext_candidates=len(text_hits), vector_candidates=len(vector_hits),
                         timings_ms={key: round(value, 2) for key, value in timings.items()})
 

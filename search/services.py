@@ -16,7 +16,7 @@ from chatproject.errors import ApiError
 from models_mgmt.embeddings import EmbeddingError, embedder
 from search.chunking import chunk_pages, chunk_text
 from search.extract import ACCEPTED, ExtractionError, extract, kind_of
-from search.indexing import indexer, to_blob
+from search.indexing import indexer, to_blob, vector_key
 from search.models import Attachment, Document
 
 logger = logging.getLogger(__name__)
@@ -82,7 +82,8 @@ def _store(*, user, room: Room, name: str, kind: str, content_type: str, data: b
             Document.objects.bulk_create([
                 Document(room=room, attachment=attachment, role="file", ordinal=chunk.ordinal, text=chunk.text,
                          page=chunk.page, line_start=chunk.line_start, line_end=chunk.line_end,
-                         created_at=attachment.created_at, vector=vector, embedding_model=model if vector else "",
+                         created_at=attachment.created_at, vector=vector,
+                         vector_key=vector_key(vector) if vector else None, embedding_model=model if vector else "",
                          indexed_at=now if vector else None)
                 for chunk, vector in zip(chunks, vectors, strict=True)
             ], batch_size=200)

@@ -57,7 +57,7 @@ def daphne_on_fresh_database(ollama_urls: str, *, extra_env: dict | None = None)
             )
         base = f"http://127.0.0.1:{port}"
         try:
-            wait_for_http(f"{base}/signin/", process)
+            wait_for_http(f"{base}/signin/", process, timeout=120)  # it loads the embedding model before serving
             yield base, Path(folder)
         finally:
             process.terminate()

@@ -61,8 +61,6 @@ def running_workers(server: str, ollama_url: str):
         "REDIS_URL": settings.REDIS_URL,
         "OLLAMA_URLS": ollama_url,
         "LOCAL_MODELS_ENABLED": "false",
-        # The embedding model's first load in a worker takes seconds of CPU: these tests time stops, not search.
-        "SEARCH_INDEXING": "false",
         "DJANGO_SETTINGS_MODULE": "chatproject.settings",
     }
     ports = [free_port(), free_port()]
@@ -73,7 +71,7 @@ def running_workers(server: str, ollama_url: str):
     ]
     try:
         for port, process in zip(ports, processes, strict=True):
-            wait_for_http(f"http://127.0.0.1:{port}/", process)
+            wait_for_http(f"http://127.0.0.1:{port}/", process, timeout=120)  # each loads the embedding model first
         yield ports
     finally:
         for process in processes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import io
 import json
 import threading
@@ -15,7 +16,17 @@ from django.core.management import call_command
 from chat import services
 from chat.models import Message, MessageRole
 from models_mgmt.embeddings import EmbeddingError, embedder
-from search.indexing import indexer, pending_messages
+from search.indexing import (
+    draft_documents,
+    from_blobs,
+    index_messages,
+    indexer,
+    pending_messages,
+    to_blob,
+    vector_key,
+    with_vectors,
+    write_message_documents,
+)
 from search.models import Document
 from tests.conftest import client_for
 from tests.factories import MessageFactory, RoomFactory
@@ -185,3 +196,56 @@ def test_an_imported_room_is_indexed_once_the_import_commits(settings, user):
     assert Document.objects.filter(room_id=room_id, vector__isnull=False).count() == 2
     hits = api.get("/api/v1/chat/search", {"q": "container crash loop"}).json()["results"]
     assert hits[0]["room"]["id"] == room_id and hits[0]["role"] == "user"
+
+
+def test_int8_vectors_rank_like_float32():
+    rng = np.random.default_rng(3)
+    rows = rng.normal(size=(500, 384)).astype(np.float32)
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    query = rows[7] + rng.normal(scale=0.5, size=384).astype(np.float32)
+    query /= np.linalg.norm(query)
+    restored = from_blobs([to_blob(row) for row in rows], 384)
+    assert len(to_blob(rows[0])) == 384 + 4
+    assert np.abs(restored - rows).max() < 0.01
+    exact, approximate = rows @ query, restored @ query
+    assert list(np.argsort(-exact)[:10]) == list(np.argsort(-approximate)[:10])
+
+
+def test_the_migration_turns_float16_vectors_into_int8():
+    migration = importlib.import_module("search.migrations.0003_int8_vectors")
+    vector = np.linspace(-0.2, 0.3, 384, dtype=np.float32)
+    blob = migration.float16_to_int8(vector.astype(np.float16).tobytes())
+    assert np.abs(from_blobs([blob], 384)[0] - vector).max() < 0.01
+    back = np.frombuffer(migration.int8_to_float16(blob), dtype=np.float16)
+    assert np.abs(back - vector).max() < 0.01
+
+
+def test_query_vectors_are_cached_and_embedded_off_the_caller():
+    first = embedder.submit_query("a question asked twice").result(timeout=60)
+    assert embedder.embed_query("a question asked twice") is first
+    assert not first.flags.writeable
+
+
+@pytest.mark.django_db
+def test_rows_are_written_with_their_vectors_and_never_with_stale_ones(user):
+    message = MessageFactory(room=RoomFactory(owner=user), content="the first wording")
+    drafts = draft_documents([message.pk])
+    with_vectors(drafts[message.pk][1], [to_blob(np.full(384, 384 ** -0.5, dtype=np.float32))])
+    Message.objects.filter(pk=message.pk).update(content="the second wording")  # changed after embedding
+    written = write_message_documents([message.pk], drafts)
+    assert [(row.text, row.vector) for row in written] == [("the second wording", None)]
+    assert index_messages([message.pk]) == 1
+    row = Document.objects.get(message=message)
+    assert row.text == "the second wording" and row.vector is not None and row.indexed_at is not None
+    assert row.vector_key == vector_key(row.vector)
+
+
+@pytest.mark.django_db
+def test_a_down_engine_still_leaves_rows_for_full_text(settings, user):
+    settings.EMBEDDING_ENGINE = "ollama"
+    settings.EMBEDDING_OLLAMA_URL = "http://127.0.0.1:9"
+    message = MessageFactory(room=RoomFactory(owner=user), content="kubernetes pods restarting")
+    with pytest.raises(EmbeddingError):
+        index_messages([message.pk])
+    assert Document.objects.get(message=message).vector is None
+    assert pending_messages().count() == 0

@@ -8,7 +8,9 @@ from django.db import connection
 from accounts.models import Role
 from chat import services
 from chat.models import MessageRole
+from chat.selectors import readable_room_parts, rooms_readable_by
 from search.models import Document
+from search.vectors import vector_cache
 from tests.conftest import client_for
 from tests.factories import MembershipFactory, ProjectFactory, RoomFactory, TeamFactory, UserFactory
 
@@ -174,7 +176,7 @@ def test_ane_stats(corpus, roles):
     assert stats["documents"] == stats["vectors"] == 7
     assert stats["messages"] == 7 and stats["chunks"] == 0 and stats["pending"] == 0
     assert stats["dimension"] == 384 and stats["model"] == "sentence-transformers/all-MiniLM-L6-v2"
-    assert stats["size_on_disk_bytes"] > 7 * 384 * 2
+    assert stats["size_on_disk_bytes"] > 7 * (384 + 4)  # int8 codes and a scale per vector, plus the text
     assert stats["last_indexed"] is not None
     founder = client_for(roles["founder"]).get("/api/v1/chat/ane/stats").json()
     assert founder["documents"] == 8  # the team's rooms: the owner's seven and the other member's one
@@ -193,3 +195,58 @@ def test_common_words_do_not_match_on_their_own(corpus, roles):
     hits = api.get("/api/v1/chat/search", {"q": "the to of javascript", "mode": "fulltext"}).json()["results"]
     assert hits and all("javascript" in hit["snippet"].lower() for hit in hits)
     assert api.get("/api/v1/chat/search", {"q": "the", "mode": "fulltext"}).status_code == 200
+
+
+def test_cached_vectors_never_outlive_their_rows(corpus, roles):
+    """Vectors stay in process memory between searches; deleted rows and re-embedded ones are never stale."""
+    owner, room = roles["owner"], corpus["js"]
+    message = room.messages.get(content=JS_CHAT[0])
+    assert str(message.pk) in {hit["message_id"] for hit in search(owner, q="debounce", mode="vector")["results"]}
+    services.delete_message(room=room, message=message)
+    for mode in ("vector", "hybrid"):
+        assert str(message.pk) not in {hit["message_id"] for hit in search(owner, q="debounce", mode=mode)["results"]}
+    # A row whose stored vector changes under the same id (re-embedded) is ranked by its new vector.
+    bread = Document.objects.get(message__content=COOKING_CHAT[0])
+    garden = Document.objects.get(message__content=GARDEN_CHAT[0])
+    assert search(owner, q="sourdough loaf", mode="vector")["results"][0]["message_id"] == str(bread.message_id)
+    Document.objects.filter(pk=garden.pk).update(vector=bread.vector, vector_key=bread.vector_key)
+    Document.objects.filter(pk=bread.pk).update(vector=garden.vector, vector_key=garden.vector_key)
+    top = search(owner, q="sourdough loaf", mode="vector")["results"]
+    assert top[0]["message_id"] == str(garden.message_id)
+
+
+def test_cached_vectors_of_other_readers_stay_out_of_scope(corpus, roles):
+    search(roles["founder"], q="JavaScript function", mode="vector")  # the cache now holds the team's rows
+    search(roles["other_team"], q="JavaScript function", mode="vector")
+    rooms = {hit["room"]["id"] for hit in search(roles["owner"], q="JavaScript function", limit=50)["results"]}
+    assert rooms and rooms <= {str(corpus[name].pk) for name in ("js", "cooking", "garden")}
+
+
+def test_hybrid_counts_full_text_only_for_rows_holding_every_word(corpus, roles):
+    owner = roles["owner"]
+    query = "how to write a loaf of bread recipe"
+    js = str(corpus["js"].messages.get(content=JS_CHAT[0]).pk)
+    assert js in {hit["message_id"] for hit in search(owner, q=query, mode="fulltext")["results"]}  # "write"
+    hits = search(owner, q=query)["results"]
+    assert hits[0]["message_id"] == str(corpus["cooking"].messages.get(content=COOKING_CHAT[0]).pk)
+    assert all(hit["fulltext_rank"] is None for hit in hits)  # no row holds every word: meaning decides
+    both = search(owner, q="sourdough bread")["results"][0]  # every word, and the meaning too
+    assert both["fulltext_rank"] == 1 and both["vector_rank"] is not None
+
+
+def test_readable_room_parts_are_exactly_the_readable_rooms(corpus, roles):
+    for user in roles.values():
+        own, teams = readable_room_parts(user)
+        assert set(own.values_list("pk", flat=True)) | set(teams.values_list("pk", flat=True)) == set(
+            rooms_readable_by(user).values_list("pk", flat=True))
+
+
+def test_a_full_vector_cache_starts_over_and_still_ranks_everything(corpus, roles, settings, index_all):
+    owner = roles["owner"]
+    settings.SEARCH_VECTOR_CACHE_ROWS = 3  # fewer than the owner's rows: every new row overflows it
+    settings.SEARCH_MIN_SIMILARITY = -1.0  # every row is a vector hit, so the count shows what was ranked
+    vector_cache.clear()
+    assert search(owner, q="JavaScript", mode="vector", limit=50)["count"] == 7
+    _room(owner, ["A new question about JavaScript closures"])
+    index_all()  # one row the cache lacks: reading it overflows the cache, which keeps what this search needs
+    assert search(owner, q="JavaScript", mode="vector", limit=50)["count"] == 8

@@ -37,7 +37,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, batch: int, rebuild: bool, no_progress: bool, **options) -> None:
         if rebuild:
-            Document.objects.update(vector=None, embedding_model="", indexed_at=None)
+            Document.objects.update(vector=None, vector_key=None, embedding_model="", indexed_at=None)
         messages, documents = pending_messages().count(), pending_documents().count()
         self.stdout.write(f"{messages} messages and {documents} rows to index with {embedder.model_name}")
         bar_output = BarOutput(self.stderr)
