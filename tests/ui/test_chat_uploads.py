@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
@@ -135,9 +136,13 @@ def test_search_other_chats_draws_on_another_chat_and_its_source_opens_it(server
     expect(last_reply(page)).to_have_attribute("data-status", "complete")
     trip = page.url
     said = page.locator(".msg.user").last.get_attribute("data-message-id")
-    # Indexed in the background: the sidebar's full search finds it once it is.
+    # Indexed in the background (in a quiet moment after the reply), then the sidebar's full search finds it.
+    deadline = time.monotonic() + 60
+    while not page.request.get(f"{server}/api/v1/chat/search?q=ferry+Hvar").json()["count"]:
+        assert time.monotonic() < deadline, "not indexed within 60 s"
+        page.wait_for_timeout(200)
     page.get_by_label("Search chats").fill("ferry Hvar")
-    expect(page.locator(".hit-group .hit").first).to_be_visible(timeout=60_000)
+    expect(page.locator(".hit-group .hit").first).to_be_visible()
     page.get_by_label("Search chats").fill("")
 
     page.get_by_role("button", name="+ New chat").click()
