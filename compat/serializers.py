@@ -140,9 +140,15 @@ class OpenAIMessageSerializer(serializers.Serializer):
     came; tool calls and tool results are refused."""
 
     role = serializers.ChoiceField(choices=["system", "developer", "user", "assistant", "tool", "function"])
-    content = OpenAIContentField(required=False, allow_null=True, default="")
+    content = OpenAIContentField(required=False, allow_null=True, default=None)
     name = StrictCharField(required=False, max_length=64)
     tool_calls = serializers.ListField(required=False, allow_null=True)
+
+    def validate(self, attrs: dict) -> dict:
+        """As in OpenAI's API, only an assistant turn may come without content."""
+        if attrs.get("content") is None and attrs["role"] != "assistant":
+            raise serializers.ValidationError({"content": f"A {attrs['role']} message needs content."})
+        return attrs
 
     def validate_role(self, value: str) -> str:
         if value in ("tool", "function"):

@@ -156,6 +156,10 @@ def test_errors_are_the_clients_own_exceptions(live, bearer, fake_ollama):
         with pytest.raises(openai.BadRequestError) as bad:
             api.chat.completions.create(model="fake-llm:latest", messages=HELLO, **extra)
         assert bad.value.body["param"] == param and bad.value.body["type"] == "invalid_request_error", param
+    for empty in ({"role": "user", "content": None}, {"role": "user"}, {"role": "system", "content": None}):
+        with pytest.raises(openai.BadRequestError) as missing:
+            api.chat.completions.create(model="fake-llm:latest", messages=[empty, *HELLO])
+        assert missing.value.body["param"] == "messages", empty
     with pytest.raises(openai.BadRequestError) as image:
         api.chat.completions.create(model="fake-llm:latest", messages=[
             {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:,"}}]}])
@@ -284,3 +288,9 @@ def test_an_endpoint_not_served_answers_in_the_clients_error_shape(live, bearer,
                                  "param": None, "code": None}
     ollama_side = httpx.post(f"{live.url}/ollama/api/pull", json={"model": "x"})
     assert ollama_side.status_code == 404 and ollama_side.json() == {"error": "404 page not found: /ollama/api/pull"}
+
+
+def test_an_assistant_turn_may_come_without_content(live, bearer, fake_ollama):
+    reply = client(live, bearer).chat.completions.create(
+        model="fake-llm:latest", messages=[*HELLO, {"role": "assistant", "content": None}, *HELLO])
+    assert reply.choices[0].message.content
