@@ -101,7 +101,7 @@ class LoginApi(PublicAuthView):
         )
         django_login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         agent = request.headers.get("User-Agent", "")[:60]
-        _token, raw = services.create_api_token(user=user, name=f"login {agent}".strip())
+        _token, raw = services.issue_sign_in_token(user=user, name=f"login {agent}".strip())
         return Response({"user": UserSerializer(user).data, "token": raw})
 
 

@@ -94,7 +94,7 @@ def register_user(*, username: str, email: str, password: str, invite_token: str
         if default_team is not None:
             Membership.objects.create(team=default_team, user=user, role=Role.MEMBER)
 
-    _token, raw = create_api_token(user=user, name="sign-up")
+    _token, raw = issue_sign_in_token(user=user, name="sign-up")
     if not user.email_verified:
         transaction.on_commit(lambda: send_verification_email(user=user))
     return user, raw
@@ -183,6 +183,14 @@ def create_api_token(*, user: User, name: str, expires_in_days: int | None = Non
         user=user, name=name, key_hash=hash_secret(raw), key_prefix=raw[:10], expires_at=expires_at
     )
     return token, raw
+
+
+@transaction.atomic
+def issue_sign_in_token(*, user: User, name: str) -> tuple[ApiToken, str]:
+    """The token sign-up and login answer with: it expires after SIGN_IN_TOKEN_DAYS, and the user's expired
+    tokens are dropped as it is made, so logging in again and again leaves no trail of live tokens."""
+    ApiToken.objects.filter(user=user, expires_at__lte=timezone.now()).delete()
+    return create_api_token(user=user, name=name, expires_in_days=settings.SIGN_IN_TOKEN_DAYS or None)
 
 
 @transaction.atomic

@@ -292,6 +292,9 @@ PANIC_CACHE_SECONDS = float(os.environ.get("PANIC_CACHE_SECONDS", "2"))
 # `/metrics`: open to loopback clients unless turned off; any client with `Authorization: Bearer <METRICS_TOKEN>`.
 METRICS_LOOPBACK_OPEN = env_bool("METRICS_LOOPBACK_OPEN", True)
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+# Tokens handed out by sign-up and login expire after this many days (0: never), so they do not pile up;
+# tokens made on the settings page keep the expiry chosen there.
+SIGN_IN_TOKEN_DAYS = env_int("SIGN_IN_TOKEN_DAYS", 30)
 # Performance and system samples older than this many days are deleted (when system samples are taken, and by
 # `manage.py prune_performance`); 0 keeps them forever.
 PERFORMANCE_RETENTION_DAYS = env_int("PERFORMANCE_RETENTION_DAYS", 30)

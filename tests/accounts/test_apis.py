@@ -79,6 +79,23 @@ def test_login_by_username_or_email_sets_session_and_token(anon_client):
     assert token_client.get("/api/v1/auth/me").json()["username"] == "dave"
 
 
+def test_sign_in_tokens_expire_and_expired_ones_are_dropped(anon_client, settings):
+    settings.SIGN_IN_TOKEN_DAYS = 30
+    registered = anon_client.post("/api/v1/auth/register", {"username": "erin", "email": "erin@example.com",
+                                                            "password": PASSWORD}, format="json")
+    erin = User.objects.get(username="erin")
+    sign_up = ApiToken.objects.get(user=erin)
+    assert registered.status_code == 201 and sign_up.name == "sign-up"
+    assert timedelta(days=29) < sign_up.expires_at - timezone.now() <= timedelta(days=30)
+    kept, _raw = create_api_token(user=erin, name="my script")  # made on the settings page: no expiry
+    ApiToken.objects.filter(pk=sign_up.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    login = APIClient().post("/api/v1/auth/login", {"username": "erin", "password": PASSWORD}, format="json")
+    assert login.status_code == 200
+    names = sorted(ApiToken.objects.filter(user=erin).values_list("name", flat=True))
+    assert names == ["login", "my script"]  # the expired sign-up token is gone, the deliberate one stays
+    assert ApiToken.objects.get(pk=kept.pk).expires_at is None
+
+
 def test_login_failures(anon_client):
     UserFactory(username="erin", is_active=False)
     wrong = anon_client.post("/api/v1/auth/login", {"username": "erin", "password": "nope"}, format="json")
