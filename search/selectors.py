@@ -28,7 +28,7 @@ RRF_K = 60  # reciprocal rank fusion's constant: how much the first few ranks do
 CANDIDATES = 50  # rows each ranking contributes to the fusion
 # What a hit reads of its row, room and file (hits, citations): the row's text, never its vector.
 HIT_FIELDS = ("id", "room_id", "message_id", "attachment_id", "role", "ordinal", "text", "page", "line_start",
-              "line_end", "created_at", "room__name", "attachment__name")
+              "line_end", "created_at", "room__name", "room__owner__username", "attachment__name")
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,7 @@ def hybrid_search(*, scope: QuerySet[Document], query: str, limit: int, mode: st
     best = sorted(scores, key=lambda pk: (-scores[pk], pk))[:limit]
     started = time.perf_counter()
     text_rank = {pk: i for i, pk in enumerate(text_order, start=1)}
-    documents = (Document.objects.select_related("room", "attachment").only(*HIT_FIELDS).in_bulk(best))
+    documents = (Document.objects.select_related("room__owner", "attachment").only(*HIT_FIELDS).in_bulk(best))
     snippets = fulltext.snippets([pk for pk in best if pk in documents], query)  # any word marked, both rankings
     similarity = dict(vector_hits)
     vector_rank = {pk: i for i, pk in enumerate(vector_order, start=1)}

@@ -112,7 +112,8 @@ class SearchHitSerializer(serializers.Serializer):
 
     # Plain dicts: a nested serializer per hit copies its fields every time, most of what serialising took.
     def get_room(self, hit: Hit) -> dict:
-        return {"id": str(hit.document.room_id), "name": hit.document.room.name}
+        room = hit.document.room
+        return {"id": str(hit.document.room_id), "name": room.name, "owner": room.owner.username}
 
     def get_file(self, hit: Hit) -> dict | None:
         attachment = hit.document.attachment

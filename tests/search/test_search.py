@@ -61,7 +61,7 @@ def test_javascript_function_finds_the_javascript_chat_first(corpus, roles):
     body = search(roles["owner"], q="JavaScript function")
     assert body["count"] >= 1
     top = body["results"][0]
-    assert top["room"] == {"id": str(corpus["js"].pk), "name": "Frontend help"}
+    assert top["room"] == {"id": str(corpus["js"].pk), "name": "Frontend help", "owner": roles["owner"].username}
     assert top["kind"] == "message"
     assert "<mark>" in top["snippet"]
     assert top["link"] == f"/chat/{corpus['js'].pk}/?message={top['message_id']}#message-{top['message_id']}"
@@ -96,9 +96,12 @@ def test_another_users_hits_are_never_returned(corpus, roles):
 
 
 def test_a_founder_searches_the_teams_rooms(corpus, roles):
-    rooms = {hit["room"]["id"] for hit in search(roles["founder"], q="JavaScript function", limit=50)["results"]}
+    hits = search(roles["founder"], q="JavaScript function", limit=50)["results"]
+    rooms = {hit["room"]["id"] for hit in hits}
     assert {str(corpus["js"].pk), str(corpus["other_js"].pk)} <= rooms
     assert str(corpus["outsider_js"].pk) not in rooms
+    owners = {hit["room"]["id"]: hit["room"]["owner"] for hit in hits}  # whose each room is, for the founder
+    assert owners[str(corpus["js"].pk)] == roles["owner"].username
 
 
 def test_filters(corpus, roles):

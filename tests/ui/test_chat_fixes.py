@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 import httpx
 import pytest
@@ -265,6 +266,13 @@ def test_a_founder_reads_a_members_chat_without_write_controls(server, new_page,
     for write in ("Edit", "Regenerate", "Delete", "Good reply"):
         expect(founder.get_by_role("button", name=write, exact=True)).to_have_count(0)
     expect(last_reply(founder).get_by_role("button", name="Copy")).to_have_count(1)
+    deadline = time.monotonic() + 60  # indexed in the background; then the founder's search says whose it is
+    while not founder.request.get(f"{server}/api/v1/chat/search?q=member+question").json()["count"]:
+        assert time.monotonic() < deadline, "not indexed within 60 s"
+        founder.wait_for_timeout(200)
+    founder.get_by_label("Search chats").fill("member question")
+    expect(founder.locator(".hit-room").first).to_have_text(re.compile(f"\\({member}'s\\)$"))
+    founder.get_by_label("Search chats").fill("")
     founder.get_by_role("button", name="+ New chat").click()  # their own chat: writable again
     expect(founder.get_by_label("Message", exact=True)).to_be_enabled()
     expect(founder.locator(".msg.user .author")).to_have_count(0)

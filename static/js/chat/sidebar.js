@@ -1,6 +1,6 @@
 // The sidebar: rooms, projects, full-search hits, and its off-canvas toggle on phones.
 import { api } from "../api.js";
-import { els, notify, state } from "./state.js";
+import { els, notify, shell, state } from "./state.js";
 import { highlightMessage, openPassage, sanitize } from "./render.js";
 import { newChat, openRoom, updateRoom } from "./conversation.js";
 import { askChoice, askText, confirmDialog } from "./dialogs.js";
@@ -49,7 +49,9 @@ function renderHits() {
   }
   for (const { room, hits } of groups.values()) {
     const item = Object.assign(document.createElement("li"), { className: "hit-group" });
-    const name = Object.assign(document.createElement("div"), { className: "hit-room", textContent: room.name });
+    // A founder's search reaches the team's rooms too: those say whose they are.
+    const whose = room.owner && room.owner !== shell.dataset.username ? ` (${room.owner}'s)` : "";
+    const name = Object.assign(document.createElement("div"), { className: "hit-room", textContent: `${room.name}${whose}` });
     Object.assign(name.style, { fontWeight: "600", padding: ".4rem .5rem 0" });
     item.append(name);
     for (const hit of hits.slice(0, 3)) {
