@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from accounts.serializers import GenerationDefaultsSerializer
 from chat.models import ChatSession, Message, Project, Room
 from chatproject.validation import (
     Int64Field,
@@ -50,9 +51,16 @@ class RoomWriteSerializer(serializers.Serializer):
     archived = StrictBooleanField(required=False)
 
     def validate_metadata(self, value):
-        """`metadata.generation` feeds every reply of the room, so it gets the checks a request's options get."""
+        """`metadata.generation` feeds every reply of the room, so it is checked as the user's own defaults are."""
         if not isinstance(value, dict) or "generation" not in value:
             return value
+        if not isinstance(value["generation"], dict):
+            raise serializers.ValidationError("generation must be an object of generation parameters.")
+        checked = GenerationDefaultsSerializer(data=value["generation"])
+        if not checked.is_valid():
+            key, errors = next(iter(checked.errors.items()))
+            raise serializers.ValidationError(f"generation.{key}: {errors[0]}")
+        return value
         generation = value["generation"]
         if not isinstance(generation, dict):
             raise serializers.ValidationError("generation must be an object of generation parameters.")
