@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path
 
 import httpx
@@ -64,6 +65,14 @@ def send(page, text: str, model: str | None = None) -> None:
         page.get_by_label("Model", exact=True).select_option(model)
     page.get_by_label("Message", exact=True).fill(text)
     page.get_by_label("Message", exact=True).press("Enter")
+
+
+def wait_until_searchable(page, server: str, query: str) -> None:
+    """Messages are indexed in the background, in a quiet moment after a reply: wait until search finds one."""
+    deadline = time.monotonic() + 60
+    while not page.request.get(f"{server}/api/v1/chat/search", params={"q": query}).json()["count"]:
+        assert time.monotonic() < deadline, f"{query!r} not searchable within 60 s"
+        page.wait_for_timeout(200)
 
 
 def last_reply(page):

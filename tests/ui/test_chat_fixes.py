@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import re
-import time
 
 import httpx
 import pytest
 
-from tests.ui.test_browser import FAKE, answer_dialog, last_reply, register, room_action, send, server, sign_in
+from tests.ui.test_browser import (
+    FAKE,
+    answer_dialog,
+    last_reply,
+    register,
+    room_action,
+    send,
+    server,
+    sign_in,
+    wait_until_searchable,
+)
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 expect = playwright_sync.expect
@@ -266,10 +275,7 @@ def test_a_founder_reads_a_members_chat_without_write_controls(server, new_page,
     for write in ("Edit", "Regenerate", "Delete", "Good reply"):
         expect(founder.get_by_role("button", name=write, exact=True)).to_have_count(0)
     expect(last_reply(founder).get_by_role("button", name="Copy")).to_have_count(1)
-    deadline = time.monotonic() + 60  # indexed in the background; then the founder's search says whose it is
-    while not founder.request.get(f"{server}/api/v1/chat/search?q=member+question").json()["count"]:
-        assert time.monotonic() < deadline, "not indexed within 60 s"
-        founder.wait_for_timeout(200)
+    wait_until_searchable(founder, server, "member question")  # then the founder's search says whose it is
     founder.get_by_label("Search chats").fill("member question")
     expect(founder.locator(".hit-room").first).to_have_text(re.compile(f"\\({member}'s\\)$"))
     founder.get_by_label("Search chats").fill("")

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 
-from tests.ui.test_browser import FAKE, last_reply, register, send, server, sign_in
+from tests.ui.test_browser import FAKE, last_reply, register, send, server, sign_in, wait_until_searchable
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 expect = playwright_sync.expect
@@ -136,11 +135,7 @@ def test_search_other_chats_draws_on_another_chat_and_its_source_opens_it(server
     expect(last_reply(page)).to_have_attribute("data-status", "complete")
     trip = page.url
     said = page.locator(".msg.user").last.get_attribute("data-message-id")
-    # Indexed in the background (in a quiet moment after the reply), then the sidebar's full search finds it.
-    deadline = time.monotonic() + 60
-    while not page.request.get(f"{server}/api/v1/chat/search?q=ferry+Hvar").json()["count"]:
-        assert time.monotonic() < deadline, "not indexed within 60 s"
-        page.wait_for_timeout(200)
+    wait_until_searchable(page, server, "ferry Hvar")
     page.get_by_label("Search chats").fill("ferry Hvar")
     expect(page.locator(".hit-group .hit").first).to_be_visible()
     page.get_by_label("Search chats").fill("")

@@ -60,6 +60,14 @@ def chat_server(fake):
             process.wait(10)
 
 
+def sign_in(page, server: str) -> None:
+    page.goto(f"{server}/signin/")
+    page.get_by_label("Username or email").fill("picker")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r".*/chat/[0-9a-f-]+/$"))
+
+
 def option(page, name: str):
     return page.locator(f'#model-picker option[value="{name}"]')
 
@@ -67,11 +75,7 @@ def option(page, name: str):
 def test_the_picker_marks_a_preloaded_model_as_loaded(chat_server, new_page, fake):
     fake.reset_stats()
     page = new_page()
-    page.goto(f"{chat_server}/signin/")
-    page.get_by_label("Username or email").fill("picker")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(re.compile(r".*/chat/[0-9a-f-]+/$"))
+    sign_in(page, chat_server)
     expect(option(page, CODER)).to_have_attribute("data-loaded", "false")
     expect(option(page, CODER)).to_have_text("fake-coder:7b (ollama)")
 
@@ -92,11 +96,7 @@ def test_the_picker_marks_a_preloaded_model_as_loaded(chat_server, new_page, fak
 
 def test_the_picker_names_a_server_that_is_down(chat_server, new_page, fake):
     page = new_page()
-    page.goto(f"{chat_server}/signin/")
-    page.get_by_label("Username or email").fill("picker")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(re.compile(r".*/chat/[0-9a-f-]+/$"))
+    sign_in(page, chat_server)
     down = page.locator("#model-picker option[data-down]")
     expect(down).to_have_text("ollama-2 is unreachable: connection refused")
     expect(down).to_be_disabled()
@@ -106,11 +106,7 @@ def test_the_picker_names_a_server_that_is_down(chat_server, new_page, fake):
 
 def test_the_phone_layout_fits_the_screen_with_a_down_server_in_the_picker(chat_server, new_page, fake):
     page = new_page(viewport={"width": 390, "height": 844})
-    page.goto(f"{chat_server}/signin/")
-    page.get_by_label("Username or email").fill("picker")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(re.compile(r".*/chat/[0-9a-f-]+/$"))
+    sign_in(page, chat_server)
     expect(page.locator("#model-picker option[data-down]")).to_have_count(1)  # the longest entry
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     for control in (page.get_by_label("Model", exact=True), page.get_by_label("Search other chats"),
